@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "common/session_id.h"
+
+#include <uuid/uuid.h>
+
+namespace tundra::common {
+
+Uuid newSessionId() {
+    uuid_t raw;
+    uuid_generate_random(raw);
+    Uuid id{};
+    for (std::size_t i = 0; i < id.size(); ++i) {
+        id[i] = raw[i];
+    }
+    return id;
+}
+
+}  // namespace tundra::common

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// Counters and gauges behind HEALTH_RESULT and the admin /metrics page (one source for both).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "tundra/protocol.h"
+
+namespace tundra::core {
+
+/// Monotonic counters; names follow the metric names (tundra_<name>).
+struct Metrics {
+    std::uint64_t frames_in_total = 0;
+    std::uint64_t frames_out_total = 0;
+    std::uint64_t messages_in_total = 0;       ///< MESSAGE, AGENT_COMMAND, IMAGE accepted
+    std::uint64_t messages_out_total = 0;      ///< deliveries queued to live connections
+    std::uint64_t offline_buffered_total = 0;  ///< deliveries stored in offline buffers
+    std::uint64_t offline_dropped_total = 0;   ///< lost to count/byte budgets
+    std::uint64_t connections_total = 0;
+    std::uint64_t registrations_total = 0;
+    std::uint64_t resumes_total = 0;
+    std::uint64_t heartbeat_timeouts_total = 0;
+    std::uint64_t slow_consumer_disconnects_total = 0;
+    std::uint64_t sessions_expired_total = 0;
+    std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
+};
+
+/// A bounded reservoir of latency samples (ms) with percentiles.
+class LatencyStats {
+public:
+    void add(double ms);
+    [[nodiscard]] std::uint64_t samples() const { return count_; }
+    /// nullopt when there are no samples.
+    [[nodiscard]] std::optional<double> percentile(double p) const;
+    [[nodiscard]] std::optional<double> max() const;
+
+private:
+    static constexpr std::size_t kWindow = 1024;  // most recent samples
+    std::vector<double> ring_;
+    std::size_t next_ = 0;
+    std::uint64_t count_ = 0;
+    double max_ = 0;
+};
+
+struct Gauges {
+    std::uint64_t connections = 0;
+    std::uint64_t sessions_online = 0;
+    std::uint64_t sessions_detached = 0;
+    std::uint64_t users_known = 0;
+    std::uint64_t buffered_messages = 0;
+    std::uint64_t buffered_bytes = 0;
+    std::uint64_t latency_samples = 0;
+    std::optional<double> latency_p50_ms;
+    std::optional<double> latency_p99_ms;
+    std::optional<double> latency_max_ms;
+    std::int64_t uptime_s = 0;
+};
+
+}  // namespace tundra::core

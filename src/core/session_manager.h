@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// The pure chat core: sessions, presence, routing, offline buffers, delivery windows,
+// heartbeats and metrics. No sockets, no clock reads except through common::Clock; output goes
+// through Outbox. Driven by the server (or by tests with a FakeClock and a RecordingOutbox).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "core/metrics.h"
+#include "core/outbox.h"
+#include "tundra/codec.h"
+#include "tundra/protocol.h"
+
+namespace tundra::core {
+
+struct CoreConfig {
+    std::size_t max_clients = 1000;
+    std::size_t max_payload = kMaxPayload;       ///< bound on client frames
+    std::int64_t session_timeout_ms = 120'000;
+    std::int64_t ping_interval_ms = 30'000;
+    std::size_t max_buffered = 50;               ///< per-user offline buffer and window
+    std::size_t user_buffer_bytes = 1U << 20;    ///< per-user budget (offline + window)
+    std::size_t total_buffer_bytes = 256U << 20; ///< all users together
+    std::size_t max_users = 100'000;
+    bool presence_events = true;
+    std::string software_version = "0.1.0";
+};
+
+/// Why a connection ended, from the core's point of view.
+enum class DisconnectReason { PeerClosed, Error, SlowConsumer, HeartbeatTimeout, Local, Shutdown };
+
+/// Extra figures only the server knows, added to HEALTH_RESULT and /metrics.
+struct ServerStats {
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t rss_bytes = 0;
+};
+
+class SessionManager {
+public:
+    /// `new_session_id` makes UUID v4s (common::newSessionId in production; deterministic in
+    /// tests). `server_stats` is called when HEALTH_RESULT is built.
+    SessionManager(CoreConfig config, Outbox& outbox, const common::Clock& clock,
+                   std::function<Uuid()> new_session_id,
+                   std::function<ServerStats()> server_stats = {});
+    ~SessionManager();
+    SessionManager(const SessionManager&) = delete;
+    SessionManager& operator=(const SessionManager&) = delete;
+
+    /// A new connection. Beyond max_clients it gets ERROR SERVER_FULL and closeAfterFlush.
+    void onConnect(ConnId conn);
+    /// A complete frame whose header passed decodeFrame(). Handles flags, type, registration
+    /// state, payload rules and routing. Never calls back into the caller synchronously other
+    /// than through Outbox.
+    void onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload);
+    /// decodeFrame() reported a header error: ERROR with `code` and the header's sequence,
+    /// then closeAfterFlush.
+    void onHeaderError(ConnId conn, std::uint16_t sequence, ErrorCode code, std::string_view why);
+    /// The connection is gone. `unwritten` are delivery ids queued but never fully written
+    /// (slow consumer, error); they move to the user's offline buffer. Detaches the session.
+    void onDisconnect(ConnId conn, DisconnectReason reason, const std::vector<std::uint64_t>& unwritten);
+    /// Advances heartbeats (PINGs, dead connections) and session expiry to clock.now. Cheap
+    /// when nothing is due; the server calls it every `tickIntervalMs()`.
+    void tick();
+    [[nodiscard]] std::int64_t tickIntervalMs() const;
+    /// SIGTERM: SYSTEM SHUTDOWN(retry_after_s) to every connection, then closeAfterFlush each.
+    void shutdown(std::uint16_t retry_after_s);
+    /// Runtime-changeable settings (limits, timeouts); used by SIGHUP reload.
+    void reconfigure(const CoreConfig& config);
+
+    [[nodiscard]] const CoreConfig& config() const { return config_; }
+    [[nodiscard]] const Metrics& metrics() const { return metrics_; }
+    /// Live gauges (connections, sessions online/detached, users known, buffered now).
+    [[nodiscard]] Gauges gauges() const;
+    /// The HEALTH_RESULT JSON; `asker` adds its own "connection" object when registered.
+    [[nodiscard]] std::string healthJson(ConnId asker) const;
+
+private:
+    struct Impl;
+    CoreConfig config_;
+    Metrics metrics_;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tundra::core

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+// Accepts TCP connections and owns them: non-blocking sockets, bounded reads, direct writes
+// with EPOLLOUT only after a partial write, shared (refcounted) output segments, close after
+// flush, deferred destruction, the spare-fd EMFILE trick and an output cap. Moves bytes only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/event_loop.h"
+
+namespace tundra::net {
+
+/// Never reused within a process; never an fd.
+using ConnId = std::uint64_t;
+using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
+
+enum class CloseReason {
+    PeerClosed,     ///< EOF from the peer
+    Error,          ///< read/write error (ECONNRESET, EPIPE...)
+    SlowConsumer,   ///< output exceeded the cap
+    Local,          ///< closeAfterFlush() / close() by the owner
+    FlushTimeout,   ///< closeAfterFlush() could not drain in time
+};
+const char* closeReasonName(CloseReason r);
+
+struct TcpServerOptions {
+    std::string bind = "127.0.0.1";  ///< IPv4 or IPv6 literal ("::" for all v6+v4)
+    std::uint16_t port = 0;          ///< 0 = the OS chooses
+    std::size_t output_cap = 8U << 20;  ///< queued output bytes beyond which SlowConsumer
+    int max_reads_per_wakeup = 4;
+    std::int64_t flush_timeout_ms = 5000;  ///< closeAfterFlush() gives up after this
+};
+
+struct ConnInfo {
+    std::string peer;  ///< "ip:port" / "[ip]:port"
+};
+
+class TcpServer {
+public:
+    /// Called after accept. The connection is live; send() works.
+    using ConnectCallback = std::function<void(ConnId, const ConnInfo&)>;
+    /// Called with all unconsumed input (left-over partial bytes + new bytes). Returns how
+    /// many bytes were consumed; the rest is kept and presented again with the next bytes.
+    /// May call send(), closeAfterFlush() and close() for any connection.
+    using DataCallback = std::function<std::size_t(ConnId, std::span<const std::uint8_t>)>;
+    /// Called once per connection, at the end of the iteration in which it closed (never from
+    /// inside another callback). `unwritten_tags` are the non-zero tags of segments that were
+    /// not completely written, oldest first.
+    using CloseCallback = std::function<void(ConnId, CloseReason, std::vector<std::uint64_t>)>;
+
+    TcpServer(EventLoop& loop, TcpServerOptions options);
+    ~TcpServer();
+
+    /// Binds and listens; returns false with `error` set (e.g. "bind 127.0.0.1:80: Permission
+    /// denied"). After success, port() is the real port.
+    bool listen(std::string& error);
+    [[nodiscard]] std::uint16_t port() const;
+    /// Stops accepting (closes the listening socket). Existing connections stay.
+    void stopAccepting();
+
+    void setConnectCallback(ConnectCallback cb) { on_connect_ = std::move(cb); }
+    void setDataCallback(DataCallback cb) { on_data_ = std::move(cb); }
+    void setCloseCallback(CloseCallback cb) { on_close_ = std::move(cb); }
+
+    /// Queues `bytes` (shared, not copied) for `id`; writes directly when nothing is queued.
+    /// `tag` (non-zero) is reported back in unwritten_tags if the connection closes before the
+    /// segment is fully written. Returns false if the connection is unknown or closing.
+    /// If queued output exceeds output_cap the connection is closed as SlowConsumer
+    /// (still returns true: the segment was queued, and its tag will be reported).
+    bool send(ConnId id, SharedBytes bytes, std::uint64_t tag = 0);
+    /// Stops reading, flushes queued output, then closes (Local, or FlushTimeout).
+    void closeAfterFlush(ConnId id);
+    /// Closes now, discarding queued output (reason Local).
+    void close(ConnId id);
+
+    [[nodiscard]] std::size_t connectionCount() const;
+    [[nodiscard]] std::size_t queuedBytes(ConnId id) const;
+    std::uint64_t bytesIn() const { return bytes_in_; }
+    std::uint64_t bytesOut() const { return bytes_out_; }
+    std::uint64_t acceptErrors() const { return accept_errors_; }
+
+private:
+    class Acceptor;
+    class Connection;
+    friend class Connection;
+    void onAccept(int fd, const ConnInfo& info);
+    void scheduleClose(Connection& c, CloseReason reason);
+    void reap();
+
+    EventLoop& loop_;
+    TcpServerOptions options_;
+    std::unique_ptr<Acceptor> acceptor_;
+    std::unordered_map<ConnId, std::unique_ptr<Connection>> conns_;
+    std::vector<ConnId> to_reap_;
+    ConnId next_id_ = 1;
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
+    std::uint64_t accept_errors_ = 0;
+    ConnectCallback on_connect_;
+    DataCallback on_data_;
+    CloseCallback on_close_;
+};
+
+/// Delivers SIGTERM/SIGINT/SIGHUP through a signalfd registered with the loop; blocks those
+/// signals for the process and ignores SIGPIPE.
+class SignalWatcher : public IoHandler {
+public:
+    SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb);
+    ~SignalWatcher() override;
+    void onEvents(std::uint32_t events) override;
+
+private:
+    EventLoop& loop_;
+    int fd_ = -1;
+    std::function<void(int)> cb_;
+};
+
+}  // namespace tundra::net
