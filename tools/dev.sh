@@ -28,7 +28,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 build() {
     deps
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} \
-        -DTUNDRA_WERROR=${TUNDRA_WERROR:-OFF} ${CMAKE_ARGS:-} >/dev/null
+        -DTUNDRA_WERROR=${TUNDRA_WERROR:-ON} ${CMAKE_ARGS:-} >/dev/null
     cmake --build "$BUILD_DIR"
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,8 +34,14 @@ struct ParsedArgs {
     std::string message;  ///< help text, or the error ("--port: 'abc' is not a number ...")
 };
 
-/// Parses tundrad's argv. Never throws; bad values give Action::Error with a clear message.
-ParsedArgs parseArgs(const std::vector<std::string>& args);
+/// Loads a config file into `config`; false with `error` as "FILE:LINE: message".
+using ConfigFileLoader =
+    std::function<bool(const std::string& path, Config& config, std::string& error)>;
+
+/// Parses tundrad's argv (without argv[0]). A --config/--check-config file is loaded first
+/// through `load_file`, then the flags override it. Never throws; bad values give
+/// Action::Error with a clear message.
+ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoader& load_file = {});
 /// The --help text.
 std::string usage();
 

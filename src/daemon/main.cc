@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// tundrad entry point: argv -> Config -> Server::run(). Exit codes: 0 clean, 1 runtime
+// failure, 2 bad flags or config.
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "server/config.h"
+#include "server/server.h"
+
+namespace {
+
+// Each client needs a descriptor: raise the soft limit toward the hard one so max_clients is
+// reachable without operator tuning (systemd sets LimitNOFILE in the unit file).
+void raiseFileLimit(std::size_t max_clients) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return;
+    }
+    const rlim_t wanted = static_cast<rlim_t>(max_clients) + 64;
+    if (lim.rlim_cur >= wanted) {
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, lim.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    if (lim.rlim_cur < wanted) {
+        spdlog::warn("file descriptor limit {} is below max_clients + 64 = {}; raise LimitNOFILE",
+                     lim.rlim_cur, wanted);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using tundra::server::ParsedArgs;
+    std::vector<std::string> args(argv + 1, argv + argc);
+    ParsedArgs parsed = tundra::server::parseArgs(args);
+    switch (parsed.action) {
+        case ParsedArgs::Action::Help:
+            std::fputs(parsed.message.c_str(), stdout);
+            return 0;
+        case ParsedArgs::Action::Version:
+            std::printf("tundrad %s (protocol 1)\n", parsed.config.core.software_version.c_str());
+            return 0;
+        case ParsedArgs::Action::Error:
+            std::fprintf(stderr, "tundrad: %s\nTry 'tundrad --help' for the list of options.\n",
+                         parsed.message.c_str());
+            return 2;
+        case ParsedArgs::Action::CheckConfig:
+            std::printf("%s: configuration is valid\n", parsed.config.config_file.c_str());
+            return 0;
+        case ParsedArgs::Action::Run:
+            break;
+    }
+    tundra::common::setupLogging(parsed.config.log_level);
+    raiseFileLimit(parsed.config.core.max_clients);
+    try {
+        tundra::server::Server server(parsed.config);
+        std::string error;
+        if (!server.start(error)) {
+            spdlog::critical("cannot start: {}", error);
+            return 1;
+        }
+        return server.run();
+    } catch (const std::exception& e) {
+        spdlog::critical("fatal: {}", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// The only glue between the reactor and the chat core: owns the EventLoop, the TcpServer and
+// the SessionManager; turns bytes into decoded frames for the core and the core's Outbox calls
+// into socket writes. Also owns signals (drain on SIGTERM/SIGINT, reload on SIGHUP).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "common/clock.h"
+#include "core/outbox.h"
+#include "core/session_manager.h"
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
+#include "server/config.h"
+
+namespace tundra::server {
+
+class Server final : public core::Outbox {
+public:
+    explicit Server(Config config);
+    ~Server() override;
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Binds the listener and starts the timers; logs "listening on ADDR:PORT". False with a
+    /// clear `error` if the address cannot be bound.
+    bool start(std::string& error);
+    /// Runs the loop until a drain completes; returns the process exit code.
+    int run();
+    /// SIGTERM/SIGINT: stop accepting, SYSTEM SHUTDOWN to every client, flush, then quit
+    /// (after drain_timeout at the latest). Idempotent.
+    void beginDrain();
+    /// SIGHUP: re-read the config file (if any) and apply what can change at runtime.
+    void reload();
+
+    [[nodiscard]] std::uint16_t port() const;
+    [[nodiscard]] bool draining() const { return draining_; }
+    core::SessionManager& sessions() { return *sessions_; }
+    net::EventLoop& loop() { return loop_; }
+
+    // core::Outbox
+    bool send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) override;
+    void closeAfterFlush(core::ConnId conn) override;
+
+private:
+    std::size_t onData(net::ConnId id, std::span<const std::uint8_t> bytes);
+    void onClosed(net::ConnId id, net::CloseReason reason, std::vector<std::uint64_t> unwritten);
+    void onSignal(int signo);
+    core::ServerStats stats() const;
+
+    Config config_;
+    common::SystemClock clock_;
+    net::EventLoop loop_;
+    net::TcpServer tcp_;
+    std::unique_ptr<core::SessionManager> sessions_;
+    std::unique_ptr<net::SignalWatcher> signals_;
+    std::unordered_set<net::ConnId> closing_;  // closeAfterFlush requested, not yet reaped
+    bool draining_ = false;
+};
+
+/// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+std::uint64_t residentBytes();
+
+}  // namespace tundra::server
