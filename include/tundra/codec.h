@@ -67,6 +67,7 @@ public:
     [[nodiscard]] std::size_t payloadSize() const { return buf_.size() - kHeaderSize; }
     /// Fills in the header and returns the frame; an empty vector if the payload is too large.
     Bytes finish();
+    /// finish() in a shared buffer for fan-out; never null (holds an empty vector on failure).
     SharedFrame finishShared();
 
 private:

@@ -33,8 +33,10 @@ class LatencyStats {
 public:
     void add(double ms);
     [[nodiscard]] std::uint64_t samples() const { return count_; }
+    /// Nearest-rank percentile over the most recent samples, `p` in [0, 100] (50 = median);
     /// nullopt when there are no samples.
     [[nodiscard]] std::optional<double> percentile(double p) const;
+    /// Largest sample ever added; nullopt when there are none.
     [[nodiscard]] std::optional<double> max() const;
 
 private:
@@ -50,8 +52,9 @@ struct Gauges {
     std::uint64_t sessions_online = 0;
     std::uint64_t sessions_detached = 0;
     std::uint64_t users_known = 0;
-    std::uint64_t buffered_messages = 0;
-    std::uint64_t buffered_bytes = 0;
+    std::uint64_t buffered_messages = 0;  ///< offline entries held now (never written)
+    std::uint64_t window_messages = 0;    ///< delivery-window entries held now
+    std::uint64_t buffered_bytes = 0;     ///< offline + window, as charged to the budgets
     std::uint64_t latency_samples = 0;
     std::optional<double> latency_p50_ms;
     std::optional<double> latency_p99_ms;

@@ -3,6 +3,7 @@
 // Knows nothing about frames or chat. See docs/ARCHITECTURE.md "One loop iteration".
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -30,44 +31,73 @@ public:
     EventLoop& operator=(const EventLoop&) = delete;
 
     /// Registers `fd` for `events` (EPOLLIN, EPOLLOUT...) with `handler` in epoll data.ptr.
+    /// Level-triggered. Fatal if epoll_ctl fails (a bad fd is our bug); see tryAdd().
     void add(int fd, std::uint32_t events, IoHandler* handler);
+    /// Like add(), but returns false (errno in `err`) instead of aborting: for fds that come
+    /// from peers, where ENOMEM/ENOSPC (max_user_watches) are environment errors.
+    [[nodiscard]] bool tryAdd(int fd, std::uint32_t events, IoHandler* handler, int& err);
     void modify(int fd, std::uint32_t events, IoHandler* handler);
-    /// Unregisters; events already returned by this epoll_wait for this handler are dropped.
+    /// Unregisters; events already returned by this epoll_wait for this handler are dropped,
+    /// so the handler may be destroyed once the current callback has returned.
     void remove(int fd, IoHandler* handler);
 
     /// Runs `cb` once after `delay_ms`, or every `delay_ms` when `repeat`. Timers are kept in
     /// an ordered container; there are only a handful (heartbeat tick, drain deadline).
+    /// A repeat period below 1 ms is treated as 1 ms. Timers due in the same millisecond run in
+    /// the order they were added. May be called from any callback, timers included.
     TimerId addTimer(std::int64_t delay_ms, std::function<void()> cb, bool repeat = false);
+    /// Unknown or already-fired ids are ignored; a repeat timer may cancel itself from its cb.
     void cancelTimer(TimerId id);
 
-    /// Runs `cb` at the end of the current iteration (after all handlers and timers).
+    /// Runs `cb` at the end of the current iteration (after all handlers and timers), in FIFO
+    /// order. Callbacks deferred by deferred callbacks run in the same iteration for a few
+    /// rounds, then in the next one (epoll_wait does not block while any are pending).
     void defer(std::function<void()> cb);
 
-    /// Runs until quit(). quit() may be called from any callback.
+    /// Runs iterations until quit(). quit() may be called from any callback; the iteration in
+    /// progress completes (deferred work included). A quit() before run() makes it return at
+    /// once; run() clears the request on return, so the loop can be run again.
     void run();
     void quit();
+    /// Runs exactly one iteration, blocking in epoll_wait until an event, the nearest timer or
+    /// (with pending deferred work) not at all. For tests and tools that drive the loop.
+    void runOnce();
 
     /// A 64 KiB scratch area shared by all reads on this loop (muduo's stack spill area).
     std::vector<std::uint8_t>& scratch() { return scratch_; }
     /// Monotonic now in ms, cached per iteration.
     [[nodiscard]] std::int64_t nowMs() const { return now_ms_; }
 
+    /// Number of armed timers (tests use it to check that cancellation really forgets).
+    [[nodiscard]] std::size_t timerCount() const { return timers_.size(); }
+
 private:
-    struct Timer;
+    struct TimerEntry {
+        std::int64_t when_ms;
+        TimerId id;
+        std::int64_t period_ms;  // 0 = one-shot
+        std::function<void()> cb;
+    };
+    void dispatch(int ready);
+    void runTimers();
+    void runDeferred();
+    void insertTimer(TimerEntry entry);
+    [[nodiscard]] int waitTimeoutMs() const;
+    [[nodiscard]] bool removedThisRound(const IoHandler* handler) const;
+
     int epoll_fd_ = -1;
     bool quit_ = false;
     std::int64_t now_ms_ = 0;
     std::vector<std::uint8_t> scratch_;
+    // Handlers removed since the last epoll_wait: the rest of its batch may still name them.
     std::vector<IoHandler*> removed_this_round_;
     std::vector<std::function<void()>> deferred_;
-    struct TimerEntry {
-        std::int64_t when_ms;
-        TimerId id;
-        std::int64_t period_ms;
-        std::function<void()> cb;
-    };
+    std::vector<std::function<void()>> running_deferred_;  // kept to reuse its capacity
     std::vector<TimerEntry> timers_;  // small; kept sorted by (when_ms, id)
     TimerId next_timer_id_ = 1;
+    std::vector<TimerEntry> due_;      // expired timers being run; cancelled ones get id 0
+    TimerId running_timer_ = 0;        // the timer whose callback is running, 0 if none
+    bool running_timer_cancelled_ = false;
 };
 
 }  // namespace tundra::net

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// DeadlineWheel: a coarse hashed timing wheel for the core's per-connection and per-session
+// deadlines. Pure data structure; time is passed in, never read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace tundra::core {
+
+// Design. Time is cut into slots of `slot_ms` (the tick interval, 100 ms); slot k of the
+// wheel holds every entry whose deadline falls into a tick t with t % slots == k, so entries
+// more than one revolution away share a slot with nearer ones and are simply kept when the slot
+// is visited too early. advance(now) visits the slots of every tick since the previous call
+// (at most one revolution) and fires exactly the entries whose deadline is <= now; the rest
+// stay. The current tick's slot is visited again on the next call, so a deadline fires on the
+// first advance() at or after it: precision is the caller's tick interval.
+//
+// Entries are never removed early. Callers keep at most one live entry per key and re-check it
+// when it fires (a connection that was active since gets re-filed to its new deadline: one O(1)
+// store per inbound frame, one re-file per idle period, instead of a heap update per frame).
+// Cost of advance(): the entries in the visited slots; nothing else.
+template <class Key>
+class DeadlineWheel {
+public:
+    DeadlineWheel(std::int64_t slot_ms, std::size_t slots, std::int64_t now_ms)
+        : slot_ms_(slot_ms > 0 ? slot_ms : 1),
+          slots_(slots > 0 ? slots : 1),
+          tick_(now_ms / slot_ms_) {}
+
+    /// Files `key` to fire at `deadline_ms` (a deadline in the past fires on the next advance).
+    void schedule(Key key, std::int64_t deadline_ms) {
+        std::int64_t t = deadline_ms / slot_ms_;
+        if (t < tick_) {
+            t = tick_;
+        }
+        slots_[index(t)].push_back(Entry{std::move(key), deadline_ms});
+        ++size_;
+    }
+
+    /// Calls fire(key, deadline_ms) for every entry with deadline <= now_ms and removes it.
+    /// `fire` may schedule() again (even the same key).
+    template <class Fire>
+    void advance(std::int64_t now_ms, Fire&& fire) {
+        std::int64_t now_tick = now_ms / slot_ms_;
+        if (now_tick < tick_) {
+            return;  // time does not go backwards for a steady clock; ignore
+        }
+        std::int64_t first = tick_;
+        if (now_tick - first >= static_cast<std::int64_t>(slots_.size())) {
+            first = now_tick - static_cast<std::int64_t>(slots_.size()) + 1;
+        }
+        tick_ = now_tick;  // re-files from fire() land at now_tick or later
+        for (std::int64_t t = first; t <= now_tick; ++t) {
+            auto& slot = slots_[index(t)];
+            if (slot.empty()) {
+                continue;
+            }
+            scratch_.clear();
+            scratch_.swap(slot);  // fire() may push into `slot`
+            for (auto& e : scratch_) {
+                if (e.deadline_ms <= now_ms) {
+                    --size_;
+                    fire(e.key, e.deadline_ms);
+                } else {
+                    slot.push_back(std::move(e));
+                }
+            }
+        }
+        scratch_.clear();
+    }
+
+    void clear() {
+        for (auto& s : slots_) {
+            s.clear();
+        }
+        size_ = 0;
+    }
+
+    [[nodiscard]] std::size_t size() const { return size_; }
+
+private:
+    struct Entry {
+        Key key;
+        std::int64_t deadline_ms;
+    };
+
+    [[nodiscard]] std::size_t index(std::int64_t tick) const {
+        return static_cast<std::size_t>(tick) % slots_.size();
+    }
+
+    std::int64_t slot_ms_;
+    std::vector<std::vector<Entry>> slots_;
+    std::int64_t tick_;  // the last tick advance() visited
+    std::vector<Entry> scratch_;
+    std::size_t size_ = 0;
+};
+
+}  // namespace tundra::core

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// FrameRing: a small id-ordered ring of stored deliveries (a user's offline buffer or delivery
+// window). Internal to the core; holds SharedFrames, never copies frame bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "tundra/codec.h"
+
+namespace tundra::core {
+
+/// One stored delivery: the encoded frame (shared with every other holder) and its id.
+struct StoredFrame {
+    SharedFrame frame;
+    std::uint64_t id = 0;
+
+    [[nodiscard]] std::size_t bytes() const { return frame ? frame->size() : 0; }
+};
+
+// A growable circular buffer kept sorted by id. It allocates on the first push, doubles up to
+// what is needed, and frees its storage whenever it becomes empty, so an idle user with nothing
+// stored costs 16 bytes per ring. Sizes are bounded by CoreConfig::max_buffered (a few dozen),
+// so the O(n) sorted insert and erase are cheaper than any tree.
+class FrameRing {
+public:
+    FrameRing() = default;
+    FrameRing(FrameRing&&) noexcept = default;
+    FrameRing& operator=(FrameRing&&) noexcept = default;
+    FrameRing(const FrameRing&) = delete;
+    FrameRing& operator=(const FrameRing&) = delete;
+
+    [[nodiscard]] std::size_t size() const { return size_; }
+    [[nodiscard]] bool empty() const { return size_ == 0; }
+    /// i-th oldest entry, 0 <= i < size().
+    [[nodiscard]] const StoredFrame& at(std::size_t i) const { return buf_[slot(i)]; }
+    [[nodiscard]] const StoredFrame& front() const { return at(0); }
+    [[nodiscard]] const StoredFrame& back() const { return at(size_ - 1); }
+
+    /// Appends an entry whose id is >= every stored id.
+    void pushBack(StoredFrame e) {
+        reserveOneMore();
+        buf_[slot(size_)] = std::move(e);
+        ++size_;
+    }
+
+    /// Inserts keeping id order (usually at the back).
+    void insertSorted(StoredFrame e) {
+        reserveOneMore();
+        std::size_t pos = size_;
+        while (pos > 0 && at(pos - 1).id > e.id) {
+            buf_[slot(pos)] = std::move(buf_[slot(pos - 1)]);
+            --pos;
+        }
+        buf_[slot(pos)] = std::move(e);
+        ++size_;
+    }
+
+    StoredFrame popFront() {
+        StoredFrame e = std::move(buf_[head_]);
+        head_ = (head_ + 1) % cap_;
+        --size_;
+        releaseIfEmpty();
+        return e;
+    }
+
+    /// Removes the i-th oldest entry and returns it.
+    StoredFrame erase(std::size_t i) {
+        StoredFrame e = std::move(buf_[slot(i)]);
+        for (std::size_t k = i; k + 1 < size_; ++k) {
+            buf_[slot(k)] = std::move(buf_[slot(k + 1)]);
+        }
+        --size_;
+        buf_[slot(size_)] = StoredFrame{};
+        releaseIfEmpty();
+        return e;
+    }
+
+    /// Index of the entry with `id`, or size() if absent (binary search: ids are sorted).
+    [[nodiscard]] std::size_t find(std::uint64_t id) const {
+        std::size_t lo = 0;
+        std::size_t hi = size_;
+        while (lo < hi) {
+            std::size_t mid = lo + (hi - lo) / 2;
+            if (at(mid).id < id) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo < size_ && at(lo).id == id ? lo : size_;
+    }
+
+    /// Index of the first entry with an id greater than `id` (size() if none).
+    [[nodiscard]] std::size_t upperBound(std::uint64_t id) const {
+        std::size_t lo = 0;
+        std::size_t hi = size_;
+        while (lo < hi) {
+            std::size_t mid = lo + (hi - lo) / 2;
+            if (at(mid).id <= id) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    void clear() {
+        buf_.reset();
+        cap_ = 0;
+        head_ = 0;
+        size_ = 0;
+    }
+
+private:
+    [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) % cap_; }
+
+    void reserveOneMore() {
+        if (size_ < cap_) {
+            return;
+        }
+        std::uint32_t new_cap = cap_ == 0 ? 4 : cap_ * 2;
+        auto fresh = std::make_unique<StoredFrame[]>(new_cap);
+        for (std::size_t i = 0; i < size_; ++i) {
+            fresh[i] = std::move(buf_[slot(i)]);
+        }
+        buf_ = std::move(fresh);
+        cap_ = new_cap;
+        head_ = 0;
+    }
+
+    void releaseIfEmpty() {
+        if (size_ == 0) {
+            clear();
+        }
+    }
+
+    std::unique_ptr<StoredFrame[]> buf_;
+    std::uint32_t cap_ = 0;
+    std::uint32_t head_ = 0;
+    std::uint32_t size_ = 0;
+};
+
+}  // namespace tundra::core

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// OutputQueue: pending output as shared segments (see output_queue.h).
+#include "net/output_queue.h"
+
+#include <cassert>
+#include <iterator>
+#include <utility>
+
+namespace tundra::net {
+
+namespace {
+// Compact only when enough written slots piled up at the front to be worth the move.
+constexpr std::size_t kCompactAfter = 32;
+}  // namespace
+
+void OutputQueue::push(SharedBytes bytes, std::size_t offset, std::uint64_t tag) {
+    if (!bytes || offset >= bytes->size()) {
+        return;
+    }
+    bytes_ += bytes->size() - offset;
+    segs_.push_back(Segment{std::move(bytes), offset, tag});
+}
+
+std::size_t OutputQueue::fillIov(iovec* iov, std::size_t max) const {
+    std::size_t n = 0;
+    for (std::size_t i = head_; i < segs_.size() && n < max; ++i, ++n) {
+        const Segment& s = segs_[i];
+        // iov_base is non-const in the C API; sendmsg only reads through it.
+        iov[n].iov_base = const_cast<std::uint8_t*>(s.bytes->data() + s.offset);
+        iov[n].iov_len = s.bytes->size() - s.offset;
+    }
+    return n;
+}
+
+void OutputQueue::consume(std::size_t n) {
+    assert(n <= bytes_);
+    bytes_ -= n;
+    while (n > 0 && head_ < segs_.size()) {
+        Segment& s = segs_[head_];
+        const std::size_t left = s.bytes->size() - s.offset;
+        if (n < left) {
+            s.offset += n;
+            break;
+        }
+        n -= left;
+        s.bytes.reset();  // the last holder frees the frame now, not at compaction
+        ++head_;
+    }
+    if (head_ == segs_.size()) {
+        clear();
+    } else if (head_ >= kCompactAfter && head_ * 2 >= segs_.size()) {
+        segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = 0;
+    }
+}
+
+std::vector<std::uint64_t> OutputQueue::unwrittenTags() const {
+    std::vector<std::uint64_t> tags;
+    for (std::size_t i = head_; i < segs_.size(); ++i) {
+        if (segs_[i].tag != 0) {
+            tags.push_back(segs_[i].tag);
+        }
+    }
+    return tags;
+}
+
+void OutputQueue::clear() {
+    std::vector<Segment>().swap(segs_);
+    head_ = 0;
+    bytes_ = 0;
+}
+
+}  // namespace tundra::net

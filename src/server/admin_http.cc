@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: Apache-2.0
+// Admin HTTP: a stateless request-head parser and a responder on a private TcpServer. Each
+// connection carries one deadline timer; nothing here can block the loop or grow unbounded.
+#include "server/admin_http.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "server/config_file.h"
+#include "server/prometheus.h"
+
+namespace tundra::server {
+
+namespace {
+
+constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
+
+// RFC 9110 tchar: the characters of a method or a header name.
+bool isTokenChar(char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= '0' && c <= '9') {
+        return true;
+    }
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        return true;
+    }
+    return std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+}
+
+bool isToken(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), isTokenChar);
+}
+
+// A control character that may not appear in a request line or header line (TAB is allowed
+// in header values and checked by the caller).
+bool isControl(char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+}
+
+// True when `bytes` holds a character that no line of a request head may contain (a CR is
+// allowed: it may be the first half of a CRLF).
+bool hasForbiddenByte(std::string_view bytes) {
+    return std::any_of(bytes.begin(), bytes.end(), [](char ch) {
+        return isControl(ch) && ch != '\r' && ch != '\n' && ch != '\t';
+    });
+}
+
+const char* reasonPhrase(int status) {
+    switch (status) {
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 414:
+            return "URI Too Long";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 503:
+            return "Service Unavailable";
+        case 505:
+            return "HTTP Version Not Supported";
+        default:
+            return "Error";
+    }
+}
+
+HttpParse error(int status, std::string reason) {
+    HttpParse r;
+    r.state = HttpParse::State::Error;
+    r.status = status;
+    r.reason = std::move(reason);
+    return r;
+}
+
+// "METHOD SP request-target SP HTTP-version" (RFC 9112 section 3).
+HttpParse parseRequestLine(std::string_view line, HttpRequestHead& head) {
+    const auto sp1 = line.find(' ');
+    const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+        return error(400, "malformed request line");
+    }
+    const auto method = line.substr(0, sp1);
+    const auto target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const auto version = line.substr(sp2 + 1);
+    if (!isToken(method)) {
+        return error(400, "malformed method");
+    }
+    if (target.empty() || target[0] != '/' ||
+        std::any_of(target.begin(), target.end(), [](char ch) { return isControl(ch); })) {
+        return error(400, "malformed request target");
+    }
+    if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
+        version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
+        return error(400, "malformed HTTP version");
+    }
+    if (version[5] != '1') {
+        return error(505, "only HTTP/1.x is supported");
+    }
+    head.method = std::string(method);
+    head.target = std::string(target);
+    head.path = std::string(target.substr(0, target.find('?')));
+    head.minor_version = version[7] - '0';
+    return {};
+}
+
+// "field-name: field-value"; no whitespace before the colon (RFC 9112 section 5.1).
+bool isValidHeaderLine(std::string_view line) {
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || !isToken(line.substr(0, colon))) {
+        return false;
+    }
+    const auto value = line.substr(colon + 1);
+    return std::none_of(value.begin(), value.end(),
+                        [](char ch) { return isControl(ch) && ch != '\t'; });
+}
+
+std::string response(int status, std::string_view content_type, const std::string& body,
+                     bool head_only, std::string_view extra_headers) {
+    std::string out = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
+        "Connection: close\r\n{}\r\n",
+        status, reasonPhrase(status), content_type, body.size(), extra_headers);
+    if (!head_only) {
+        out += body;
+    }
+    return out;
+}
+
+}  // namespace
+
+HttpParse parseHttpRequestHead(std::string_view bytes, std::size_t max_bytes) {
+    HttpParse result;
+    std::size_t pos = 0;
+    bool first = true;
+    while (true) {
+        const auto nl = bytes.find('\n', pos);
+        if (nl == std::string_view::npos) {
+            // An incomplete line: reject what is already wrong, else wait within the cap.
+            if (hasForbiddenByte(bytes.substr(pos))) {
+                return error(400, "control character in request");
+            }
+            if (bytes.size() > max_bytes) {
+                return first ? error(414, "request line too long")
+                             : error(431, "request headers too large");
+            }
+            return result;
+        }
+        if (nl + 1 > max_bytes) {
+            return first ? error(414, "request line too long")
+                         : error(431, "request headers too large");
+        }
+        std::string_view line = bytes.substr(pos, nl - pos);
+        if (line.ends_with('\r')) {
+            line.remove_suffix(1);
+        }
+        if (line.find('\r') != std::string_view::npos) {
+            return error(400, "bare CR in request");
+        }
+        pos = nl + 1;
+        if (first) {
+            auto r = parseRequestLine(line, result.head);
+            if (r.state == HttpParse::State::Error) {
+                return r;
+            }
+            first = false;
+            continue;
+        }
+        if (line.empty()) {
+            result.state = HttpParse::State::Done;
+            return result;
+        }
+        if (line[0] == ' ' || line[0] == '\t') {
+            return error(400, "obsolete header line folding");
+        }
+        if (!isValidHeaderLine(line)) {
+            return error(400, "malformed header line");
+        }
+    }
+}
+
+AdminHttp::AdminHttp(net::EventLoop& loop, ReadyCallback ready, MetricsCallback metrics,
+                     AdminHttpOptions options)
+    : loop_(loop), ready_(std::move(ready)), metrics_(std::move(metrics)), options_(options) {}
+
+AdminHttp::~AdminHttp() {
+    for (auto& [id, state] : conns_) {
+        if (state.deadline != 0) {
+            loop_.cancelTimer(state.deadline);
+            state.deadline = 0;
+        }
+    }
+    // The TcpServer goes first, while the callbacks it may still call can reach conns_.
+    tcp_.reset();
+}
+
+bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!parseHostPort(addr_port, host, port)) {
+        error_out = fmt::format(
+            "admin: '{}' is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:9090)", addr_port);
+        return false;
+    }
+    net::TcpServerOptions o;
+    o.bind = host;
+    o.port = port;
+    o.output_cap = 1U << 20;
+    o.max_reads_per_wakeup = 1;
+    o.flush_timeout_ms = options_.request_timeout_ms;
+    auto tcp = std::make_unique<net::TcpServer>(loop_, o);
+    tcp->setConnectCallback([this](net::ConnId id, const net::ConnInfo&) { onConnect(id); });
+    tcp->setDataCallback(
+        [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });
+    tcp->setCloseCallback(
+        [this](net::ConnId id, net::CloseReason, std::vector<std::uint64_t>) { onClose(id); });
+    std::string listen_error;
+    if (!tcp->listen(listen_error)) {
+        error_out = "admin: " + listen_error;
+        return false;
+    }
+    tcp_ = std::move(tcp);
+    const bool v6 = host.find(':') != std::string::npos;
+    address_ =
+        v6 ? fmt::format("[{}]:{}", host, tcp_->port()) : fmt::format("{}:{}", host, tcp_->port());
+    spdlog::info("admin listening on {}", address_);
+    return true;
+}
+
+std::uint16_t AdminHttp::port() const { return tcp_ ? tcp_->port() : 0; }
+
+void AdminHttp::stopAccepting() {
+    if (tcp_) {
+        tcp_->stopAccepting();
+    }
+}
+
+void AdminHttp::onConnect(net::ConnId id) {
+    const bool full = conns_.size() >= options_.max_connections;
+    auto& state = conns_[id];
+    state.deadline = loop_.addTimer(options_.request_timeout_ms, [this, id] { onDeadline(id); });
+    if (full) {
+        spdlog::debug("admin conn={} refused: {} connections open", id, conns_.size() - 1);
+        respond(id, 503, kTextPlain, "too many admin connections\n");
+    }
+}
+
+std::size_t AdminHttp::onData(net::ConnId id, std::span<const std::uint8_t> bytes) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second.answered) {
+        return bytes.size();  // one request per connection: anything after it is ignored
+    }
+    const std::string_view all(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    // Nothing is consumed until the head is complete, so `all` grows with each read. Re-parse
+    // only when a line was completed, the cap was crossed or a bad byte arrived: a client
+    // dribbling one byte at a time then costs O(n), not O(n^2).
+    const std::string_view fresh = all.substr(std::min(it->second.scanned, all.size()));
+    it->second.scanned = all.size();
+    if (fresh.find('\n') == std::string_view::npos && all.size() <= options_.max_request_bytes &&
+        !hasForbiddenByte(fresh)) {
+        return 0;
+    }
+    auto parsed = parseHttpRequestHead(all, options_.max_request_bytes);
+    switch (parsed.state) {
+        case HttpParse::State::NeedMore:
+            return 0;
+        case HttpParse::State::Error:
+            spdlog::debug("admin conn={} bad request: {}", id, parsed.reason);
+            respond(id, parsed.status, kTextPlain, parsed.reason + "\n");
+            return bytes.size();
+        case HttpParse::State::Done:
+            route(id, parsed.head);
+            return bytes.size();
+    }
+    return bytes.size();
+}
+
+void AdminHttp::route(net::ConnId id, const HttpRequestHead& head) {
+    const bool head_only = head.method == "HEAD";
+    if (head.method != "GET" && !head_only) {
+        respond(id, 405, kTextPlain, "only GET and HEAD are supported\n", false,
+                "Allow: GET, HEAD\r\n");
+    } else if (head.path == "/healthz") {
+        respond(id, 200, kTextPlain, "ok\n", head_only);
+    } else if (head.path == "/readyz") {
+        const bool ready = !ready_ || ready_();
+        respond(id, ready ? 200 : 503, kTextPlain, ready ? "ready\n" : "draining\n", head_only);
+    } else if (head.path == "/metrics") {
+        respond(id, 200, kPrometheusContentType, metrics_ ? metrics_() : std::string(), head_only);
+    } else {
+        respond(id, 404, kTextPlain, "not found; try /healthz, /readyz or /metrics\n", head_only);
+    }
+    spdlog::debug("admin conn={} {} {}", id, head.method, head.target);
+}
+
+void AdminHttp::respond(net::ConnId id, int status, std::string_view content_type, std::string body,
+                        bool head_only, std::string_view extra_headers) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second.answered) {
+        return;
+    }
+    it->second.answered = true;
+    ++requests_;
+    const std::string text = response(status, content_type, body, head_only, extra_headers);
+    tcp_->send(id, std::make_shared<const std::vector<std::uint8_t>>(text.begin(), text.end()));
+    tcp_->closeAfterFlush(id);
+}
+
+void AdminHttp::onDeadline(net::ConnId id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) {
+        return;
+    }
+    it->second.deadline = 0;  // fired: nothing to cancel any more
+    if (it->second.answered) {
+        // The response is still unread after the whole budget: drop the connection.
+        tcp_->close(id);
+        return;
+    }
+    spdlog::debug("admin conn={} request timed out", id);
+    respond(id, 408, kTextPlain, "request timeout\n");
+}
+
+void AdminHttp::onClose(net::ConnId id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) {
+        return;
+    }
+    if (it->second.deadline != 0) {
+        loop_.cancelTimer(it->second.deadline);
+    }
+    conns_.erase(it);
+}
+
+}  // namespace tundra::server

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+// The admin HTTP listener (/healthz, /readyz, /metrics) on the server's own reactor: a minimal
+// HTTP/1.1 GET responder with a size cap and a per-connection deadline, one request per
+// connection. It must never be able to slow the chat listener down.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "net/event_loop.h"
+#include "net/tcp_server.h"
+
+namespace tundra::server {
+
+struct AdminHttpOptions {
+    std::size_t max_request_bytes = 8192;    ///< request line + headers; beyond: 414/431
+    std::int64_t request_timeout_ms = 5000;  ///< whole exchange, from accept to last byte out
+    std::size_t max_connections = 32;        ///< more are answered 503 and closed
+};
+
+/// One parsed request head. Exposed for tests of the parser.
+struct HttpRequestHead {
+    std::string method;
+    std::string target;  ///< origin-form, e.g. "/metrics?x=1"
+    std::string path;    ///< target without the query
+    int minor_version = 1;
+};
+
+/// Result of looking at the bytes received so far on an admin connection.
+struct HttpParse {
+    enum class State { NeedMore, Done, Error } state = State::NeedMore;
+    int status = 0;        ///< Error: the HTTP status to answer (400, 414, 431, 505)
+    std::string reason;    ///< Error: a short text for the body and the debug log
+    HttpRequestHead head;  ///< Done
+};
+
+/// Parses the request line and headers of `bytes` (everything received so far). A request
+/// line or header that is already malformed is an Error before the head is complete. Lines
+/// end in CRLF (a bare LF is accepted); obsolete line folding is rejected. A body is ignored.
+HttpParse parseHttpRequestHead(std::string_view bytes, std::size_t max_bytes);
+
+/// Owns its own net::TcpServer on the given loop. Answers exactly one request per connection
+/// with "Connection: close", then closes after the flush. A connection that has not finished
+/// its request within request_timeout_ms gets 408 and is closed; one that does not read its
+/// response in that time is dropped. Every callback runs on the loop thread.
+class AdminHttp {
+ public:
+    /// True while the server accepts new chat work; false (draining) makes /readyz 503.
+    using ReadyCallback = std::function<bool()>;
+    /// The /metrics body in Prometheus text format (see renderPrometheus).
+    using MetricsCallback = std::function<std::string()>;
+
+    AdminHttp(net::EventLoop& loop, ReadyCallback ready, MetricsCallback metrics,
+              AdminHttpOptions options = {});
+    ~AdminHttp();
+    AdminHttp(const AdminHttp&) = delete;
+    AdminHttp& operator=(const AdminHttp&) = delete;
+
+    /// Listens on "ADDR:PORT" (IPv4, or "[IPv6]:PORT"; port 0 = the OS chooses) and logs
+    /// "admin listening on ADDR:PORT" with the real port. False with `error` set on a
+    /// malformed address or a bind failure. Call once.
+    bool start(const std::string& addr_port, std::string& error);
+    /// The bound port (0 before start()).
+    [[nodiscard]] std::uint16_t port() const;
+    /// "ADDR:PORT" with the bound port, as logged ("" before start()).
+    [[nodiscard]] const std::string& address() const { return address_; }
+    /// Stops accepting; connections in progress finish normally.
+    void stopAccepting();
+
+    [[nodiscard]] std::uint64_t requestsServed() const { return requests_; }
+    [[nodiscard]] std::size_t connectionCount() const { return conns_.size(); }
+
+ private:
+    struct ConnState {
+        net::TimerId deadline = 0;  // 0 once fired or cancelled
+        std::size_t scanned = 0;    // input bytes already looked at
+        bool answered = false;
+    };
+
+    void onConnect(net::ConnId id);
+    std::size_t onData(net::ConnId id, std::span<const std::uint8_t> bytes);
+    void onClose(net::ConnId id);
+    void onDeadline(net::ConnId id);
+    // Queues one response and closes after the flush.
+    void respond(net::ConnId id, int status, std::string_view content_type, std::string body,
+                 bool head_only = false, std::string_view extra_headers = {});
+    void route(net::ConnId id, const HttpRequestHead& head);
+
+    net::EventLoop& loop_;
+    ReadyCallback ready_;
+    MetricsCallback metrics_;
+    AdminHttpOptions options_;
+    std::unique_ptr<net::TcpServer> tcp_;
+    std::unordered_map<net::ConnId, ConnState> conns_;
+    std::string address_;
+    std::uint64_t requests_ = 0;
+};
+
+}  // namespace tundra::server

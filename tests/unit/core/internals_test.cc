@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+// Core unit tests for the internal data structures: FrameRing (id-ordered ring of stored
+// deliveries) and DeadlineWheel (coarse hashed timing wheel).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "core/deadline_wheel.h"
+#include "core/frame_ring.h"
+
+namespace tundra::core {
+namespace {
+
+StoredFrame entry(std::uint64_t id, std::size_t size = 10) {
+    return StoredFrame{std::make_shared<const Bytes>(Bytes(size, 0)), id};
+}
+
+std::vector<std::uint64_t> ids(const FrameRing& r) {
+    std::vector<std::uint64_t> out;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        out.push_back(r.at(i).id);
+    }
+    return out;
+}
+
+TEST(FrameRingTest, PushPopKeepsOrderAcrossWrapAndGrowth) {
+    FrameRing r;
+    EXPECT_TRUE(r.empty());
+    std::uint64_t next = 1;
+    std::uint64_t expect_front = 1;
+    for (int round = 0; round < 100; ++round) {
+        r.pushBack(entry(next++));
+        r.pushBack(entry(next++));
+        EXPECT_EQ(r.popFront().id, expect_front++);
+    }
+    EXPECT_EQ(r.size(), 100U);
+    auto v = ids(r);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        EXPECT_EQ(v[i], expect_front + i);
+    }
+}
+
+TEST(FrameRingTest, InsertSortedFindEraseAndBounds) {
+    FrameRing r;
+    for (std::uint64_t id : {10, 20, 30, 40}) {
+        r.pushBack(entry(id));
+    }
+    r.popFront();  // head moves, so inserts cross the ring's seam
+    r.insertSorted(entry(25));
+    r.insertSorted(entry(5));
+    r.insertSorted(entry(50));
+    EXPECT_EQ(ids(r), (std::vector<std::uint64_t>{5, 20, 25, 30, 40, 50}));
+    EXPECT_EQ(r.find(25), 2U);
+    EXPECT_EQ(r.find(26), r.size());
+    EXPECT_EQ(r.upperBound(25), 3U);
+    EXPECT_EQ(r.upperBound(0), 0U);
+    EXPECT_EQ(r.upperBound(50), r.size());
+    EXPECT_EQ(r.erase(2).id, 25U);
+    EXPECT_EQ(ids(r), (std::vector<std::uint64_t>{5, 20, 30, 40, 50}));
+    EXPECT_EQ(r.front().id, 5U);
+    EXPECT_EQ(r.back().id, 50U);
+}
+
+TEST(FrameRingTest, ReleasesFramesWhenEmptied) {
+    auto frame = std::make_shared<const Bytes>(Bytes{1, 2, 3});
+    {
+        FrameRing r;
+        r.pushBack(StoredFrame{frame, 1});
+        r.pushBack(StoredFrame{frame, 2});
+        EXPECT_EQ(frame.use_count(), 3);
+        r.erase(0);
+        EXPECT_EQ(frame.use_count(), 2);
+        r.popFront();
+        EXPECT_EQ(frame.use_count(), 1);
+        EXPECT_TRUE(r.empty());
+        r.pushBack(StoredFrame{frame, 3});  // usable again after releasing its storage
+        EXPECT_EQ(r.size(), 1U);
+    }
+    EXPECT_EQ(frame.use_count(), 1);
+}
+
+TEST(DeadlineWheelTest, FiresExactlyAtTheDeadline) {
+    DeadlineWheel<int> w(100, 16, 0);
+    w.schedule(1, 250);
+    w.schedule(2, 1000);
+    std::vector<int> fired;
+    auto fire = [&](int k, std::int64_t) { fired.push_back(k); };
+    w.advance(249, fire);
+    EXPECT_TRUE(fired.empty());
+    w.advance(250, fire);
+    EXPECT_EQ(fired, std::vector<int>{1});
+    w.advance(999, fire);
+    EXPECT_EQ(fired.size(), 1U);
+    w.advance(1000, fire);
+    EXPECT_EQ(fired, (std::vector<int>{1, 2}));
+    EXPECT_EQ(w.size(), 0U);
+}
+
+TEST(DeadlineWheelTest, FarDeadlinesSurviveRevolutionsAndJumps) {
+    DeadlineWheel<int> w(100, 8, 0);  // one revolution = 800 ms
+    w.schedule(1, 5'050);
+    w.schedule(2, 130);
+    std::map<int, std::int64_t> fired_at;
+    std::int64_t now = 0;
+    auto fire = [&](int k, std::int64_t) { fired_at[k] = now; };
+    for (now = 0; now <= 6'000; now += 100) {
+        w.advance(now, fire);
+    }
+    EXPECT_EQ(fired_at[2], 200);
+    EXPECT_EQ(fired_at[1], 5'100);
+    // A jump of many revolutions fires everything due, once.
+    w.schedule(3, 7'000);
+    w.schedule(4, 90'000);
+    int count = 0;
+    w.advance(50'000, [&](int k, std::int64_t) {
+        EXPECT_EQ(k, 3);
+        ++count;
+    });
+    EXPECT_EQ(count, 1);
+    EXPECT_EQ(w.size(), 1U);
+}
+
+TEST(DeadlineWheelTest, RefilingFromTheCallbackWaitsForTheNextAdvance) {
+    DeadlineWheel<int> w(100, 8, 0);
+    w.schedule(1, 100);
+    int calls = 0;
+    auto refile = [&](int k, std::int64_t) {
+        ++calls;
+        w.schedule(k, 0);  // in the past: due on the next advance, not in this one
+    };
+    w.advance(100, refile);
+    EXPECT_EQ(calls, 1);
+    w.advance(100, refile);
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(w.size(), 1U);
+    w.clear();
+    EXPECT_EQ(w.size(), 0U);
+    w.advance(10'000, refile);
+    EXPECT_EQ(calls, 2);
+}
+
+TEST(DeadlineWheelTest, TimeGoingBackwardsIsIgnored) {
+    DeadlineWheel<int> w(100, 8, 1'000);
+    w.schedule(1, 1'100);
+    int calls = 0;
+    w.advance(500, [&](int, std::int64_t) { ++calls; });
+    EXPECT_EQ(calls, 0);
+    w.advance(1'100, [&](int, std::int64_t) { ++calls; });
+    EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace tundra::core

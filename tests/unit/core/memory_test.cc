@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// Core unit tests that count heap use through a replaced global operator new: the per-connection
+// footprint of idle registered sessions, and that a broadcast allocates per message, not per
+// recipient. Own binary, so the replacement affects nothing else.
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "core/session_manager.h"
+#include "support/fake_clock.h"
+#include "tundra/messages.h"
+
+namespace {
+
+std::atomic<std::int64_t> g_live_bytes{0};
+std::atomic<std::int64_t> g_allocations{0};
+constexpr std::size_t kPrefix = alignof(std::max_align_t);
+
+void* countedAlloc(std::size_t n) {
+    void* p = std::malloc(n + kPrefix);
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    *static_cast<std::size_t*>(p) = n;
+    g_live_bytes += static_cast<std::int64_t>(n);
+    ++g_allocations;
+    return static_cast<char*>(p) + kPrefix;
+}
+
+void countedFree(void* p) {
+    if (p == nullptr) {
+        return;
+    }
+    void* base = static_cast<char*>(p) - kPrefix;
+    g_live_bytes -= static_cast<std::int64_t>(*static_cast<std::size_t*>(base));
+    std::free(base);
+}
+
+}  // namespace
+
+void* operator new(std::size_t n) { return countedAlloc(n); }
+void* operator new[](std::size_t n) { return countedAlloc(n); }
+void operator delete(void* p) noexcept { countedFree(p); }
+void operator delete[](void* p) noexcept { countedFree(p); }
+void operator delete(void* p, std::size_t) noexcept { countedFree(p); }
+void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
+
+namespace tundra::testing {
+namespace {
+
+/// Accepts everything and keeps nothing, like a socket that writes at once.
+class NullOutbox final : public core::Outbox {
+public:
+    bool send(core::ConnId, SharedFrame, std::uint64_t) override { return true; }
+    void closeAfterFlush(core::ConnId) override {}
+};
+
+void feed(core::SessionManager& sm, core::ConnId conn, const Bytes& frame) {
+    auto r = decodeFrame(ByteSpan(frame.data(), frame.size()), kMaxPayload);
+    sm.onFrame(conn, r.header, r.payload);
+}
+
+Uuid uuidFor(std::uint32_t n) {
+    Uuid id{};
+    id[0] = 1;
+    id[6] = 0x40;
+    id[12] = static_cast<std::uint8_t>(n >> 24);
+    id[13] = static_cast<std::uint8_t>(n >> 16);
+    id[14] = static_cast<std::uint8_t>(n >> 8);
+    id[15] = static_cast<std::uint8_t>(n);
+    return id;
+}
+
+class MemoryTest : public ::testing::Test {
+protected:
+    MemoryTest() {
+        spdlog::set_level(spdlog::level::warn);
+        config.max_clients = 100'000;
+        config.presence_events = false;
+    }
+
+    std::unique_ptr<core::SessionManager> make() {
+        return std::make_unique<core::SessionManager>(config, outbox, clock,
+                                                      [this] { return uuidFor(++n_); });
+    }
+
+    /// Pre-encoded REGISTER frames, built before measuring.
+    static std::vector<Bytes> registers(std::size_t n) {
+        std::vector<Bytes> v;
+        v.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            v.push_back(msg::encode(
+                msg::Register{fmt::format("user{:05}", i), {}, ClientKind::User, "", 0}, 1));
+        }
+        return v;
+    }
+
+    core::CoreConfig config;
+    FakeClock clock;
+    NullOutbox outbox;
+    std::uint32_t n_ = 0;
+};
+
+TEST_F(MemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
+    constexpr std::size_t kConns = 5000;
+    auto frames = registers(kConns);
+    auto sm = make();
+    const std::int64_t before = g_live_bytes.load();
+    for (std::size_t i = 0; i < kConns; ++i) {
+        sm->onConnect(i + 1);
+        feed(*sm, i + 1, frames[i]);
+    }
+    const std::int64_t per_conn = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    EXPECT_EQ(sm->gauges().sessions_online, kConns);
+    EXPECT_LE(per_conn, 1024) << "bytes per idle registered connection";
+    RecordProperty("bytes_per_idle_connection", static_cast<int>(per_conn));
+    std::printf("bytes per idle registered connection: %lld\n",
+                static_cast<long long>(per_conn));
+}
+
+TEST_F(MemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {
+    constexpr std::size_t kUsers = 500;
+    auto frames = registers(kUsers);
+    auto sm = make();
+    for (std::size_t i = 0; i < kUsers; ++i) {
+        sm->onConnect(i + 1);
+        feed(*sm, i + 1, frames[i]);
+    }
+    Bytes hello = msg::encode(msg::Message{"", "hello everyone"}, 2, flags::kAck);
+    for (std::size_t i = 0; i < 2 * config.max_buffered; ++i) {
+        feed(*sm, 1, hello);  // fill every window to its steady size
+    }
+    const std::int64_t before = g_allocations.load();
+    feed(*sm, 1, hello);
+    const std::int64_t allocations = g_allocations.load() - before;
+    EXPECT_EQ(sm->metrics().messages_out_total, (2 * config.max_buffered + 1) * (kUsers - 1));
+    EXPECT_LE(allocations, 6) << "one broadcast to " << kUsers - 1 << " recipients";
+}
+
+}  // namespace
+}  // namespace tundra::testing

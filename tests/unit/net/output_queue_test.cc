@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+// OutputQueue: order, partial consumption, tags of unwritten segments, and that the storage
+// and the shared segments are released as soon as they are written.
+#include "net/output_queue.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "unit/net/net_test_util.h"
+
+namespace tundra::net {
+namespace {
+
+using test::bytesOf;
+
+std::string iovText(const OutputQueue& q, std::size_t max = 64) {
+    std::vector<iovec> iov(max);
+    const std::size_t n = q.fillIov(iov.data(), max);
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+        out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    }
+    return out;
+}
+
+TEST(OutputQueueTest, EmptyQueueOwnsNoHeap) {
+    OutputQueue q;
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.heapBytes(), 0U);
+    iovec iov[1];
+    EXPECT_EQ(q.fillIov(iov, 1), 0U);
+}
+
+TEST(OutputQueueTest, PartialConsumptionKeepsOrderAcrossSegments) {
+    OutputQueue q;
+    q.push(bytesOf("hello"), 0, 1);
+    q.push(bytesOf("XXworld"), 2, 2);  // first two bytes were already written
+    q.push(bytesOf("!"), 0, 0);
+    EXPECT_EQ(q.bytes(), 11U);
+    EXPECT_EQ(q.segments(), 3U);
+    EXPECT_EQ(iovText(q), "helloworld!");
+    q.consume(3);
+    EXPECT_EQ(iovText(q), "loworld!");
+    q.consume(4);
+    EXPECT_EQ(iovText(q), "rld!");
+    EXPECT_EQ(q.segments(), 2U);
+    EXPECT_EQ(q.bytes(), 4U);
+}
+
+TEST(OutputQueueTest, UnwrittenTagsIncludePartlyWrittenSegmentsAndSkipZeroTags) {
+    OutputQueue q;
+    q.push(bytesOf("aaaa"), 0, 7);
+    q.push(bytesOf("bbbb"), 0, 0);
+    q.push(bytesOf("cccc"), 0, 9);
+    q.push(bytesOf("dddd"), 0, 11);
+    EXPECT_EQ(q.unwrittenTags(), (std::vector<std::uint64_t>{7, 9, 11}));
+    q.consume(9);  // a and b written, c one byte in
+    EXPECT_EQ(q.unwrittenTags(), (std::vector<std::uint64_t>{9, 11}));
+}
+
+TEST(OutputQueueTest, FullyWrittenOrEmptySegmentsAreNotQueued) {
+    OutputQueue q;
+    q.push(bytesOf("abc"), 3, 5);
+    q.push(bytesOf(""), 0, 6);
+    q.push(nullptr, 0, 7);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.heapBytes(), 0U);
+}
+
+TEST(OutputQueueTest, DrainingReleasesStorageAndSegments) {
+    OutputQueue q;
+    auto shared = bytesOf("shared frame");
+    q.push(shared, 0, 1);
+    q.push(bytesOf("tail"), 0, 2);
+    EXPECT_EQ(shared.use_count(), 2);
+    EXPECT_GT(q.heapBytes(), 0U);
+    q.consume(shared->size());
+    EXPECT_EQ(shared.use_count(), 1) << "a written segment must drop its reference at once";
+    q.consume(4);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.heapBytes(), 0U);
+}
+
+TEST(OutputQueueTest, FillIovStopsAtMax) {
+    OutputQueue q;
+    for (int i = 0; i < 100; ++i) {
+        q.push(bytesOf(std::string(1, static_cast<char>('a' + i % 26))), 0, 0);
+    }
+    iovec iov[64];
+    EXPECT_EQ(q.fillIov(iov, 64), 64U);
+}
+
+TEST(OutputQueueTest, CompactionKeepsOrder) {
+    OutputQueue q;
+    std::string expect;
+    std::size_t next = 0;
+    auto push = [&](std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i, ++next) {
+            std::string s = std::to_string(next) + ",";
+            expect += s;
+            q.push(bytesOf(s), 0, next + 1);
+        }
+    };
+    push(100);
+    for (int round = 0; round < 20; ++round) {
+        const std::size_t n = expect.size() * 2 / 3;
+        q.consume(n);
+        expect.erase(0, n);
+        push(50);
+        ASSERT_EQ(q.bytes(), expect.size());
+        ASSERT_EQ(iovText(q, 100000), expect) << "round " << round;
+    }
+}
+
+}  // namespace
+}  // namespace tundra::net

@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: Apache-2.0
+// TcpServer over real loopback sockets, driven by a real EventLoop: accept, echo, partial writes
+// and EPOLLOUT, output cap, close reasons, close-after-flush, bounded reads, left-over input,
+// shared segments, deferred close, and the spare-fd answer to EMFILE.
+#include "net/tcp_server.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "unit/net/net_test_util.h"
+
+namespace tundra::net {
+namespace {
+
+using test::bytesOf;
+using test::LoopClient;
+using test::pattern;
+using test::runUntil;
+
+// A small server-side send buffer: without it loopback autotuning lets the kernel take megabytes
+// and the server's own queue (the code under test) would never be used.
+TcpServerOptions backedUp() {
+    TcpServerOptions o;
+    o.send_buffer_bytes = 16 * 1024;
+    return o;
+}
+
+struct Closed {
+    ConnId id;
+    CloseReason reason;
+    std::vector<std::uint64_t> tags;
+    std::size_t count_in_callback;
+};
+
+class TcpServerTest : public ::testing::Test {
+protected:
+    void start(TcpServerOptions options = {}) {
+        server_ = std::make_unique<TcpServer>(loop_, std::move(options));
+        server_->setConnectCallback([this](ConnId id, const ConnInfo& info) {
+            connects_.push_back(id);
+            peers_[id] = info.peer;
+        });
+        server_->setDataCallback([this](ConnId id, std::span<const std::uint8_t> bytes) {
+            in_data_callback_ = true;
+            std::size_t used = bytes.size();
+            if (on_data_) {
+                used = on_data_(id, bytes);
+            }
+            input_[id].append(reinterpret_cast<const char*>(bytes.data()), used);
+            ++data_calls_[id];
+            in_data_callback_ = false;
+            return used;
+        });
+        server_->setCloseCallback(
+            [this](ConnId id, CloseReason reason, std::vector<std::uint64_t> tags) {
+                EXPECT_FALSE(in_data_callback_) << "close callback run inside a data callback";
+                closes_.push_back(Closed{id, reason, std::move(tags), server_->connectionCount()});
+            });
+        std::string error;
+        ASSERT_TRUE(server_->listen(error)) << error;
+        ASSERT_NE(server_->port(), 0);
+    }
+
+    // Connects a client and runs the loop until the server accepted it; id_ is its ConnId.
+    std::unique_ptr<LoopClient> connect(int rcvbuf = 0, const std::string& host = "127.0.0.1") {
+        const std::size_t before = connects_.size();
+        auto c = std::make_unique<LoopClient>(loop_, host, server_->port(), rcvbuf);
+        EXPECT_TRUE(c->connected()) << std::strerror(c->connectErrno());
+        EXPECT_TRUE(runUntil(loop_, [&] { return connects_.size() > before; }));
+        id_ = connects_.empty() ? 0 : connects_.back();
+        return c;
+    }
+
+    // Runs the loop for `ms` (a few iterations when nothing happens).
+    int idle(std::int64_t ms) {
+        bool done = false;
+        loop_.addTimer(ms, [&] { done = true; });
+        int iterations = 0;
+        while (!done) {
+            loop_.runOnce();
+            ++iterations;
+        }
+        return iterations;
+    }
+
+    EventLoop loop_;
+    std::unique_ptr<TcpServer> server_;
+    ConnId id_ = 0;
+    std::vector<ConnId> connects_;
+    std::map<ConnId, std::string> peers_;
+    std::map<ConnId, std::string> input_;  // consumed bytes, per connection
+    std::map<ConnId, int> data_calls_;
+    std::function<std::size_t(ConnId, std::span<const std::uint8_t>)> on_data_;
+    bool in_data_callback_ = false;
+    std::vector<Closed> closes_;
+};
+
+TEST_F(TcpServerTest, EchoOverIPv4) {
+    start();
+    on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
+        EXPECT_TRUE(server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(
+                                          bytes.begin(), bytes.end())));
+        return bytes.size();
+    };
+    auto c = connect();
+    EXPECT_EQ(peers_[id_].rfind("127.0.0.1:", 0), 0U) << peers_[id_];
+    EXPECT_EQ(server_->connectionCount(), 1U);
+    c->startReading();
+    c->sendAll("hello, tundra");
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received() == "hello, tundra"; }));
+    EXPECT_EQ(server_->bytesIn(), 13U);
+    EXPECT_EQ(server_->bytesOut(), 13U);
+    EXPECT_LT(server_->heapBytes(id_), 300U) << "an idle connection must hold no buffers";
+}
+
+TEST_F(TcpServerTest, EchoOverIPv6Loopback) {
+    TcpServerOptions o;
+    o.bind = "::1";
+    auto probe = std::make_unique<TcpServer>(loop_, o);
+    std::string error;
+    if (!probe->listen(error)) {
+        GTEST_SKIP() << "no IPv6 loopback here: " << error;
+    }
+    probe.reset();
+    start(o);
+    on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
+        server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(),
+                                                                             bytes.end()));
+        return bytes.size();
+    };
+    auto c = connect(0, "::1");
+    EXPECT_EQ(peers_[id_].rfind("[::1]:", 0), 0U) << peers_[id_];
+    c->startReading();
+    c->sendAll("over v6");
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received() == "over v6"; }));
+}
+
+TEST_F(TcpServerTest, ListenErrorNamesTheAddressAndTheCause) {
+    start();
+    TcpServerOptions o;
+    o.port = server_->port();
+    TcpServer second(loop_, o);
+    std::string error;
+    EXPECT_FALSE(second.listen(error));
+    EXPECT_EQ(error, "bind 127.0.0.1:" + std::to_string(o.port) + ": Address already in use");
+
+    TcpServerOptions bad;
+    bad.bind = "localhost";
+    TcpServer third(loop_, bad);
+    EXPECT_FALSE(third.listen(error));
+    EXPECT_NE(error.find("invalid bind address 'localhost'"), std::string::npos) << error;
+}
+
+TEST_F(TcpServerTest, StopAcceptingRefusesNewPeersAndKeepsExistingOnes) {
+    start();
+    on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
+        server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(),
+                                                                             bytes.end()));
+        return bytes.size();
+    };
+    auto c = connect();
+    server_->stopAccepting();
+    LoopClient late(loop_, "127.0.0.1", server_->port());
+    EXPECT_FALSE(late.connected());
+    EXPECT_EQ(late.connectErrno(), ECONNREFUSED);
+    c->startReading();
+    c->sendAll("still here");
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received() == "still here"; }));
+    EXPECT_EQ(connects_.size(), 1U);
+}
+
+TEST_F(TcpServerTest, SendToUnknownConnectionReturnsFalse) {
+    start();
+    EXPECT_FALSE(server_->send(42, bytesOf("x")));
+    EXPECT_EQ(server_->queuedBytes(42), 0U);
+    EXPECT_EQ(server_->heapBytes(42), 0U);
+    server_->close(42);            // no-op
+    server_->closeAfterFlush(42);  // no-op
+    EXPECT_TRUE(closes_.empty());
+}
+
+TEST_F(TcpServerTest, PartialWritesQueueThenDrainInOrderOnEpollout) {
+    start(backedUp());
+    auto c = connect(4096);  // small receive window, and the client does not read yet
+    const std::size_t idle_heap = server_->heapBytes(id_);
+    constexpr std::size_t kSegment = 8192;
+    constexpr std::size_t kSegments = 200;  // more than one 64-iovec writev
+    const std::string all = pattern(kSegment * kSegments);
+    for (std::size_t i = 0; i < kSegments; ++i) {
+        ASSERT_TRUE(server_->send(id_, bytesOf(std::string_view(all).substr(i * kSegment, kSegment)),
+                                  i + 1));
+    }
+    ASSERT_GT(server_->queuedBytes(id_), 0U) << "precondition: the kernel buffer filled up";
+    EXPECT_GT(server_->heapBytes(id_), idle_heap);
+
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == all.size(); }));
+    EXPECT_TRUE(c->received() == all) << "bytes lost, duplicated or reordered";
+    EXPECT_EQ(server_->queuedBytes(id_), 0U);
+    EXPECT_EQ(server_->bytesOut(), all.size());
+    EXPECT_EQ(server_->heapBytes(id_), idle_heap) << "drained output storage must be released";
+    EXPECT_TRUE(closes_.empty());
+    // EPOLLOUT is off again: with it stuck on, a writable socket would wake every iteration.
+    EXPECT_LT(idle(30), 10);
+}
+
+TEST_F(TcpServerTest, SlowConsumerIsClosedAndUnwrittenTagsAreReportedInOrder) {
+    TcpServerOptions o = backedUp();
+    o.output_cap = 64 * 1024;
+    start(o);
+    auto c = connect(4096);
+    const auto segment = bytesOf(pattern(16 * 1024));
+    std::vector<std::uint64_t> accepted_tags;
+    bool refused = false;
+    for (std::uint64_t i = 1; i <= 200; ++i) {
+        const std::uint64_t tag = (i % 3 == 0) ? 0 : i;  // some untagged segments
+        if (!server_->send(id_, segment, tag)) {
+            refused = true;
+            break;
+        }
+        if (tag != 0) {
+            accepted_tags.push_back(tag);
+        }
+    }
+    ASSERT_TRUE(refused) << "sends past the cap must be refused once the connection is closing";
+    EXPECT_TRUE(closes_.empty()) << "the close callback is deferred, never run inside send()";
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    ASSERT_EQ(closes_.size(), 1U);
+    EXPECT_EQ(closes_[0].id, id_);
+    EXPECT_EQ(closes_[0].reason, CloseReason::SlowConsumer);
+    const auto& tags = closes_[0].tags;
+    ASSERT_FALSE(tags.empty());
+    ASSERT_LE(tags.size(), accepted_tags.size());
+    // The unwritten ones are exactly the newest accepted tags, oldest first.
+    const std::vector<std::uint64_t> suffix(accepted_tags.end() - static_cast<long>(tags.size()),
+                                            accepted_tags.end());
+    EXPECT_EQ(tags, suffix);
+    EXPECT_EQ(server_->connectionCount(), 0U);
+    EXPECT_EQ(segment.use_count(), 1) << "queued references must be released at reap";
+    idle(10);
+    EXPECT_EQ(closes_.size(), 1U) << "exactly one close callback per connection";
+}
+
+TEST_F(TcpServerTest, PeerCloseIsReportedAsPeerClosed) {
+    start();
+    auto c = connect();
+    c->sendAll("bye");
+    c->closeNow();
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::PeerClosed);
+    EXPECT_TRUE(closes_[0].tags.empty());
+    EXPECT_EQ(input_[id_], "bye") << "bytes before the EOF are still delivered";
+    EXPECT_EQ(server_->connectionCount(), 0U);
+}
+
+TEST_F(TcpServerTest, ResetIsReportedAsError) {
+    start();
+    auto c = connect();
+    c->reset();
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::Error);
+}
+
+TEST_F(TcpServerTest, ConnectionCountExcludesTheConnectionInsideItsCloseCallback) {
+    start();
+    auto a = connect();
+    auto b = connect();
+    EXPECT_EQ(server_->connectionCount(), 2U);
+    a->closeNow();
+    b->closeNow();
+    ASSERT_TRUE(runUntil(loop_, [&] { return closes_.size() == 2; }));
+    std::vector<std::size_t> counts{closes_[0].count_in_callback, closes_[1].count_in_callback};
+    EXPECT_EQ(counts, (std::vector<std::size_t>{1, 0}));
+}
+
+TEST_F(TcpServerTest, CloseAfterFlushDeliversEveryByteThenCloses) {
+    start(backedUp());
+    auto c = connect(4096);
+    const std::string all = pattern(512 * 1024);
+    for (std::size_t i = 0; i < 32; ++i) {
+        server_->send(id_, bytesOf(std::string_view(all).substr(i * 16384, 16384)), i + 1);
+    }
+    ASSERT_GT(server_->queuedBytes(id_), 0U) << "precondition: output is backed up";
+    server_->closeAfterFlush(id_);
+    EXPECT_FALSE(server_->send(id_, bytesOf("late"))) << "closing connections refuse output";
+    EXPECT_EQ(server_->connectionCount(), 1U);
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->eof() && !closes_.empty(); }));
+    EXPECT_TRUE(c->received() == all);
+    EXPECT_EQ(closes_[0].reason, CloseReason::Local);
+    EXPECT_TRUE(closes_[0].tags.empty());
+}
+
+TEST_F(TcpServerTest, CloseAfterFlushWithNothingQueuedClosesAtOnce) {
+    start();
+    auto c = connect();
+    c->startReading();
+    server_->closeAfterFlush(id_);
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->eof() && !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::Local);
+}
+
+TEST_F(TcpServerTest, CloseAfterFlushStopsReadingAndTimesOut) {
+    TcpServerOptions o = backedUp();
+    o.flush_timeout_ms = 50;
+    start(o);
+    auto c = connect(4096);  // never reads
+    const auto segment = bytesOf(pattern(64 * 1024));
+    for (std::uint64_t tag = 1; tag <= 16; ++tag) {
+        server_->send(id_, segment, tag);
+    }
+    ASSERT_GT(server_->queuedBytes(id_), 0U);
+    server_->closeAfterFlush(id_);
+    c->sendAll("ignored");
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::FlushTimeout);
+    ASSERT_FALSE(closes_[0].tags.empty());
+    EXPECT_EQ(closes_[0].tags.back(), 16U);
+    EXPECT_EQ(data_calls_[id_], 0) << "no input is delivered after closeAfterFlush";
+}
+
+TEST_F(TcpServerTest, BoundedReadsDoNotLetOneFastPeerStarveAnother) {
+    TcpServerOptions o;
+    o.max_reads_per_wakeup = 1;
+    start(o);
+    auto fast = connect();
+    const ConnId fast_id = id_;
+    auto slow = connect();
+    const ConnId slow_id = id_;
+    int sndbuf = 1 << 20;
+    ::setsockopt(fast->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    const std::string bulk = pattern(1 << 20);
+    const std::size_t sent = fast->sendSome(bulk);
+    ASSERT_GT(sent, 3U * 65536U) << "precondition: several reads' worth is in flight";
+    slow->sendAll("hi");
+    ASSERT_TRUE(runUntil(loop_, [&] { return input_[slow_id] == "hi"; }));
+    EXPECT_LT(input_[fast_id].size(), sent) << "the slow peer waited for the fast one";
+    ASSERT_TRUE(runUntil(loop_, [&] { return input_[fast_id].size() == sent; }));
+    EXPECT_TRUE(input_[fast_id] == bulk.substr(0, sent));
+}
+
+TEST_F(TcpServerTest, LeftoverPartialInputIsPresentedAgainWithTheNextBytes) {
+    start();
+    std::vector<std::string> presented;
+    on_data_ = [&](ConnId, std::span<const std::uint8_t> bytes) {
+        std::string s(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        presented.push_back(s);
+        const auto nl = s.rfind('\n');
+        return nl == std::string::npos ? std::size_t{0} : nl + 1;  // whole lines only
+    };
+    auto c = connect();
+    const std::size_t idle_heap = server_->heapBytes(id_);
+    c->sendAll("abc");
+    ASSERT_TRUE(runUntil(loop_, [&] { return presented.size() == 1; }));
+    EXPECT_EQ(presented[0], "abc");
+    EXPECT_GT(server_->heapBytes(id_), idle_heap) << "the partial line is kept";
+    c->sendAll("def\nxy");
+    ASSERT_TRUE(runUntil(loop_, [&] { return presented.size() == 2; }));
+    EXPECT_EQ(presented[1], "abcdef\nxy");
+    c->sendAll("z\n");
+    ASSERT_TRUE(runUntil(loop_, [&] { return presented.size() == 3; }));
+    EXPECT_EQ(presented[2], "xyz\n");
+    EXPECT_EQ(input_[id_], "abcdef\nxyz\n");
+    EXPECT_EQ(server_->heapBytes(id_), idle_heap) << "consumed input storage must be released";
+    EXPECT_LT(server_->heapBytes(id_), 300U);
+}
+
+TEST_F(TcpServerTest, SharedSegmentIsQueuedToTwoConnectionsWithoutCopying) {
+    start(backedUp());
+    auto a = connect(4096);
+    const ConnId a_id = id_;
+    auto b = connect(4096);
+    const ConnId b_id = id_;
+    const auto frame = bytesOf(pattern(1 << 20));
+    ASSERT_TRUE(server_->send(a_id, frame, 1));
+    ASSERT_TRUE(server_->send(b_id, frame, 1));
+    ASSERT_GT(server_->queuedBytes(a_id), 0U);
+    ASSERT_GT(server_->queuedBytes(b_id), 0U);
+    EXPECT_EQ(frame.use_count(), 3) << "both queues hold the same buffer";
+    a->startReading();
+    b->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] {
+        return a->received().size() == frame->size() && b->received().size() == frame->size();
+    }));
+    const std::string expect(frame->begin(), frame->end());
+    EXPECT_TRUE(a->received() == expect);
+    EXPECT_TRUE(b->received() == expect);
+    EXPECT_EQ(frame.use_count(), 1) << "written segments are released";
+}
+
+TEST_F(TcpServerTest, CloseFromInsideTheDataCallbackIsSafeAndReportedOnce) {
+    start();
+    on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
+        server_->close(id);
+        server_->close(id);            // again: still one close
+        server_->closeAfterFlush(id);  // no-op on a closed connection
+        EXPECT_FALSE(server_->send(id, bytesOf("x")));
+        EXPECT_TRUE(closes_.empty()) << "never destroyed inside its own callback";
+        EXPECT_EQ(server_->connectionCount(), 1U);
+        return bytes.size();
+    };
+    auto c = connect();
+    c->startReading();
+    c->sendAll("first");
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::Local);
+    EXPECT_EQ(server_->connectionCount(), 0U);
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->eof() || c->readErrno() != 0; }));
+    idle(10);
+    EXPECT_EQ(closes_.size(), 1U);
+    EXPECT_EQ(data_calls_[id_], 1);
+}
+
+TEST_F(TcpServerTest, CloseOfAnotherConnectionFromADataCallbackSkipsItsPendingEvents) {
+    start();
+    auto a = connect();
+    const ConnId a_id = id_;
+    auto b = connect();
+    const ConnId b_id = id_;
+    // Both peers have input in the same epoll batch; whichever runs first closes the other.
+    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
+        server_->close(id == a_id ? b_id : a_id);
+        return bytes.size();
+    };
+    a->sendAll("a");
+    b->sendAll("b");
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    idle(10);
+    ASSERT_EQ(closes_.size(), 1U);
+    EXPECT_EQ(data_calls_[a_id] + data_calls_[b_id], 1) << "the closed one got no data";
+    EXPECT_EQ(closes_[0].reason, CloseReason::Local);
+}
+
+TEST_F(TcpServerTest, CloseDiscardsQueuedOutputAndReportsItsTags) {
+    start(backedUp());
+    auto c = connect(4096);
+    const auto segment = bytesOf(pattern(64 * 1024));
+    for (std::uint64_t tag = 1; tag <= 8; ++tag) {
+        server_->send(id_, segment, tag);
+    }
+    ASSERT_GT(server_->queuedBytes(id_), 0U);
+    server_->close(id_);
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::Local);
+    ASSERT_FALSE(closes_[0].tags.empty());
+    EXPECT_EQ(closes_[0].tags.back(), 8U);
+}
+
+// Lowers RLIMIT_NOFILE for one test and restores it.
+class FdLimit {
+public:
+    explicit FdLimit(rlim_t soft) {
+        ::getrlimit(RLIMIT_NOFILE, &saved_);
+        rlimit lowered = saved_;
+        lowered.rlim_cur = soft;
+        ok_ = ::setrlimit(RLIMIT_NOFILE, &lowered) == 0;
+    }
+    ~FdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+    FdLimit(const FdLimit&) = delete;
+    FdLimit& operator=(const FdLimit&) = delete;
+    [[nodiscard]] bool ok() const { return ok_; }
+
+private:
+    rlimit saved_{};
+    bool ok_ = false;
+};
+
+TEST_F(TcpServerTest, AcceptAtTheFdLimitShedsTheConnectionWithTheSpareFd) {
+    start();
+    std::vector<int> fillers;
+    std::unique_ptr<LoopClient> client;
+    {
+        FdLimit limit(64);
+        ASSERT_TRUE(limit.ok());
+        for (;;) {
+            const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                break;
+            }
+            fillers.push_back(fd);
+        }
+        ASSERT_FALSE(fillers.empty());
+        ::close(fillers.back());  // exactly one free slot: the client's socket takes it
+        fillers.pop_back();
+        client = std::make_unique<LoopClient>(loop_, "127.0.0.1", server_->port());
+        ASSERT_TRUE(client->connected());
+        // The server's accept4 now fails with EMFILE; it must shed the peer, not spin.
+        ASSERT_TRUE(runUntil(loop_, [&] { return server_->acceptErrors() >= 1; }));
+        client->startReading();
+        ASSERT_TRUE(runUntil(loop_, [&] { return client->eof() || client->readErrno() != 0; }));
+        EXPECT_TRUE(connects_.empty());
+        EXPECT_EQ(server_->connectionCount(), 0U);
+    }
+    for (int fd : fillers) {
+        ::close(fd);
+    }
+    client.reset();
+    auto ok = connect();  // the spare fd was reopened and accepting works again
+    EXPECT_EQ(connects_.size(), 1U);
+}
+
+}  // namespace
+}  // namespace tundra::net
