@@ -51,8 +51,8 @@ struct ClientError {
 /// std::bad_variant_access: check ok() first.
 template <typename T>
 class [[nodiscard]] Result {
-public:
-    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+ public:
+    Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}            // NOLINT: implicit
     Result(ClientError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
     [[nodiscard]] bool ok() const { return v_.index() == 0; }
@@ -68,14 +68,14 @@ public:
 
     [[nodiscard]] const ClientError& error() const { return std::get<1>(v_); }
 
-private:
+ private:
     std::variant<T, ClientError> v_;
 };
 
 /// Result of an operation that has no value.
 template <>
 class [[nodiscard]] Result<void> {
-public:
+ public:
     Result() = default;
     Result(ClientError error) : error_(std::move(error)) {}  // NOLINT: implicit
 
@@ -83,7 +83,7 @@ public:
     explicit operator bool() const { return ok(); }
     [[nodiscard]] const ClientError& error() const { return error_.value(); }
 
-private:
+ private:
     std::optional<ClientError> error_;
 };
 
@@ -158,17 +158,17 @@ struct UserInfo {
 /// A message, agent command or image addressed to this client (or to everyone).
 struct Delivery {
     MsgType type = MsgType::BroadcastMessage;  ///< BroadcastMessage, BroadcastAgent or Image
-    std::uint64_t id = 0;       ///< server-assigned, strictly increasing
-    std::uint64_t time_ms = 0;  ///< server clock, ms since the Unix epoch
+    std::uint64_t id = 0;                      ///< server-assigned, strictly increasing
+    std::uint64_t time_ms = 0;                 ///< server clock, ms since the Unix epoch
     std::string from;
-    std::string to;  ///< empty: it went to everyone (all agents for a command)
-    std::string text;              ///< BroadcastMessage
-    std::uint64_t reply_to = 0;    ///< BroadcastAgent: id of the command this answers, or 0
-    std::string command;           ///< BroadcastAgent
-    std::string args;              ///< BroadcastAgent
-    std::string mime;              ///< Image
-    std::string data;              ///< Image: the raw bytes
-    bool replayed = false;  ///< came from the server's buffers (flag REPLAY)
+    std::string to;              ///< empty: it went to everyone (all agents for a command)
+    std::string text;            ///< BroadcastMessage
+    std::uint64_t reply_to = 0;  ///< BroadcastAgent: id of the command this answers, or 0
+    std::string command;         ///< BroadcastAgent
+    std::string args;            ///< BroadcastAgent
+    std::string mime;            ///< Image
+    std::string data;            ///< Image: the raw bytes
+    bool replayed = false;       ///< came from the server's buffers (flag REPLAY)
 };
 
 /// A SYSTEM frame other than WELCOME: JOINED, LEFT, DROPPED, SHUTDOWN, NOTICE, BYE.
@@ -196,8 +196,8 @@ struct ConnectionEvent {
         Closed,      ///< no more reconnects: taken over, refused, or out of attempts
     };
     Kind kind = Kind::Lost;
-    ClientError reason{};  ///< Lost, Closed
-    Welcome welcome{};     ///< Resumed, NewSession
+    ClientError reason{};   ///< Lost, Closed
+    Welcome welcome{};      ///< Resumed, NewSession
     unsigned attempts = 0;  ///< Resumed, NewSession: connection attempts it took
 };
 
@@ -229,7 +229,7 @@ enum class ConnectionState : std::uint8_t {
 /// Not thread-safe: use each Client from one thread at a time. Movable, not copyable.
 /// Destroying it closes the socket without LOGOUT (the session detaches and can be resumed).
 class Client {
-public:
+ public:
     explicit Client(Options options = {});
     ~Client();
     Client(Client&&) noexcept;
@@ -298,7 +298,7 @@ public:
     /// server already wrote are discarded (RST, no LOGOUT), and the next call reconnects.
     void dropConnectionForTesting();
 
-private:
+ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

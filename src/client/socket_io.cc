@@ -20,13 +20,14 @@ namespace {
 
 ClientError connectError(const std::string& host, std::uint16_t port, const std::string& why,
                          ErrorKind kind = ErrorKind::Connect) {
-    return ClientError{kind, ErrorCode{}, "cannot connect to " + formatEndpoint(host, port) + ": " + why};
+    return ClientError{kind, ErrorCode{},
+                       "cannot connect to " + formatEndpoint(host, port) + ": " + why};
 }
 
 // Tries one address; returns the connected fd or -1 with `err` set.
 int connectOne(const addrinfo* ai, TimePoint deadline, int& err) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                      ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         err = errno;
         return -1;

@@ -2,10 +2,10 @@
 // JsonWriter implementation: comma placement, string escaping and number formatting.
 #include "core/json_writer.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <iterator>
-
-#include <fmt/format.h>
 
 #include "tundra/codec.h"
 
@@ -80,9 +80,7 @@ JsonWriter& JsonWriter::value(double d) {
     return *this;
 }
 
-JsonWriter& JsonWriter::value(std::optional<double> d) {
-    return d ? value(*d) : null();
-}
+JsonWriter& JsonWriter::value(std::optional<double> d) { return d ? value(*d) : null(); }
 
 JsonWriter& JsonWriter::null() {
     separate();

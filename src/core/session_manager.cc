@@ -76,10 +76,10 @@ struct Conn {
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
-    float rtt_ms = -1;            ///< last PING/PONG round trip, < 0 = none yet
-    bool awaiting_pong = false;   ///< a PING went out and no frame has arrived since
-    bool closed = false;          ///< the core closed it; onDisconnect() will follow
-    bool counted = true;          ///< counts toward max_clients (false for SERVER_FULL refusals)
+    float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
+    bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
+    bool closed = false;         ///< the core closed it; onDisconnect() will follow
+    bool counted = true;         ///< counts toward max_clients (false for SERVER_FULL refusals)
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
 };
@@ -405,8 +405,7 @@ struct SessionManager::Impl {
     /// A detached session whose time is up expires now, even if tick() has not run yet, so the
     /// deadline is exact for REGISTER.
     void expireIfDue(User& u) {
-        if (u.state == UserState::Detached &&
-            now() >= u.since_ms + cfg().session_timeout_ms) {
+        if (u.state == UserState::Detached && now() >= u.since_ms + cfg().session_timeout_ms) {
             expire(u);
         }
     }
@@ -473,8 +472,8 @@ struct SessionManager::Impl {
             bye.text = "taken over";
             sendSystem(old, bye, 0);
             closeConn(old);
-            spdlog::info("conn={} session={} user={} taken over by conn={}", old.id,
-                         sessionText(u), u->name, c.id);
+            spdlog::info("conn={} session={} user={} taken over by conn={}", old.id, sessionText(u),
+                         u->name, c.id);
         } else {
             spdlog::info("conn={} session={} user={} resumed", c.id, sessionText(u), u->name);
         }
@@ -627,7 +626,7 @@ struct SessionManager::Impl {
                     // Detached sessions buffer broadcasts; logged-out users get none.
                     for (User* r : users_.detached(kind)) {
                         tally(users_.storeOffline(*r, e, limits()) ? Outcome::Buffered
-                                                                    : Outcome::None);
+                                                                   : Outcome::None);
                     }
                 }
             }
@@ -961,10 +960,11 @@ void SessionManager::reconfigure(const CoreConfig& config) {
         impl_->rebuildTimers();
     }
     impl_->users_.enforce(impl_->limits());
-    spdlog::info("core reconfigured (max_clients={} max_payload={} ping_interval={}ms "
-                 "session_timeout={}ms max_buffered={})",
-                 config_.max_clients, config_.max_payload, config_.ping_interval_ms,
-                 config_.session_timeout_ms, config_.max_buffered);
+    spdlog::info(
+        "core reconfigured (max_clients={} max_payload={} ping_interval={}ms "
+        "session_timeout={}ms max_buffered={})",
+        config_.max_clients, config_.max_payload, config_.ping_interval_ms,
+        config_.session_timeout_ms, config_.max_buffered);
 }
 
 Gauges SessionManager::gauges() const { return impl_->gauges(); }

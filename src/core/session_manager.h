@@ -21,12 +21,12 @@ namespace tundra::core {
 
 struct CoreConfig {
     std::size_t max_clients = 1000;
-    std::size_t max_payload = kMaxPayload;       ///< bound on client frames
+    std::size_t max_payload = kMaxPayload;  ///< bound on client frames
     std::int64_t session_timeout_ms = 120'000;
     std::int64_t ping_interval_ms = 30'000;
-    std::size_t max_buffered = 50;               ///< per-user offline buffer and window
-    std::size_t user_buffer_bytes = 1U << 20;    ///< per-user budget (offline + window)
-    std::size_t total_buffer_bytes = 256U << 20; ///< all users together
+    std::size_t max_buffered = 50;                ///< per-user offline buffer and window
+    std::size_t user_buffer_bytes = 1U << 20;     ///< per-user budget (offline + window)
+    std::size_t total_buffer_bytes = 256U << 20;  ///< all users together
     std::size_t max_users = 100'000;
     bool presence_events = true;
     std::string software_version = "0.1.0";
@@ -43,7 +43,7 @@ struct ServerStats {
 };
 
 class SessionManager {
-public:
+ public:
     /// `new_session_id` makes UUID v4s (common::newSessionId in production; deterministic in
     /// tests). `server_stats` is called when HEALTH_RESULT is built.
     SessionManager(CoreConfig config, Outbox& outbox, const common::Clock& clock,
@@ -64,7 +64,8 @@ public:
     void onHeaderError(ConnId conn, std::uint16_t sequence, ErrorCode code, std::string_view why);
     /// The connection is gone. `unwritten` are delivery ids queued but never fully written
     /// (slow consumer, error); they move to the user's offline buffer. Detaches the session.
-    void onDisconnect(ConnId conn, DisconnectReason reason, const std::vector<std::uint64_t>& unwritten);
+    void onDisconnect(ConnId conn, DisconnectReason reason,
+                      const std::vector<std::uint64_t>& unwritten);
     /// Advances heartbeats (PINGs, dead connections) and session expiry to clock.now. Cheap
     /// when nothing is due; the server calls it every `tickIntervalMs()`.
     void tick();
@@ -81,7 +82,7 @@ public:
     /// The HEALTH_RESULT JSON; `asker` adds its own "connection" object when registered.
     [[nodiscard]] std::string healthJson(ConnId asker) const;
 
-private:
+ private:
     struct Impl;
     CoreConfig config_;
     Metrics metrics_;

@@ -27,18 +27,18 @@ struct Conn;  // a connection's state, owned by the SessionManager
 /// the session lives inside the user too. About 200 bytes when idle with nothing stored.
 struct User {
     std::string name;
-    Uuid session{};              ///< nil while Offline
-    Conn* conn = nullptr;        ///< the live connection while Online
-    std::int64_t since_ms = 0;   ///< steady ms: Detached since / Offline since (last seen)
-    FrameRing window;            ///< last deliveries queued to a live connection
-    FrameRing offline;           ///< deliveries addressed to it while it had no live connection
-    std::size_t bytes = 0;       ///< window + offline, charged against user_buffer_bytes
-    std::uint32_t dropped = 0;   ///< offline entries lost since the last WELCOME (DROPPED)
-    std::uint32_t list_pos = 0;  ///< index in the registry's online/detached list
-    std::uint32_t lingering = 0; ///< connections the core closed that await onDisconnect()
+    Uuid session{};               ///< nil while Offline
+    Conn* conn = nullptr;         ///< the live connection while Online
+    std::int64_t since_ms = 0;    ///< steady ms: Detached since / Offline since (last seen)
+    FrameRing window;             ///< last deliveries queued to a live connection
+    FrameRing offline;            ///< deliveries addressed to it while it had no live connection
+    std::size_t bytes = 0;        ///< window + offline, charged against user_buffer_bytes
+    std::uint32_t dropped = 0;    ///< offline entries lost since the last WELCOME (DROPPED)
+    std::uint32_t list_pos = 0;   ///< index in the registry's online/detached list
+    std::uint32_t lingering = 0;  ///< connections the core closed that await onDisconnect()
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
-    std::uint8_t lru = 0;        ///< which offline list holds it (0 none, 1 clean, 2 dirty)
+    std::uint8_t lru = 0;          ///< which offline list holds it (0 none, 1 clean, 2 dirty)
     bool window_replayed = false;  ///< the current registration asked for last_id > 0
     User* lru_prev = nullptr;
     User* lru_next = nullptr;
@@ -61,7 +61,7 @@ struct BufferLimits {
 // was an offline delivery). Nobody else's messages are touched: a user can only lose its own
 // oldest entries, never another user's.
 class UserRegistry {
-public:
+ public:
     explicit UserRegistry(Metrics& metrics) : metrics_(metrics) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
@@ -113,7 +113,7 @@ public:
     [[nodiscard]] std::uint64_t windowCount() const { return window_count_; }
     [[nodiscard]] std::uint64_t storedBytes() const { return total_bytes_; }
 
-private:
+ private:
     struct LruList {
         User* head = nullptr;
         User* tail = nullptr;

@@ -3,6 +3,7 @@
 // queue. Nothing here knows about connections; see docs/ARCHITECTURE.md "One loop iteration".
 #include "net/event_loop.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <ctime>
 #include <iterator>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "net/socket_ops.h"
 
@@ -98,11 +97,10 @@ TimerId EventLoop::addTimer(std::int64_t delay_ms, std::function<void()> cb, boo
 }
 
 void EventLoop::insertTimer(TimerEntry entry) {
-    auto pos = std::upper_bound(timers_.begin(), timers_.end(), entry,
-                                [](const TimerEntry& a, const TimerEntry& b) {
-                                    return a.when_ms != b.when_ms ? a.when_ms < b.when_ms
-                                                                  : a.id < b.id;
-                                });
+    auto pos = std::upper_bound(
+        timers_.begin(), timers_.end(), entry, [](const TimerEntry& a, const TimerEntry& b) {
+            return a.when_ms != b.when_ms ? a.when_ms < b.when_ms : a.id < b.id;
+        });
     timers_.insert(pos, std::move(entry));
 }
 
@@ -165,7 +163,7 @@ void EventLoop::runOnce() {
         auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
         // An earlier callback in this batch may have removed (and queued for destruction)
         // this handler: its event is stale.
-        if (false && removedThisRound(handler)) {
+        if (removedThisRound(handler)) {
             continue;
         }
         handler->onEvents(events[i].events);

@@ -12,7 +12,7 @@ namespace tundra::net {
 
 /// Something registered with the loop. The loop does not own it and never owns the fd.
 class IoHandler {
-public:
+ public:
     virtual ~IoHandler() = default;
     /// Called with the epoll event mask. May unregister itself or request its own close,
     /// but must not destroy itself (use EventLoop::defer).
@@ -24,7 +24,7 @@ using TimerId = std::uint64_t;
 /// One iteration: timeout from the nearest timer -> epoll_wait -> dispatch handlers ->
 /// run expired timers -> run deferred callbacks (flushes, reaping) -> repeat until quit().
 class EventLoop {
-public:
+ public:
     EventLoop();  // fatal (logs, aborts) if epoll_create1 fails
     ~EventLoop();
     EventLoop(const EventLoop&) = delete;
@@ -71,7 +71,7 @@ public:
     /// Number of armed timers (tests use it to check that cancellation really forgets).
     [[nodiscard]] std::size_t timerCount() const { return timers_.size(); }
 
-private:
+ private:
     struct TimerEntry {
         std::int64_t when_ms;
         TimerId id;
@@ -93,10 +93,10 @@ private:
     std::vector<IoHandler*> removed_this_round_;
     std::vector<std::function<void()>> deferred_;
     std::vector<std::function<void()>> running_deferred_;  // kept to reuse its capacity
-    std::vector<TimerEntry> timers_;  // small; kept sorted by (when_ms, id)
+    std::vector<TimerEntry> timers_;                       // small; kept sorted by (when_ms, id)
     TimerId next_timer_id_ = 1;
-    std::vector<TimerEntry> due_;      // expired timers being run; cancelled ones get id 0
-    TimerId running_timer_ = 0;        // the timer whose callback is running, 0 if none
+    std::vector<TimerEntry> due_;  // expired timers being run; cancelled ones get id 0
+    TimerId running_timer_ = 0;    // the timer whose callback is running, 0 if none
     bool running_timer_cancelled_ = false;
 };
 

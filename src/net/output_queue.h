@@ -23,7 +23,7 @@ using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 //
 // An empty queue owns no heap memory (capacity 0), which is what keeps idle connections small.
 class OutputQueue {
-public:
+ public:
     struct Segment {
         SharedBytes bytes;
         std::size_t offset;  // bytes of `bytes` already written
@@ -48,7 +48,7 @@ public:
     /// Heap owned by the queue itself (not the shared segments).
     [[nodiscard]] std::size_t heapBytes() const { return segs_.capacity() * sizeof(Segment); }
 
-private:
+ private:
     std::vector<Segment> segs_;
     std::size_t head_ = 0;
     std::size_t bytes_ = 0;

@@ -2,6 +2,7 @@
 // SignalWatcher: signals as loop events through signalfd, so handlers run as ordinary loop
 // callbacks instead of in async-signal context.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 
@@ -9,15 +10,12 @@
 #include <cstdlib>
 #include <utility>
 
-#include <spdlog/spdlog.h>
-
 #include "net/socket_ops.h"
 #include "net/tcp_server.h"
 
 namespace tundra::net {
 
-SignalWatcher::SignalWatcher(EventLoop& loop, std::vector<int> signals,
-                             std::function<void(int)> cb)
+SignalWatcher::SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb)
     : loop_(loop), cb_(std::move(cb)) {
     // A write to a closed socket must become EPIPE, never a process-killing SIGPIPE.
     ::signal(SIGPIPE, SIG_IGN);

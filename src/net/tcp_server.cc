@@ -4,14 +4,13 @@
 #include "net/tcp_server.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "net/output_queue.h"
 #include "net/socket_ops.h"
@@ -60,7 +59,7 @@ const char* closeReasonName(CloseReason r) {
 // once (the peer sees it end), and the spare reopened. If even the spare cannot be reopened,
 // the socket is paused for kAcceptPauseMs.
 class TcpServer::Acceptor final : public IoHandler {
-public:
+ public:
     Acceptor(TcpServer& server, int listen_fd)
         : server_(server), listen_fd_(listen_fd), spare_fd_(openSpareFd()) {
         server_.loop_.add(listen_fd_, EPOLLIN, this);
@@ -95,7 +94,7 @@ public:
             switch (r.err) {
                 case ECONNABORTED:
                 case EPROTO:
-                case EPERM:  // firewall rules
+                case EPERM:    // firewall rules
                     continue;  // that peer is gone; try the next one
                 case EMFILE:
                 case ENFILE:
@@ -109,7 +108,7 @@ public:
         }
     }
 
-private:
+ private:
     void shedOne(int err) {
         ++server_.accept_errors_;
         ++shed_;
@@ -171,7 +170,7 @@ private:
 // no input or output storage: both are released as soon as they become empty. heapBytes()
 // reports the same figure without malloc rounding (144) and the tests hold it below 300.
 class TcpServer::Connection final : public IoHandler {
-public:
+ public:
     enum class State : std::uint8_t {
         Open,      // reading and writing
         Flushing,  // closeAfterFlush(): no more reading, draining output
@@ -200,9 +199,8 @@ public:
         if (state_ != State::Open && state_ != State::Closed &&
             (events & (EPOLLHUP | EPOLLERR)) != 0) {
             // Not reading, so no read will report the hang-up; do not spin on it.
-            server_.scheduleClose(*this,
-                                  (events & EPOLLERR) != 0 ? CloseReason::Error
-                                                           : CloseReason::PeerClosed);
+            server_.scheduleClose(
+                *this, (events & EPOLLERR) != 0 ? CloseReason::Error : CloseReason::PeerClosed);
         }
     }
 
@@ -225,7 +223,7 @@ public:
     State state_ = State::Open;
     CloseReason reason_ = CloseReason::Local;
 
-private:
+ private:
     void onReadable() {
         std::vector<std::uint8_t>& scratch = server_.loop_.scratch();
         const int max_reads = std::max(server_.options_.max_reads_per_wakeup, 1);
@@ -274,7 +272,7 @@ private:
             return;
         }
         if (used >= input_.size()) {
-            input_.clear();
+            releaseInput();
         } else if (used > 0) {
             input_.erase(input_.begin(), input_.begin() + static_cast<std::ptrdiff_t>(used));
         }
@@ -311,7 +309,7 @@ private:
             server_.scheduleClose(*this, CloseReason::Local);
             return;
         }
-        // mutated
+        setInterest(EPOLLIN);
     }
 };
 
@@ -358,8 +356,7 @@ void TcpServer::onAccept(int fd, const ConnInfo& info) {
     if (!sockets::setNoDelay(fd)) {
         spdlog::debug("setsockopt(TCP_NODELAY) failed for {}", info.peer);
     }
-    if (options_.send_buffer_bytes > 0 &&
-        !sockets::setSendBuffer(fd, options_.send_buffer_bytes)) {
+    if (options_.send_buffer_bytes > 0 && !sockets::setSendBuffer(fd, options_.send_buffer_bytes)) {
         spdlog::debug("setsockopt(SO_SNDBUF) failed for {}", info.peer);
     }
     const ConnId id = next_id_++;

@@ -22,21 +22,21 @@ using ConnId = std::uint64_t;
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
 enum class CloseReason {
-    PeerClosed,     ///< EOF from the peer
-    Error,          ///< read/write error (ECONNRESET, EPIPE...)
-    SlowConsumer,   ///< output exceeded the cap
-    Local,          ///< closeAfterFlush() / close() by the owner
-    FlushTimeout,   ///< closeAfterFlush() could not drain in time
+    PeerClosed,    ///< EOF from the peer
+    Error,         ///< read/write error (ECONNRESET, EPIPE...)
+    SlowConsumer,  ///< output exceeded the cap
+    Local,         ///< closeAfterFlush() / close() by the owner
+    FlushTimeout,  ///< closeAfterFlush() could not drain in time
 };
 const char* closeReasonName(CloseReason r);
 
 struct TcpServerOptions {
-    std::string bind = "127.0.0.1";  ///< IPv4 or IPv6 literal ("::" for all v6+v4)
-    std::uint16_t port = 0;          ///< 0 = the OS chooses
+    std::string bind = "127.0.0.1";     ///< IPv4 or IPv6 literal ("::" for all v6+v4)
+    std::uint16_t port = 0;             ///< 0 = the OS chooses
     std::size_t output_cap = 8U << 20;  ///< queued output bytes beyond which SlowConsumer
     int max_reads_per_wakeup = 4;
     std::int64_t flush_timeout_ms = 5000;  ///< closeAfterFlush() gives up after this
-    int send_buffer_bytes = 0;  ///< SO_SNDBUF of accepted sockets; 0 = kernel autotuning
+    int send_buffer_bytes = 0;             ///< SO_SNDBUF of accepted sockets; 0 = kernel autotuning
 };
 
 struct ConnInfo {
@@ -44,7 +44,7 @@ struct ConnInfo {
 };
 
 class TcpServer {
-public:
+ public:
     /// Called after accept. The connection is live; send() works.
     using ConnectCallback = std::function<void(ConnId, const ConnInfo&)>;
     /// Called with all unconsumed input (left-over partial bytes + new bytes). Returns how
@@ -100,7 +100,7 @@ public:
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
     std::uint64_t acceptErrors() const { return accept_errors_; }
 
-private:
+ private:
     class Acceptor;
     class Connection;
     friend class Connection;
@@ -131,7 +131,7 @@ private:
 /// threads it creates later). The signals stay blocked after destruction, so one that arrives
 /// late is left pending instead of killing the process with its default action.
 class SignalWatcher : public IoHandler {
-public:
+ public:
     /// `cb` gets the signal number, from the loop, once per delivered signal (standard signals
     /// raised twice before the loop reads them are merged by the kernel).
     SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb);
@@ -140,7 +140,7 @@ public:
     SignalWatcher& operator=(const SignalWatcher&) = delete;
     void onEvents(std::uint32_t events) override;
 
-private:
+ private:
     EventLoop& loop_;
     int fd_ = -1;
     std::function<void(int)> cb_;

@@ -10,7 +10,7 @@ namespace tundra::testing {
 namespace {
 
 class BufferTest : public CoreTest {
-protected:
+ protected:
     BufferTest() { config.presence_events = false; }
 
     /// Registers `name` then logs it out, so it is known and offline.

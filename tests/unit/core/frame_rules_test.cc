@@ -10,7 +10,7 @@ namespace tundra::testing {
 namespace {
 
 class FrameRulesTest : public CoreTest {
-protected:
+ protected:
     FrameRulesTest() { config.presence_events = false; }
 };
 

@@ -17,7 +17,7 @@ namespace tundra::testing {
 namespace {
 
 class HealthTest : public CoreTest {
-protected:
+ protected:
     HealthTest() { config.presence_events = false; }
 
     Json health(ConnId conn) {

@@ -10,7 +10,7 @@ namespace tundra::testing {
 namespace {
 
 class HeartbeatTest : public CoreTest {
-protected:
+ protected:
     static constexpr std::int64_t kInterval = 30'000;
     HeartbeatTest() { config.ping_interval_ms = kInterval; }
 
@@ -25,9 +25,7 @@ protected:
     }
 };
 
-TEST_F(HeartbeatTest, TickIntervalIsAHundredMilliseconds) {
-    EXPECT_EQ(sm().tickIntervalMs(), 100);
-}
+TEST_F(HeartbeatTest, TickIntervalIsAHundredMilliseconds) { EXPECT_EQ(sm().tickIntervalMs(), 100); }
 
 TEST_F(HeartbeatTest, SilentConnectionIsPingedAtThePingInterval) {
     login(1, "alice");
@@ -165,7 +163,7 @@ TEST_F(HeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
 }
 
 TEST_F(HeartbeatTest, ClientPingGetsPongEchoingTheWholePayloadAndSequence) {
-    connect(1);  // allowed before REGISTER
+    connect(1);                                         // allowed before REGISTER
     Bytes payload{1, 2, 3, 4, 5, 6, 7, 8, 0xde, 0xad};  // trailing bytes included
     feed(1, rawFrame(0x14, 0, 4242, payload));
     auto f = one(1);

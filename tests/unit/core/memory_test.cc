@@ -53,7 +53,7 @@ namespace {
 
 /// Accepts everything and keeps nothing, like a socket that writes at once.
 class NullOutbox final : public core::Outbox {
-public:
+ public:
     bool send(core::ConnId, SharedFrame, std::uint64_t) override { return true; }
     void closeAfterFlush(core::ConnId) override {}
 };
@@ -75,7 +75,7 @@ Uuid uuidFor(std::uint32_t n) {
 }
 
 class MemoryTest : public ::testing::Test {
-protected:
+ protected:
     MemoryTest() {
         spdlog::set_level(spdlog::level::warn);
         config.max_clients = 100'000;
@@ -117,8 +117,7 @@ TEST_F(MemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
     EXPECT_EQ(sm->gauges().sessions_online, kConns);
     EXPECT_LE(per_conn, 1024) << "bytes per idle registered connection";
     RecordProperty("bytes_per_idle_connection", static_cast<int>(per_conn));
-    std::printf("bytes per idle registered connection: %lld\n",
-                static_cast<long long>(per_conn));
+    std::printf("bytes per idle registered connection: %lld\n", static_cast<long long>(per_conn));
 }
 
 TEST_F(MemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {

@@ -12,7 +12,7 @@ namespace tundra::testing {
 namespace {
 
 class RoutingTest : public CoreTest {
-protected:
+ protected:
     RoutingTest() { config.presence_events = false; }
 };
 
@@ -218,8 +218,7 @@ TEST_F(RoutingTest, IdsStrictlyIncreaseFromTheClockAndNeverGoBack) {
     auto ack = sayAck(1, "bob", "after the step");
     EXPECT_GT(ack.id, prev);
     clock.setWall(clock.wallMs() + 7'200'000);  // and forward: ids jump with it
-    EXPECT_GE(sayAck(1, "bob", "later").id,
-              static_cast<std::uint64_t>(clock.wallMs()) << 12);
+    EXPECT_GE(sayAck(1, "bob", "later").id, static_cast<std::uint64_t>(clock.wallMs()) << 12);
     // A failed message does not consume the next id's order either.
     say(1, "nobody", "x");
     EXPECT_GT(sayAck(1, "bob", "x").id, prev);

@@ -126,8 +126,7 @@ TEST_F(CoreTest, ResumeWithUnknownUuidOrAnotherNameIsSessionExpired) {
     disconnect(1);
     connect(3);
     EXPECT_EQ(errorFor(3, registerFrame("bob", w.session)), code(ErrorCode::SessionExpired));
-    EXPECT_EQ(errorFor(3, registerFrame("alice", testUuid(999))),
-              code(ErrorCode::SessionExpired));
+    EXPECT_EQ(errorFor(3, registerFrame("alice", testUuid(999))), code(ErrorCode::SessionExpired));
     // The right pair still resumes.
     feed(3, registerFrame("alice", w.session));
     EXPECT_TRUE(asSystem(one(3)).welcome.resumed);

@@ -3,6 +3,7 @@
 // a handler removed during a batch gets none of that batch's later events.
 #include "net/event_loop.h"
 
+#include <gtest/gtest.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "net/socket_ops.h"
 #include "unit/net/net_test_util.h"
@@ -24,7 +23,7 @@ using test::runUntil;
 
 // One end of a socketpair registered with the loop; the other end makes it readable.
 class PairHandler : public IoHandler {
-public:
+ public:
     PairHandler(EventLoop& loop, std::function<void()> on_event)
         : loop_(loop), on_event_(std::move(on_event)) {
         EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds_), 0);
@@ -57,7 +56,7 @@ public:
     }
     int events_ = 0;
 
-private:
+ private:
     EventLoop& loop_;
     std::function<void()> on_event_;
     int fds_[2] = {-1, -1};
@@ -111,7 +110,8 @@ TEST(EventLoopTest, RepeatTimerRunsUntilItCancelsItself) {
 TEST(EventLoopTest, RepeatTimerKeepsFiring) {
     EventLoop loop;
     int count = 0;
-    const TimerId id = loop.addTimer(1, [&] { ++count; }, true);
+    const TimerId id = loop.addTimer(
+        1, [&] { ++count; }, true);
     ASSERT_TRUE(runUntil(loop, [&] { return count >= 5; }));
     EXPECT_EQ(loop.timerCount(), 1U);
     loop.cancelTimer(id);
@@ -125,7 +125,7 @@ TEST(EventLoopTest, CancelledTimerNeverFires) {
     const TimerId id = loop.addTimer(1, [&] { cancelled_fired = true; });
     loop.addTimer(15, [&] { other_fired = true; });
     loop.cancelTimer(id);
-    loop.cancelTimer(id);     // twice: ignored
+    loop.cancelTimer(id);    // twice: ignored
     loop.cancelTimer(9999);  // unknown: ignored
     ASSERT_TRUE(runUntil(loop, [&] { return other_fired; }));
     EXPECT_FALSE(cancelled_fired);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -17,8 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "net/event_loop.h"
 #include "net/socket_ops.h"
@@ -56,7 +55,7 @@ inline std::string pattern(std::size_t n, std::size_t start = 0) {
 // listen backlog without the server's help), then turns non-blocking. Reads only while
 // registered with the loop (startReading), which is how tests make the server's writes back up.
 class LoopClient : public IoHandler {
-public:
+ public:
     LoopClient(EventLoop& loop, const std::string& host, std::uint16_t port, int rcvbuf = 0)
         : loop_(loop) {
         auto addr = sockets::parseAddress(host, port);
@@ -69,8 +68,8 @@ public:
         if (rcvbuf > 0) {
             EXPECT_EQ(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
         }
-        connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr->storage),
-                               addr->len) == 0;
+        connected_ =
+            ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr->storage), addr->len) == 0;
         connect_errno_ = connected_ ? 0 : errno;
         ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
     }
@@ -140,7 +139,7 @@ public:
     [[nodiscard]] int readErrno() const { return read_errno_; }
     [[nodiscard]] int fd() const { return fd_; }
 
-private:
+ private:
     EventLoop& loop_;
     int fd_ = -1;
     bool connected_ = false;

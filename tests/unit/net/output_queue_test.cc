@@ -3,10 +3,10 @@
 // and the shared segments are released as soon as they are written.
 #include "net/output_queue.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "unit/net/net_test_util.h"
 

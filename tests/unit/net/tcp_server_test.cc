@@ -4,6 +4,7 @@
 // shared segments, deferred close, and the spare-fd answer to EMFILE.
 #include "net/tcp_server.h"
 
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "unit/net/net_test_util.h"
 
@@ -41,7 +40,7 @@ struct Closed {
 };
 
 class TcpServerTest : public ::testing::Test {
-protected:
+ protected:
     void start(TcpServerOptions options = {}) {
         server_ = std::make_unique<TcpServer>(loop_, std::move(options));
         server_->setConnectCallback([this](ConnId id, const ConnInfo& info) {
@@ -106,8 +105,8 @@ protected:
 TEST_F(TcpServerTest, EchoOverIPv4) {
     start();
     on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
-        EXPECT_TRUE(server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(
-                                          bytes.begin(), bytes.end())));
+        EXPECT_TRUE(server_->send(
+            id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end())));
         return bytes.size();
     };
     auto c = connect();
@@ -132,8 +131,8 @@ TEST_F(TcpServerTest, EchoOverIPv6Loopback) {
     probe.reset();
     start(o);
     on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
-        server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(),
-                                                                             bytes.end()));
+        server_->send(
+            id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end()));
         return bytes.size();
     };
     auto c = connect(0, "::1");
@@ -162,8 +161,8 @@ TEST_F(TcpServerTest, ListenErrorNamesTheAddressAndTheCause) {
 TEST_F(TcpServerTest, StopAcceptingRefusesNewPeersAndKeepsExistingOnes) {
     start();
     on_data_ = [this](ConnId id, std::span<const std::uint8_t> bytes) {
-        server_->send(id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(),
-                                                                             bytes.end()));
+        server_->send(
+            id, std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end()));
         return bytes.size();
     };
     auto c = connect();
@@ -195,8 +194,8 @@ TEST_F(TcpServerTest, PartialWritesQueueThenDrainInOrderOnEpollout) {
     constexpr std::size_t kSegments = 200;  // more than one 64-iovec writev
     const std::string all = pattern(kSegment * kSegments);
     for (std::size_t i = 0; i < kSegments; ++i) {
-        ASSERT_TRUE(server_->send(id_, bytesOf(std::string_view(all).substr(i * kSegment, kSegment)),
-                                  i + 1));
+        ASSERT_TRUE(server_->send(
+            id_, bytesOf(std::string_view(all).substr(i * kSegment, kSegment)), i + 1));
     }
     ASSERT_GT(server_->queuedBytes(id_), 0U) << "precondition: the kernel buffer filled up";
     EXPECT_GT(server_->heapBytes(id_), idle_heap);
@@ -456,7 +455,7 @@ TEST_F(TcpServerTest, CloseDiscardsQueuedOutputAndReportsItsTags) {
 
 // Lowers RLIMIT_NOFILE for one test and restores it.
 class FdLimit {
-public:
+ public:
     explicit FdLimit(rlim_t soft) {
         ::getrlimit(RLIMIT_NOFILE, &saved_);
         rlimit lowered = saved_;
@@ -468,7 +467,7 @@ public:
     FdLimit& operator=(const FdLimit&) = delete;
     [[nodiscard]] bool ok() const { return ok_; }
 
-private:
+ private:
     rlimit saved_{};
     bool ok_ = false;
 };
