@@ -5,9 +5,11 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -341,6 +343,12 @@ bool loadConfigString(std::string_view text, const std::string& source_name, Con
 }
 
 bool loadConfigFile(const std::string& path, Config& config, std::string& error) {
+    // A directory opens fine as a stream and reads as empty: refuse it explicitly.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        error = fmt::format("{}: cannot read: {}", path, std::strerror(EISDIR));
+        return false;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         error = fmt::format("{}: cannot open: {}", path, std::strerror(errno));

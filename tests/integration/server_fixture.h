@@ -89,7 +89,18 @@ protected:
         if (!ack) {
             return std::nullopt;
         }
-        return c.read();
+        return reply(c);
+    }
+
+    /// The next ACK or ERROR; presence events and PINGs in between are set aside in skipped().
+    static std::optional<RawFrame> reply(RawClient& c) {
+        for (;;) {
+            auto f = c.read();
+            if (!f || f->type() == MsgType::Ack || f->type() == MsgType::Error) {
+                return f;
+            }
+            c.skipped().push_back(std::move(*f));
+        }
     }
 
     /// Proves the server still serves: two fresh users exchange a direct message.

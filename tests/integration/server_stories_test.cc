@@ -448,7 +448,7 @@ TEST_F(HeartbeatTest, ServerPingsSilentConnectionAndDropsTheDeadOne) {
 
 class FullServerTest : public ServerTest {
 protected:
-    std::vector<std::string> serverArgs() override { return {"--max-clients", "2"}; }
+    std::vector<std::string> serverArgs() override { return {"--no-presence", "--max-clients", "2"}; }
 };
 
 TEST_F(FullServerTest, ConnectionsBeyondMaxClientsGetServerFull) {

@@ -16,7 +16,7 @@ namespace {
 
 // A private temporary directory, removed with its files at the end of the test.
 class TempDir {
- public:
+public:
     TempDir() {
         std::string templ = ::testing::TempDir() + "tundra-conf-XXXXXX";
         path_ = ::mkdtemp(templ.data()) != nullptr ? templ : std::string();
@@ -38,7 +38,7 @@ class TempDir {
     }
     [[nodiscard]] const std::string& path() const { return path_; }
 
- private:
+private:
     std::string path_;
     std::vector<std::string> files_;
 };
@@ -271,6 +271,14 @@ TEST(ConfigFile, AMissingFileIsAClearError) {
     std::string error;
     EXPECT_FALSE(loadConfigFile("/nonexistent/tundra.conf", c, error));
     EXPECT_EQ(error, "/nonexistent/tundra.conf: cannot open: No such file or directory");
+}
+
+TEST(ConfigFile, ADirectoryIsAClearError) {
+    TempDir dir;
+    Config c;
+    std::string error;
+    EXPECT_FALSE(loadConfigFile(dir.path(), c, error));
+    EXPECT_EQ(error, dir.path() + ": cannot read: Is a directory");
 }
 
 TEST(ConfigFile, AnEmptyAdminTurnsTheListenerOff) {
