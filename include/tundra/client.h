@@ -51,7 +51,7 @@ struct ClientError {
 /// std::bad_variant_access: check ok() first.
 template <typename T>
 class [[nodiscard]] Result {
- public:
+public:
     Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}            // NOLINT: implicit
     Result(ClientError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
@@ -68,14 +68,14 @@ class [[nodiscard]] Result {
 
     [[nodiscard]] const ClientError& error() const { return std::get<1>(v_); }
 
- private:
+private:
     std::variant<T, ClientError> v_;
 };
 
 /// Result of an operation that has no value.
 template <>
 class [[nodiscard]] Result<void> {
- public:
+public:
     Result() = default;
     Result(ClientError error) : error_(std::move(error)) {}  // NOLINT: implicit
 
@@ -83,7 +83,7 @@ class [[nodiscard]] Result<void> {
     explicit operator bool() const { return ok(); }
     [[nodiscard]] const ClientError& error() const { return error_.value(); }
 
- private:
+private:
     std::optional<ClientError> error_;
 };
 
@@ -229,7 +229,7 @@ enum class ConnectionState : std::uint8_t {
 /// Not thread-safe: use each Client from one thread at a time. Movable, not copyable.
 /// Destroying it closes the socket without LOGOUT (the session detaches and can be resumed).
 class Client {
- public:
+public:
     explicit Client(Options options = {});
     ~Client();
     Client(Client&&) noexcept;
@@ -298,7 +298,7 @@ class Client {
     /// server already wrote are discarded (RST, no LOGOUT), and the next call reconnects.
     void dropConnectionForTesting();
 
- private:
+private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

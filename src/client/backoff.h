@@ -14,7 +14,7 @@ namespace tundra::client {
 /// Produces the delay before each reconnect attempt: policy.initial * multiplier^n capped at
 /// policy.max, scaled by a factor drawn from [1 - jitter, 1 + jitter], capped again.
 class Backoff {
- public:
+public:
     explicit Backoff(BackoffPolicy policy = {}, std::uint64_t seed = std::random_device{}());
 
     /// The delay before the next attempt; each call counts one failed attempt.
@@ -28,7 +28,7 @@ class Backoff {
         return policy_.max_attempts != 0 && attempts_ >= policy_.max_attempts;
     }
 
- private:
+private:
     BackoffPolicy policy_;
     std::mt19937_64 rng_;
     unsigned attempts_ = 0;

@@ -12,7 +12,7 @@ namespace tundra::client {
 /// seen (the caller's saved last_id, or ids evicted from the window). Server ids only grow,
 /// so an id older than the whole window is a duplicate too.
 class DedupeWindow {
- public:
+public:
     explicit DedupeWindow(std::size_t capacity = 4096) : capacity_(capacity == 0 ? 1 : capacity) {}
 
     /// True the first time an id is offered; false for repeats and ids at or below the floor.
@@ -23,7 +23,7 @@ class DedupeWindow {
     [[nodiscard]] std::uint64_t highest() const { return highest_; }
     [[nodiscard]] std::size_t size() const { return ids_.size(); }
 
- private:
+private:
     std::size_t capacity_;
     std::uint64_t floor_ = 0;
     std::uint64_t highest_ = 0;

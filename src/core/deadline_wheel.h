@@ -24,7 +24,7 @@ namespace tundra::core {
 // Cost of advance(): the entries in the visited slots; nothing else.
 template <class Key>
 class DeadlineWheel {
- public:
+public:
     DeadlineWheel(std::int64_t slot_ms, std::size_t slots, std::int64_t now_ms)
         : slot_ms_(slot_ms > 0 ? slot_ms : 1),
           slots_(slots > 0 ? slots : 1),
@@ -81,7 +81,7 @@ class DeadlineWheel {
 
     [[nodiscard]] std::size_t size() const { return size_; }
 
- private:
+private:
     struct Entry {
         Key key;
         std::int64_t deadline_ms;

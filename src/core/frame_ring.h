@@ -25,7 +25,7 @@ struct StoredFrame {
 // stored costs 16 bytes per ring. Sizes are bounded by CoreConfig::max_buffered (a few dozen),
 // so the O(n) sorted insert and erase are cheaper than any tree.
 class FrameRing {
- public:
+public:
     FrameRing() = default;
     FrameRing(FrameRing&&) noexcept = default;
     FrameRing& operator=(FrameRing&&) noexcept = default;
@@ -115,7 +115,7 @@ class FrameRing {
         size_ = 0;
     }
 
- private:
+private:
     [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) % cap_; }
 
     void reserveOneMore() {

@@ -15,7 +15,7 @@ namespace tundra::core {
 // inserted automatically. Strings are escaped per RFC 8259; bytes that are not valid UTF-8 come
 // out as U+FFFD so the result is always valid UTF-8. Non-finite doubles are written as null.
 class JsonWriter {
- public:
+public:
     JsonWriter& beginObject();
     JsonWriter& endObject();
     JsonWriter& key(std::string_view k);
@@ -31,7 +31,7 @@ class JsonWriter {
     [[nodiscard]] const std::string& str() const { return out_; }
     std::string take() { return std::move(out_); }
 
- private:
+private:
     void separate();
     void writeString(std::string_view s);
 

@@ -30,7 +30,7 @@ struct Metrics {
 
 /// A bounded reservoir of latency samples (ms) with percentiles.
 class LatencyStats {
- public:
+public:
     void add(double ms);
     [[nodiscard]] std::uint64_t samples() const { return count_; }
     /// Nearest-rank percentile over the most recent samples, `p` in [0, 100] (50 = median);
@@ -39,7 +39,7 @@ class LatencyStats {
     /// Largest sample ever added; nullopt when there are none.
     [[nodiscard]] std::optional<double> max() const;
 
- private:
+private:
     static constexpr std::size_t kWindow = 1024;  // most recent samples
     std::vector<double> ring_;
     std::size_t next_ = 0;

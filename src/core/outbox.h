@@ -13,7 +13,7 @@ namespace tundra::core {
 using ConnId = std::uint64_t;
 
 class Outbox {
- public:
+public:
     virtual ~Outbox() = default;
     /// Queues `frame` for `conn`. `delivery_id` (non-zero for message deliveries) comes back in
     /// SessionManager::onDisconnect's `unwritten` list if the frame was never fully written.

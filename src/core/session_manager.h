@@ -43,7 +43,7 @@ struct ServerStats {
 };
 
 class SessionManager {
- public:
+public:
     /// `new_session_id` makes UUID v4s (common::newSessionId in production; deterministic in
     /// tests). `server_stats` is called when HEALTH_RESULT is built.
     SessionManager(CoreConfig config, Outbox& outbox, const common::Clock& clock,
@@ -82,7 +82,7 @@ class SessionManager {
     /// The HEALTH_RESULT JSON; `asker` adds its own "connection" object when registered.
     [[nodiscard]] std::string healthJson(ConnId asker) const;
 
- private:
+private:
     struct Impl;
     CoreConfig config_;
     Metrics metrics_;

@@ -61,7 +61,7 @@ struct BufferLimits {
 // was an offline delivery). Nobody else's messages are touched: a user can only lose its own
 // oldest entries, never another user's.
 class UserRegistry {
- public:
+public:
     explicit UserRegistry(Metrics& metrics) : metrics_(metrics) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
@@ -113,7 +113,7 @@ class UserRegistry {
     [[nodiscard]] std::uint64_t windowCount() const { return window_count_; }
     [[nodiscard]] std::uint64_t storedBytes() const { return total_bytes_; }
 
- private:
+private:
     struct LruList {
         User* head = nullptr;
         User* tail = nullptr;

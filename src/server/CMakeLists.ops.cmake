@@ -4,7 +4,10 @@
 find_package(tomlplusplus 3 REQUIRED)
 # Static libraries carry their link dependencies to the final executables in other
 # directories, so the imported target must be visible there too.
-set_target_properties(tomlplusplus::tomlplusplus PROPERTIES IMPORTED_GLOBAL TRUE)
+get_target_property(tundra_toml_global tomlplusplus::tomlplusplus IMPORTED_GLOBAL)
+if(NOT tundra_toml_global)
+    set_target_properties(tomlplusplus::tomlplusplus PROPERTIES IMPORTED_GLOBAL TRUE)
+endif()
 
 add_library(tundra_ops STATIC
     ${CMAKE_CURRENT_LIST_DIR}/config_file.cc

@@ -50,7 +50,7 @@ HttpParse parseHttpRequestHead(std::string_view bytes, std::size_t max_bytes);
 /// its request within request_timeout_ms gets 408 and is closed; one that does not read its
 /// response in that time is dropped. Every callback runs on the loop thread.
 class AdminHttp {
- public:
+public:
     /// True while the server accepts new chat work; false (draining) makes /readyz 503.
     using ReadyCallback = std::function<bool()>;
     /// The /metrics body in Prometheus text format (see renderPrometheus).
@@ -76,7 +76,7 @@ class AdminHttp {
     [[nodiscard]] std::uint64_t requestsServed() const { return requests_; }
     [[nodiscard]] std::size_t connectionCount() const { return conns_.size(); }
 
- private:
+private:
     struct ConnState {
         net::TimerId deadline = 0;  // 0 once fired or cancelled
         std::size_t scanned = 0;    // input bytes already looked at

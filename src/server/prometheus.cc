@@ -13,7 +13,7 @@ namespace tundra::server {
 namespace {
 
 class Writer {
- public:
+public:
     explicit Writer(std::string& out) : out_(out) {}
 
     // "# HELP" and "# TYPE" lines; `help` is plain text without backslashes or newlines.
@@ -37,7 +37,7 @@ class Writer {
         sample(name, value);
     }
 
- private:
+private:
     static std::string number(std::optional<double> v) {
         if (!v || std::isnan(*v)) {
             return "NaN";

@@ -13,7 +13,7 @@ namespace tundra::server {
 /// Sends never block (MSG_DONTWAIT): a notification that cannot be queued is dropped and
 /// reported by the false return, so a stalled systemd cannot stall the reactor.
 class SdNotifier {
- public:
+public:
     /// Reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from the environment.
     static SdNotifier fromEnvironment();
 
@@ -53,7 +53,7 @@ class SdNotifier {
     static std::int64_t watchdogIntervalFrom(std::string_view usec, std::string_view pid,
                                              long self_pid);
 
- private:
+private:
     std::string socket_path_;
     std::int64_t watchdog_interval_ms_ = 0;
     int fd_ = -1;  // opened on first send

@@ -10,7 +10,7 @@
 namespace tundra::testing {
 
 class FakeClock final : public common::Clock {
- public:
+public:
     /// Starts at an arbitrary non-zero steady time and a realistic wall time (2024-01-01).
     explicit FakeClock(std::int64_t steady_ms = 1'000'000, std::int64_t wall_ms = 1'704'067'200'000)
         : steady_ms_(steady_ms), wall_ms_(wall_ms) {}
@@ -25,7 +25,7 @@ class FakeClock final : public common::Clock {
     /// Moves only the wall clock (e.g. an NTP step backwards); steady time never goes back.
     void setWall(std::int64_t wall_ms) { wall_ms_ = wall_ms; }
 
- private:
+private:
     std::int64_t steady_ms_;
     std::int64_t wall_ms_;
 };

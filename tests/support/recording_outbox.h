@@ -32,7 +32,7 @@ struct SentFrame {
 };
 
 class RecordingOutbox final : public core::Outbox {
- public:
+public:
     bool send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) override {
         if (closing_.contains(conn) || refusing_.contains(conn)) {
             return false;  // like the server: nothing is queued to a closing connection
@@ -99,7 +99,7 @@ class RecordingOutbox final : public core::Outbox {
     std::vector<SentFrame> sent;
     std::vector<core::ConnId> closes;
 
- private:
+private:
     std::set<core::ConnId> closing_;
     std::set<core::ConnId> refusing_;
 };

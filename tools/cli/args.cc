@@ -18,9 +18,9 @@ struct CommandInfo {
 };
 
 constexpr CommandInfo kCommands[] = {
-    {Command::Chat, "chat"},     {Command::Pipe, "pipe"},     {Command::Send, "send"},
-    {Command::Agent, "agent"},   {Command::Image, "image"},   {Command::Listen, "listen"},
-    {Command::Health, "health"}, {Command::Ping, "ping"},     {Command::Users, "users"},
+    {Command::Chat, "chat"},     {Command::Pipe, "pipe"},   {Command::Send, "send"},
+    {Command::Agent, "agent"},   {Command::Image, "image"}, {Command::Listen, "listen"},
+    {Command::Health, "health"}, {Command::Ping, "ping"},   {Command::Users, "users"},
 };
 
 std::optional<Command> commandFromName(std::string_view name) {
@@ -233,8 +233,8 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
 
         // ---- subcommand options -----------------------------------------------------------
         const Command c = cfg.command;
-        if (name == "--to" && allows(c, {Command::Send, Command::Agent, Command::Image,
-                                         Command::Pipe})) {
+        if (name == "--to" && allows(c, {Command::Auto, Command::Send, Command::Agent,
+                                         Command::Image, Command::Pipe})) {
             auto v = value();
             if (!v) {
                 return missing();
@@ -245,7 +245,7 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             }
             continue;
         }
-        if (name == "--no-ack" && allows(c, {Command::Send, Command::Pipe})) {
+        if (name == "--no-ack" && allows(c, {Command::Auto, Command::Send, Command::Pipe})) {
             if (auto e = flag(cfg.no_ack)) {
                 return *e;
             }
@@ -286,8 +286,8 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             std::uint64_t n = 0;
             const std::uint64_t min = c == Command::Ping ? 1 : 0;
             if (!parseUnsigned(*v, 100000000, n) || n < min) {
-                return UsageError{"--count: '" + *v + "' is not a count (" +
-                                  std::to_string(min) + " or more)"};
+                return UsageError{"--count: '" + *v + "' is not a count (" + std::to_string(min) +
+                                  " or more)"};
             }
             cfg.count = static_cast<long>(n);
             continue;
@@ -315,7 +315,7 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             }
             continue;
         }
-        if (name == "--events" && allows(c, {Command::Listen, Command::Pipe})) {
+        if (name == "--events" && allows(c, {Command::Auto, Command::Listen, Command::Pipe})) {
             if (auto e = flag(cfg.events)) {
                 return *e;
             }
@@ -478,7 +478,8 @@ standard input (one trailing newline removed).
 )";
             break;
         case Command::Agent:
-            text = R"(Usage: tundra-cli [OPTIONS] agent [--to NAME] [--reply-to ID] [--wait] CMD [ARGS...]
+            text =
+                R"(Usage: tundra-cli [OPTIONS] agent [--to NAME] [--reply-to ID] [--wait] CMD [ARGS...]
 
 Sends an agent command (to every agent without --to) and waits for the server's ACK.
   --to NAME       the agent (default: all agents)

@@ -39,7 +39,7 @@ const char* commandName(Command c);
 struct GlobalOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 4242;
-    std::string user;  ///< empty: a generated cli-XXXXXX name where a session is needed
+    std::string user;    ///< empty: a generated cli-XXXXXX name where a session is needed
     bool agent = false;  ///< register as an agent instead of a user
     std::string token;
     std::chrono::milliseconds timeout{5000};
@@ -52,15 +52,15 @@ struct GlobalOptions {
 struct CliConfig {
     GlobalOptions global;
     Command command = Command::Auto;
-    std::string to;           ///< send, agent, image, pipe: empty = broadcast
-    bool no_ack = false;      ///< send, pipe
+    std::string to;              ///< send, agent, image, pipe: empty = broadcast
+    bool no_ack = false;         ///< send, pipe
     std::uint64_t reply_to = 0;  ///< agent
-    bool wait_reply = false;  ///< agent
-    std::string mime;         ///< image
-    long count = -1;          ///< listen (0 = forever), ping; -1 = the command's default
+    bool wait_reply = false;     ///< agent
+    std::string mime;            ///< image
+    long count = -1;             ///< listen (0 = forever), ping; -1 = the command's default
     std::optional<std::chrono::milliseconds> duration;  ///< listen: stop after this long
     std::chrono::milliseconds interval{200};            ///< ping
-    bool events = false;  ///< listen, pipe: also print system/connection events on stdout
+    bool events = false;            ///< listen, pipe: also print system/connection events on stdout
     std::vector<std::string> args;  ///< positional arguments after the subcommand
 };
 

@@ -8,8 +8,19 @@
 namespace tundra::cli {
 
 struct ChatLine {
-    enum class Kind { Empty, Broadcast, Direct, Agent, Image, Users, Health, Ping, Help, Quit,
-                      Invalid };
+    enum class Kind {
+        Empty,
+        Broadcast,
+        Direct,
+        Agent,
+        Image,
+        Users,
+        Health,
+        Ping,
+        Help,
+        Quit,
+        Invalid
+    };
     Kind kind = Kind::Empty;
     std::string to;       ///< Direct, Agent, Image ("" = everyone)
     std::string text;     ///< Broadcast, Direct

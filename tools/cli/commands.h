@@ -38,8 +38,8 @@ void printLine(std::string_view line);
 /// --user, or a generated name.
 std::string sessionName(const GlobalOptions& g);
 /// Registers `c` as sessionName(); on failure prints why and returns the exit code.
-std::optional<int> registerClient(client::Client& c, const CliConfig& cfg,
-                                  const std::string& name, client::Welcome* welcome = nullptr);
+std::optional<int> registerClient(client::Client& c, const CliConfig& cfg, const std::string& name,
+                                  client::Welcome* welcome = nullptr);
 
 /// "image/png" for "x.png" (png, jpg, jpeg, gif, webp, bmp, svg; case-insensitive), else "".
 std::string guessImageMime(std::string_view path);

@@ -16,7 +16,11 @@ namespace {
 // Length of the valid UTF-8 sequence at s[i], or 0 if there is none.
 std::size_t utf8SequenceAt(std::string_view s, std::size_t i) {
     auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    std::size_t n = b < 0x80           ? 1
+                    : (b >> 5) == 0x6  ? 2
+                    : (b >> 4) == 0xE  ? 3
+                    : (b >> 3) == 0x1E ? 4
+                                       : 0;
     if (n == 0 || i + n > s.size()) {
         return 0;
     }
@@ -223,7 +227,8 @@ std::string base64(std::string_view bytes) {
     std::size_t i = 0;
     for (; i + 3 <= bytes.size(); i += 3) {
         std::uint32_t v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                          static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
+                          static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1]))
+                              << 8 |
                           static_cast<unsigned char>(bytes[i + 2]);
         out += kAlphabet[v >> 18];
         out += kAlphabet[(v >> 12) & 63];
@@ -427,8 +432,7 @@ std::string formatJson(const client::Event& event) {
             j.field("code", static_cast<std::uint64_t>(e->error.code))
                 .field("name", errorCodeName(e->error.code));
         }
-        j.field("text", e->error.text)
-            .field("sequence", static_cast<std::uint64_t>(e->sequence));
+        j.field("text", e->error.text).field("sequence", static_cast<std::uint64_t>(e->sequence));
         return j.str();
     }
     const auto& c = std::get<client::ConnectionEvent>(event);
@@ -497,9 +501,14 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
                          ", buffered " + num(h, "messages.buffered") + ", dropped " +
                          num(h, "messages.dropped"));
     line("bytes", "in " + bytesAt(h, "bytes.in") + ", out " + bytesAt(h, "bytes.out"));
-    line("latency", "p50 " + num(h, "latency_ms.p50") + " ms, p99 " + num(h, "latency_ms.p99") +
-                        " ms, max " + num(h, "latency_ms.max") + " ms (" +
-                        num(h, "latency_ms.samples") + " samples)");
+    const JsonValue* samples = h.find("latency_ms.samples");
+    if (samples != nullptr && samples->isNumber() && samples->number == 0) {
+        line("latency", "no samples yet");
+    } else {
+        line("latency", "p50 " + num(h, "latency_ms.p50") + " ms, p99 " + num(h, "latency_ms.p99") +
+                            " ms, max " + num(h, "latency_ms.max") + " ms (" +
+                            num(h, "latency_ms.samples") + " samples)");
+    }
     line("memory", "rss " + bytesAt(h, "rss_bytes"));
     std::string errors;
     if (const JsonValue* e = h.find("errors"); e != nullptr && e->isObject()) {
@@ -519,11 +528,10 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
     line("limits", "max_clients " + num(h, "limits.max_clients") + ", max_payload " +
                        num(h, "limits.max_payload"));
     if (h.find("connection") != nullptr) {
-        line("this client", num(h, "connection.name") + ", session " +
-                                num(h, "connection.session") + ", rtt " +
-                                num(h, "connection.rtt_ms") + " ms, frames in " +
-                                num(h, "connection.frames.in") + " / out " +
-                                num(h, "connection.frames.out"));
+        line("this client",
+             num(h, "connection.name") + ", session " + num(h, "connection.session") + ", rtt " +
+                 num(h, "connection.rtt_ms") + " ms, frames in " + num(h, "connection.frames.in") +
+                 " / out " + num(h, "connection.frames.out"));
     }
     return out;
 }

@@ -9,9 +9,9 @@ namespace tundra::testing {
 
 namespace {
 
-class BufferTest : public CoreTest {
- protected:
-    BufferTest() { config.presence_events = false; }
+class CoreBufferTest : public CoreTest {
+protected:
+    CoreBufferTest() { config.presence_events = false; }
 
     /// Registers `name` then logs it out, so it is known and offline.
     void knownOffline(ConnId conn, std::string_view name) {
@@ -39,7 +39,7 @@ class BufferTest : public CoreTest {
     }
 };
 
-TEST_F(BufferTest, OverflowAt51DropsTheOldestAndReplaysFiftyInOrder) {
+TEST_F(CoreBufferTest, OverflowAt51DropsTheOldestAndReplaysFiftyInOrder) {
     knownOffline(2, "bob");
     login(1, "alice");
     auto ids = sendN(1, "bob", 51);
@@ -74,7 +74,7 @@ TEST_F(BufferTest, OverflowAt51DropsTheOldestAndReplaysFiftyInOrder) {
     EXPECT_EQ(asSystem(frames[0]).welcome.pending, 0U);
 }
 
-TEST_F(BufferTest, MaxBufferedIsConfigurable) {
+TEST_F(CoreBufferTest, MaxBufferedIsConfigurable) {
     config.max_buffered = 3;
     knownOffline(2, "bob");
     login(1, "alice");
@@ -87,7 +87,7 @@ TEST_F(BufferTest, MaxBufferedIsConfigurable) {
     EXPECT_EQ(asDelivery(frames[4]).id, ids[4]);
 }
 
-TEST_F(BufferTest, DetachedSessionGetsBroadcastsAndDirectsOnResume) {
+TEST_F(CoreBufferTest, DetachedSessionGetsBroadcastsAndDirectsOnResume) {
     login(1, "alice");
     auto w = login(2, "bob");
     disconnect(2);
@@ -106,7 +106,24 @@ TEST_F(BufferTest, DetachedSessionGetsBroadcastsAndDirectsOnResume) {
     EXPECT_EQ(frames[1].delivery_id, a.id);  // replays are tracked like deliveries
 }
 
-TEST_F(BufferTest, ReplayIsACopyAndTheStoredFrameKeepsItsFlags) {
+TEST_F(CoreBufferTest, BufferOutlivesSessionExpiry) {
+    login(1, "alice");
+    login(2, "bob");
+    disconnect(2);
+    auto a = sayAck(1, "", "while detached");
+    advance(config.session_timeout_ms);
+    EXPECT_EQ(sm().metrics().sessions_expired_total, 1U);
+    EXPECT_EQ(sayAck(1, "", "after expiry").buffered, 0U) << "offline: no broadcasts";
+    auto b = sayAck(1, "bob", "direct after expiry");
+    auto frames = relogin(3, "bob");
+    ASSERT_EQ(frames.size(), 3U);
+    EXPECT_FALSE(asSystem(frames[0]).welcome.resumed);
+    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 2U);
+    EXPECT_EQ(asDelivery(frames[1]).id, a.id);
+    EXPECT_EQ(asDelivery(frames[2]).id, b.id);
+}
+
+TEST_F(CoreBufferTest, ReplayIsACopyAndTheStoredFrameKeepsItsFlags) {
     login(1, "alice");
     login(2, "carol");
     auto w = login(3, "bob");
@@ -124,7 +141,7 @@ TEST_F(BufferTest, ReplayIsACopyAndTheStoredFrameKeepsItsFlags) {
     EXPECT_EQ(a, b);
 }
 
-TEST_F(BufferTest, WindowReplaysDeliveriesAboveLastId) {
+TEST_F(CoreBufferTest, WindowReplaysDeliveriesAboveLastId) {
     login(1, "alice");
     auto w = login(2, "bob");
     auto ids = sendN(1, "bob", 5);
@@ -147,7 +164,7 @@ TEST_F(BufferTest, WindowReplaysDeliveriesAboveLastId) {
     EXPECT_EQ(asSystem(frames3[0]).welcome.pending, 5U);
 }
 
-TEST_F(BufferTest, WindowKeepsOnlyMaxBufferedDeliveries) {
+TEST_F(CoreBufferTest, WindowKeepsOnlyMaxBufferedDeliveries) {
     config.max_buffered = 4;
     login(1, "alice");
     auto w = login(2, "bob");
@@ -160,7 +177,7 @@ TEST_F(BufferTest, WindowKeepsOnlyMaxBufferedDeliveries) {
     EXPECT_EQ(sm().metrics().offline_dropped_total, 0U) << "window aging is not a loss";
 }
 
-TEST_F(BufferTest, WindowSurvivesLogoutAndExpiryAndComesBeforeOfflineEntries) {
+TEST_F(CoreBufferTest, WindowSurvivesLogoutAndExpiryAndComesBeforeOfflineEntries) {
     login(1, "alice");
     login(2, "bob");
     auto early = sendN(1, "bob", 3);  // written: window
@@ -179,7 +196,7 @@ TEST_F(BufferTest, WindowSurvivesLogoutAndExpiryAndComesBeforeOfflineEntries) {
     EXPECT_EQ(got, (std::vector<std::uint64_t>{early[1], early[2], late[0], late[1]}));
 }
 
-TEST_F(BufferTest, UnwrittenDeliveriesMoveToTheOfflineBufferOnce) {
+TEST_F(CoreBufferTest, UnwrittenDeliveriesMoveToTheOfflineBufferOnce) {
     login(1, "alice");
     auto w = login(2, "bob");
     auto ids = sendN(1, "bob", 4);
@@ -198,7 +215,7 @@ TEST_F(BufferTest, UnwrittenDeliveriesMoveToTheOfflineBufferOnce) {
     EXPECT_EQ(sm().metrics().offline_dropped_total, 0U);
 }
 
-TEST_F(BufferTest, UnwrittenWithLastIdIsNotReplayedTwice) {
+TEST_F(CoreBufferTest, UnwrittenWithLastIdIsNotReplayedTwice) {
     login(1, "alice");
     auto w = login(2, "bob");
     auto ids = sendN(1, "bob", 4);
@@ -212,7 +229,7 @@ TEST_F(BufferTest, UnwrittenWithLastIdIsNotReplayedTwice) {
     EXPECT_EQ(asDelivery(frames[2]).id, ids[3]);
 }
 
-TEST_F(BufferTest, UnwrittenAlreadyOutOfTheWindowCountsAsDropped) {
+TEST_F(CoreBufferTest, UnwrittenAlreadyOutOfTheWindowCountsAsDropped) {
     config.max_buffered = 2;
     login(1, "alice");
     auto w = login(2, "bob");
@@ -227,7 +244,7 @@ TEST_F(BufferTest, UnwrittenAlreadyOutOfTheWindowCountsAsDropped) {
     EXPECT_EQ(asDelivery(frames[3]).id, ids[3]);
 }
 
-TEST_F(BufferTest, ReplayedDeliveriesThatWereNeverWrittenComeBackAgain) {
+TEST_F(CoreBufferTest, ReplayedDeliveriesThatWereNeverWrittenComeBackAgain) {
     knownOffline(2, "bob");
     login(1, "alice");
     auto ids = sendN(1, "bob", 2);
@@ -241,7 +258,7 @@ TEST_F(BufferTest, ReplayedDeliveriesThatWereNeverWrittenComeBackAgain) {
     EXPECT_EQ(asDelivery(frames[2]).id, ids[1]);
 }
 
-TEST_F(BufferTest, TakeoverResendsWhatTheOldConnectionNeverWrote) {
+TEST_F(CoreBufferTest, TakeoverResendsWhatTheOldConnectionNeverWrote) {
     login(1, "alice");
     auto w = login(2, "bob");
     auto ids = sendN(1, "bob", 3);
@@ -259,7 +276,7 @@ TEST_F(BufferTest, TakeoverResendsWhatTheOldConnectionNeverWrote) {
     EXPECT_EQ(sm().gauges().buffered_messages, 0U);
 }
 
-TEST_F(BufferTest, TakeoverWithLastIdAlreadyCoveredTheUnwritten) {
+TEST_F(CoreBufferTest, TakeoverWithLastIdAlreadyCoveredTheUnwritten) {
     login(1, "alice");
     auto w = login(2, "bob");
     auto ids = sendN(1, "bob", 3);
@@ -270,7 +287,7 @@ TEST_F(BufferTest, TakeoverWithLastIdAlreadyCoveredTheUnwritten) {
     EXPECT_TRUE(take(3).empty());
 }
 
-TEST_F(BufferTest, PerUserByteBudgetDropsTheUsersOldestEntries) {
+TEST_F(CoreBufferTest, PerUserByteBudgetDropsTheUsersOldestEntries) {
     // Each delivery "mN" from alice to bob: 7 + 8 + 8 + 2 + 5 + 2 + 3 + 2 = 37 bytes.
     config.user_buffer_bytes = 37 * 3;
     knownOffline(2, "bob");
@@ -285,7 +302,7 @@ TEST_F(BufferTest, PerUserByteBudgetDropsTheUsersOldestEntries) {
     EXPECT_EQ(asDelivery(frames[2]).id, ids[2]);
 }
 
-TEST_F(BufferTest, WindowEntriesGoBeforeOfflineEntriesUnderTheByteBudget) {
+TEST_F(CoreBufferTest, WindowEntriesGoBeforeOfflineEntriesUnderTheByteBudget) {
     config.user_buffer_bytes = 37 * 3;
     login(1, "alice");
     auto w = login(2, "bob");
@@ -301,7 +318,7 @@ TEST_F(BufferTest, WindowEntriesGoBeforeOfflineEntriesUnderTheByteBudget) {
     EXPECT_EQ(asDelivery(frames[1]).id, ids[0]);
 }
 
-TEST_F(BufferTest, AFrameLargerThanTheUserBudgetIsNotStored) {
+TEST_F(CoreBufferTest, AFrameLargerThanTheUserBudgetIsNotStored) {
     config.user_buffer_bytes = 100;
     knownOffline(2, "bob");
     login(1, "alice");
@@ -312,7 +329,7 @@ TEST_F(BufferTest, AFrameLargerThanTheUserBudgetIsNotStored) {
     EXPECT_EQ(sm().metrics().offline_dropped_total, 1U);
 }
 
-TEST_F(BufferTest, TotalBudgetTakesFromTheUserBeingAddedToFirst) {
+TEST_F(CoreBufferTest, TotalBudgetTakesFromTheUserBeingAddedToFirst) {
     config.total_buffer_bytes = 37 * 4;  // recipients with 3-letter names: 37 bytes each
     knownOffline(2, "bob");
     knownOffline(3, "cat");
@@ -341,7 +358,7 @@ TEST_F(BufferTest, TotalBudgetTakesFromTheUserBeingAddedToFirst) {
     EXPECT_EQ(asSystem(frames[1]).dropped, 1U);
 }
 
-TEST_F(BufferTest, ReconfigureShrinksWhatIsStored) {
+TEST_F(CoreBufferTest, ReconfigureShrinksWhatIsStored) {
     knownOffline(2, "bob");
     login(1, "alice");
     sendN(1, "bob", 10);

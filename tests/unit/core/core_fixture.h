@@ -55,7 +55,7 @@ inline Bytes rawFrame(std::uint8_t type, std::uint8_t flag_bits, std::uint16_t s
 }
 
 class CoreTest : public ::testing::Test {
- protected:
+protected:
     // Heartbeats are off the way (1 h) unless a test sets its own interval, so long clock jumps
     // in session tests do not also kill silent test connections.
     // Logs stay quiet unless TUNDRA_TEST_LOG is set.
@@ -180,7 +180,7 @@ class CoreTest : public ::testing::Test {
     core::ServerStats stats{1111, 2222, 3333};
     bool fail_uuids = false;
 
- private:
+private:
     std::uint32_t uuids_ = 0;
     std::unique_ptr<core::SessionManager> mgr_;
 };

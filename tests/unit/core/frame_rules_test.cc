@@ -9,12 +9,12 @@ namespace tundra::testing {
 
 namespace {
 
-class FrameRulesTest : public CoreTest {
- protected:
-    FrameRulesTest() { config.presence_events = false; }
+class CoreFrameRulesTest : public CoreTest {
+protected:
+    CoreFrameRulesTest() { config.presence_events = false; }
 };
 
-TEST_F(FrameRulesTest, ReservedFlagBitIsInvalidFormatAndTheFrameIsDiscarded) {
+TEST_F(CoreFrameRulesTest, ReservedFlagBitIsInvalidFormatAndTheFrameIsDiscarded) {
     login(1, "alice");
     login(2, "bob");
     Bytes m = msg::encode(msg::Message{"bob", "hi"}, 7, flags::kAck);
@@ -30,7 +30,7 @@ TEST_F(FrameRulesTest, ReservedFlagBitIsInvalidFormatAndTheFrameIsDiscarded) {
     EXPECT_EQ(errorFor(3, rawFrame(0x05, 0x80, 1)), code(ErrorCode::InvalidFormat));
 }
 
-TEST_F(FrameRulesTest, ClientReplayBitIsIgnored) {
+TEST_F(CoreFrameRulesTest, ClientReplayBitIsIgnored) {
     login(1, "alice");
     login(2, "bob");
     feed(1, msg::encode(msg::Message{"bob", "hi"}, 7, flags::kAck | flags::kReplay));
@@ -38,7 +38,7 @@ TEST_F(FrameRulesTest, ClientReplayBitIsIgnored) {
     EXPECT_EQ(one(2).header.flags, 0) << "the delivery does not inherit it";
 }
 
-TEST_F(FrameRulesTest, ServerOnlyAndUnknownTypesAreUnknownType) {
+TEST_F(CoreFrameRulesTest, ServerOnlyAndUnknownTypesAreUnknownType) {
     connect(1);
     EXPECT_EQ(errorFor(1, rawFrame(0x7f, 0, 1)), code(ErrorCode::UnknownType));  // before REGISTER
     EXPECT_EQ(errorFor(1, rawFrame(0x00, 0, 1)), code(ErrorCode::UnknownType));
@@ -54,7 +54,7 @@ TEST_F(FrameRulesTest, ServerOnlyAndUnknownTypesAreUnknownType) {
     EXPECT_EQ(sm().metrics().errors_total[13], 12U);
 }
 
-TEST_F(FrameRulesTest, BeforeRegisterOnlyHealthPingAndPongAreServed) {
+TEST_F(CoreFrameRulesTest, BeforeRegisterOnlyHealthPingAndPongAreServed) {
     connect(1);
     EXPECT_EQ(errorFor(1, msg::encode(msg::Message{"", "hi"}, 1)), code(ErrorCode::NotRegistered));
     EXPECT_EQ(errorFor(1, msg::encode(msg::AgentCommand{"", 0, "c", ""}, 2)),
@@ -74,7 +74,7 @@ TEST_F(FrameRulesTest, BeforeRegisterOnlyHealthPingAndPongAreServed) {
     EXPECT_FALSE(out.isClosing(1));
 }
 
-TEST_F(FrameRulesTest, HeaderErrorIsReportedWithItsSequenceThenClosed) {
+TEST_F(CoreFrameRulesTest, HeaderErrorIsReportedWithItsSequenceThenClosed) {
     login(1, "alice");
     login(2, "bob");
     sm().onHeaderError(2, 0xBEEF, ErrorCode::UnsupportedVersion, "version 2");
@@ -90,7 +90,7 @@ TEST_F(FrameRulesTest, HeaderErrorIsReportedWithItsSequenceThenClosed) {
     EXPECT_TRUE(take(3).empty());
 }
 
-TEST_F(FrameRulesTest, EveryErrorCodeTheCoreProducesIsCounted) {
+TEST_F(CoreFrameRulesTest, EveryErrorCodeTheCoreProducesIsCounted) {
     config.max_clients = 3;
     login(1, "alice");
     login(2, "bob");
@@ -133,7 +133,7 @@ TEST_F(FrameRulesTest, EveryErrorCodeTheCoreProducesIsCounted) {
     EXPECT_EQ(e[code(ErrorCode::AuthFailed)], 0U);
 }
 
-TEST_F(FrameRulesTest, RepliesEchoTheRequestSequenceIncludingZero) {
+TEST_F(CoreFrameRulesTest, RepliesEchoTheRequestSequenceIncludingZero) {
     connect(1);
     feed(1, registerFrame("alice", {}, ClientKind::User, 0, 0));
     EXPECT_EQ(one(1).header.sequence, 0);
@@ -143,7 +143,7 @@ TEST_F(FrameRulesTest, RepliesEchoTheRequestSequenceIncludingZero) {
     EXPECT_EQ(one(1).header.sequence, 65535);
 }
 
-TEST_F(FrameRulesTest, ExtraTrailingBytesAreIgnored) {
+TEST_F(CoreFrameRulesTest, ExtraTrailingBytesAreIgnored) {
     login(1, "alice");
     Bytes lu = msg::encode(msg::ListUsers{"al"}, 3);
     lu.push_back(0x99);
@@ -153,14 +153,14 @@ TEST_F(FrameRulesTest, ExtraTrailingBytesAreIgnored) {
     EXPECT_EQ(asUserList(one(1)).users.size(), 1U);
 }
 
-TEST_F(FrameRulesTest, FramesForUnknownConnectionsAreIgnored) {
+TEST_F(CoreFrameRulesTest, FramesForUnknownConnectionsAreIgnored) {
     feed(99, msg::encodeEmpty(MsgType::HealthCheck, 1));
     EXPECT_TRUE(out.sent.empty());
     disconnect(99);  // also harmless
     EXPECT_EQ(sm().gauges().connections, 0U);
 }
 
-TEST_F(FrameRulesTest, DisconnectIsIdempotent) {
+TEST_F(CoreFrameRulesTest, DisconnectIsIdempotent) {
     login(1, "alice");
     disconnect(1);
     disconnect(1);

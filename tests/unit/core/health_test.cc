@@ -16,9 +16,9 @@ namespace tundra::testing {
 
 namespace {
 
-class HealthTest : public CoreTest {
- protected:
-    HealthTest() { config.presence_events = false; }
+class CoreHealthTest : public CoreTest {
+protected:
+    CoreHealthTest() { config.presence_events = false; }
 
     Json health(ConnId conn) {
         feed(conn, msg::encodeEmpty(MsgType::HealthCheck, 21));
@@ -31,7 +31,7 @@ class HealthTest : public CoreTest {
     }
 };
 
-TEST_F(HealthTest, ReportsEveryFieldWithCurrentValues) {
+TEST_F(CoreHealthTest, ReportsEveryFieldWithCurrentValues) {
     config.max_clients = 77;
     config.software_version = "9.8.7";
     login(1, "alice");
@@ -71,7 +71,7 @@ TEST_F(HealthTest, ReportsEveryFieldWithCurrentValues) {
     EXPECT_FALSE(j.has("connection")) << "unregistered asker";
 }
 
-TEST_F(HealthTest, RegisteredAskerSeesItsOwnConnection) {
+TEST_F(CoreHealthTest, RegisteredAskerSeesItsOwnConnection) {
     config.ping_interval_ms = 1000;
     auto w = login(1, "alice");
     clock.advance(1000);
@@ -96,21 +96,21 @@ TEST_F(HealthTest, RegisteredAskerSeesItsOwnConnection) {
     EXPECT_EQ(j["latency_ms"]["max"].number, 7.0);
 }
 
-TEST_F(HealthTest, RttIsNullWithoutSamples) {
+TEST_F(CoreHealthTest, RttIsNullWithoutSamples) {
     login(1, "alice");
     Json j = health(1);
     EXPECT_TRUE(j["connection"].has("rtt_ms"));
     EXPECT_TRUE(j["connection"]["rtt_ms"].isNull());
 }
 
-TEST_F(HealthTest, VersionIsEscaped) {
+TEST_F(CoreHealthTest, VersionIsEscaped) {
     config.software_version = "1.0 \"beta\"\\\n";
     connect(1);
     Json j = health(1);
     EXPECT_EQ(j["version"].text, "1.0 \"beta\"\\\n");
 }
 
-TEST_F(HealthTest, ListUsersFiltersByPrefixWithKindsAndStates) {
+TEST_F(CoreHealthTest, ListUsersFiltersByPrefixWithKindsAndStates) {
     login(1, "team.alice");
     login(2, "team.bot", ClientKind::Agent);
     login(3, "team.det");
@@ -141,14 +141,14 @@ TEST_F(HealthTest, ListUsersFiltersByPrefixWithKindsAndStates) {
     EXPECT_EQ(asUserList(one(5)).users.size(), 5U);
 }
 
-TEST_F(HealthTest, ListUsersWithInvalidUtf8PrefixIsInvalidFormat) {
+TEST_F(CoreHealthTest, ListUsersWithInvalidUtf8PrefixIsInvalidFormat) {
     login(1, "alice");
     EXPECT_EQ(errorFor(1, msg::encode(msg::ListUsers{"\xed\xa0\x80"}, 2)),
               code(ErrorCode::InvalidFormat));
     EXPECT_EQ(errorFor(1, rawFrame(0x06, 0, 3, Bytes{0, 1, 0})), code(ErrorCode::InvalidFormat));
 }
 
-TEST_F(HealthTest, ListUsersIsTruncatedToOneFrame) {
+TEST_F(CoreHealthTest, ListUsersIsTruncatedToOneFrame) {
     config.max_clients = 5000;
     // 32-byte names: 36 bytes per entry, so 1820 fit in 65534 - 2.
     const std::size_t total = 2500;
@@ -168,7 +168,7 @@ TEST_F(HealthTest, ListUsersIsTruncatedToOneFrame) {
     EXPECT_EQ(unique.size(), list.users.size());
 }
 
-TEST_F(HealthTest, GaugesMatchTheState) {
+TEST_F(CoreHealthTest, GaugesMatchTheState) {
     login(1, "alice");
     login(2, "bob", ClientKind::Agent);
     disconnect(2);

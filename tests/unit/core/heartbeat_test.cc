@@ -9,10 +9,10 @@ namespace tundra::testing {
 
 namespace {
 
-class HeartbeatTest : public CoreTest {
- protected:
+class CoreHeartbeatTest : public CoreTest {
+protected:
     static constexpr std::int64_t kInterval = 30'000;
-    HeartbeatTest() { config.ping_interval_ms = kInterval; }
+    CoreHeartbeatTest() { config.ping_interval_ms = kInterval; }
 
     /// Answers the single PING queued to `conn` with a PONG after `rtt_ms`.
     void answerPing(ConnId conn, std::int64_t rtt_ms) {
@@ -25,9 +25,11 @@ class HeartbeatTest : public CoreTest {
     }
 };
 
-TEST_F(HeartbeatTest, TickIntervalIsAHundredMilliseconds) { EXPECT_EQ(sm().tickIntervalMs(), 100); }
+TEST_F(CoreHeartbeatTest, TickIntervalIsAHundredMilliseconds) {
+    EXPECT_EQ(sm().tickIntervalMs(), 100);
+}
 
-TEST_F(HeartbeatTest, SilentConnectionIsPingedAtThePingInterval) {
+TEST_F(CoreHeartbeatTest, SilentConnectionIsPingedAtThePingInterval) {
     login(1, "alice");
     advance(kInterval - 1);
     EXPECT_TRUE(take(1).empty());
@@ -42,7 +44,7 @@ TEST_F(HeartbeatTest, SilentConnectionIsPingedAtThePingInterval) {
     EXPECT_TRUE(take(1).empty());
 }
 
-TEST_F(HeartbeatTest, AnyFrameCountsAsLife) {
+TEST_F(CoreHeartbeatTest, AnyFrameCountsAsLife) {
     login(1, "alice");
     advance(20'000);
     feed(1, msg::encodeEmpty(MsgType::HealthCheck, 1));  // activity at 20 s
@@ -55,7 +57,7 @@ TEST_F(HeartbeatTest, AnyFrameCountsAsLife) {
     EXPECT_EQ(one(1).type(), MsgType::Ping);
 }
 
-TEST_F(HeartbeatTest, NoAnswerForAnotherIntervalIsDeath) {
+TEST_F(CoreHeartbeatTest, NoAnswerForAnotherIntervalIsDeath) {
     login(1, "alice");
     auto w = login(2, "bob");
     take(1);
@@ -88,7 +90,7 @@ TEST_F(HeartbeatTest, NoAnswerForAnotherIntervalIsDeath) {
     EXPECT_TRUE(asSystem(one(3)).welcome.resumed);
 }
 
-TEST_F(HeartbeatTest, DeadConnectionsUnwrittenDeliveriesAreBuffered) {
+TEST_F(CoreHeartbeatTest, DeadConnectionsUnwrittenDeliveriesAreBuffered) {
     config.presence_events = false;
     login(1, "alice");
     auto w = login(2, "bob");
@@ -108,7 +110,7 @@ TEST_F(HeartbeatTest, DeadConnectionsUnwrittenDeliveriesAreBuffered) {
     EXPECT_EQ(asDelivery(frames[1]).id, id);
 }
 
-TEST_F(HeartbeatTest, AFrameAfterThePingKeepsTheConnectionAlive) {
+TEST_F(CoreHeartbeatTest, AFrameAfterThePingKeepsTheConnectionAlive) {
     login(1, "alice");
     advance(kInterval);
     take(1);
@@ -123,7 +125,7 @@ TEST_F(HeartbeatTest, AFrameAfterThePingKeepsTheConnectionAlive) {
     EXPECT_EQ(one(1).type(), MsgType::Ping);  // a new silent period
 }
 
-TEST_F(HeartbeatTest, PongGivesAnRttSample) {
+TEST_F(CoreHeartbeatTest, PongGivesAnRttSample) {
     login(1, "alice");
     advance(kInterval);
     answerPing(1, 42);
@@ -136,7 +138,7 @@ TEST_F(HeartbeatTest, PongGivesAnRttSample) {
     EXPECT_NE(json.find("\"samples\":1"), std::string::npos) << json;
 }
 
-TEST_F(HeartbeatTest, UnsolicitedOrStalePongsGiveNoSample) {
+TEST_F(CoreHeartbeatTest, UnsolicitedOrStalePongsGiveNoSample) {
     login(1, "alice");
     feed(1, msg::encodePing(MsgType::Pong, 12345, 1));
     EXPECT_TRUE(take(1).empty());
@@ -152,7 +154,7 @@ TEST_F(HeartbeatTest, UnsolicitedOrStalePongsGiveNoSample) {
     EXPECT_EQ(asError(one(1)).code, code(ErrorCode::InvalidFormat));
 }
 
-TEST_F(HeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
+TEST_F(CoreHeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
     connect(1);
     advance(kInterval);
     EXPECT_EQ(one(1).type(), MsgType::Ping);
@@ -162,7 +164,7 @@ TEST_F(HeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
     EXPECT_EQ(sm().gauges().connections, 0U);
 }
 
-TEST_F(HeartbeatTest, ClientPingGetsPongEchoingTheWholePayloadAndSequence) {
+TEST_F(CoreHeartbeatTest, ClientPingGetsPongEchoingTheWholePayloadAndSequence) {
     connect(1);                                         // allowed before REGISTER
     Bytes payload{1, 2, 3, 4, 5, 6, 7, 8, 0xde, 0xad};  // trailing bytes included
     feed(1, rawFrame(0x14, 0, 4242, payload));
@@ -174,7 +176,7 @@ TEST_F(HeartbeatTest, ClientPingGetsPongEchoingTheWholePayloadAndSequence) {
     EXPECT_EQ(asError(one(1)).code, code(ErrorCode::InvalidFormat));
 }
 
-TEST_F(HeartbeatTest, ManyConnectionsAfterALongJumpAreAllHandled) {
+TEST_F(CoreHeartbeatTest, ManyConnectionsAfterALongJumpAreAllHandled) {
     for (ConnId c = 1; c <= 200; ++c) {
         connect(c);
     }
@@ -188,7 +190,7 @@ TEST_F(HeartbeatTest, ManyConnectionsAfterALongJumpAreAllHandled) {
     }
 }
 
-TEST_F(HeartbeatTest, PingFiresWithinOneTickOffTheGrid) {
+TEST_F(CoreHeartbeatTest, PingFiresWithinOneTickOffTheGrid) {
     config.ping_interval_ms = 500;
     clock.advance(37);
     connect(1);
@@ -200,7 +202,7 @@ TEST_F(HeartbeatTest, PingFiresWithinOneTickOffTheGrid) {
     EXPECT_EQ(one(1).type(), MsgType::Ping);
 }
 
-TEST_F(HeartbeatTest, ReconfigureShortensThePingInterval) {
+TEST_F(CoreHeartbeatTest, ReconfigureShortensThePingInterval) {
     connect(1);
     advance(1000);
     core::CoreConfig c = config;
@@ -212,7 +214,7 @@ TEST_F(HeartbeatTest, ReconfigureShortensThePingInterval) {
     EXPECT_EQ(one(1).type(), MsgType::Ping);
 }
 
-TEST_F(HeartbeatTest, ZeroPingIntervalTurnsHeartbeatsOff) {
+TEST_F(CoreHeartbeatTest, ZeroPingIntervalTurnsHeartbeatsOff) {
     config.ping_interval_ms = 0;
     auto w = login(1, "alice");
     EXPECT_EQ(w.heartbeat_s, 0);

@@ -53,7 +53,7 @@ namespace {
 
 /// Accepts everything and keeps nothing, like a socket that writes at once.
 class NullOutbox final : public core::Outbox {
- public:
+public:
     bool send(core::ConnId, SharedFrame, std::uint64_t) override { return true; }
     void closeAfterFlush(core::ConnId) override {}
 };
@@ -74,9 +74,9 @@ Uuid uuidFor(std::uint32_t n) {
     return id;
 }
 
-class MemoryTest : public ::testing::Test {
- protected:
-    MemoryTest() {
+class CoreMemoryTest : public ::testing::Test {
+protected:
+    CoreMemoryTest() {
         spdlog::set_level(spdlog::level::warn);
         config.max_clients = 100'000;
         config.presence_events = false;
@@ -104,7 +104,7 @@ class MemoryTest : public ::testing::Test {
     std::uint32_t n_ = 0;
 };
 
-TEST_F(MemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
+TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
     constexpr std::size_t kConns = 5000;
     auto frames = registers(kConns);
     auto sm = make();
@@ -120,7 +120,7 @@ TEST_F(MemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
     std::printf("bytes per idle registered connection: %lld\n", static_cast<long long>(per_conn));
 }
 
-TEST_F(MemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {
+TEST_F(CoreMemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {
     constexpr std::size_t kUsers = 500;
     auto frames = registers(kUsers);
     auto sm = make();

@@ -33,7 +33,7 @@ struct Json {
 };
 
 class JsonParser {
- public:
+public:
     explicit JsonParser(std::string_view s) : s_(s) {}
 
     /// The parsed document, or nullopt if it is not exactly one valid JSON value.
@@ -49,7 +49,7 @@ class JsonParser {
         return v;
     }
 
- private:
+private:
     void ws() {
         while (i_ < s_.size() &&
                (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r')) {

@@ -11,12 +11,12 @@ namespace tundra::testing {
 
 namespace {
 
-class RoutingTest : public CoreTest {
- protected:
-    RoutingTest() { config.presence_events = false; }
+class CoreRoutingTest : public CoreTest {
+protected:
+    CoreRoutingTest() { config.presence_events = false; }
 };
 
-TEST_F(RoutingTest, BroadcastReachesOnlineUsersAndAgentsButNotTheSender) {
+TEST_F(CoreRoutingTest, BroadcastReachesOnlineUsersAndAgentsButNotTheSender) {
     login(1, "alice");
     login(2, "bob");
     login(3, "bot", ClientKind::Agent);
@@ -48,7 +48,7 @@ TEST_F(RoutingTest, BroadcastReachesOnlineUsersAndAgentsButNotTheSender) {
     EXPECT_EQ(sm().metrics().messages_out_total, 2U);
 }
 
-TEST_F(RoutingTest, BroadcastBuffersForDetachedButNotForLoggedOutUsers) {
+TEST_F(CoreRoutingTest, BroadcastBuffersForDetachedButNotForLoggedOutUsers) {
     login(1, "alice");
     login(2, "det");
     login(3, "gone");
@@ -64,7 +64,7 @@ TEST_F(RoutingTest, BroadcastBuffersForDetachedButNotForLoggedOutUsers) {
     EXPECT_EQ(sayAck(1, "gone", "psst").buffered, 1U);
 }
 
-TEST_F(RoutingTest, DirectMessageReachesOnlyTheRecipient) {
+TEST_F(CoreRoutingTest, DirectMessageReachesOnlyTheRecipient) {
     login(1, "alice");
     login(2, "bob");
     login(3, "carol");
@@ -76,7 +76,7 @@ TEST_F(RoutingTest, DirectMessageReachesOnlyTheRecipient) {
     EXPECT_TRUE(take(3).empty());
 }
 
-TEST_F(RoutingTest, UnknownAndInvalidRecipients) {
+TEST_F(CoreRoutingTest, UnknownAndInvalidRecipients) {
     login(1, "alice");
     auto r = say(1, "nobody", "hi");
     ASSERT_EQ(r.size(), 1U);
@@ -96,7 +96,7 @@ TEST_F(RoutingTest, UnknownAndInvalidRecipients) {
     EXPECT_EQ(sm().metrics().messages_in_total, 0U);
 }
 
-TEST_F(RoutingTest, MessageToSelfIsAcceptedAndDeliveredToNobody) {
+TEST_F(CoreRoutingTest, MessageToSelfIsAcceptedAndDeliveredToNobody) {
     login(1, "alice");
     login(2, "bob");
     auto ack = sayAck(1, "alice", "note to self");
@@ -106,7 +106,7 @@ TEST_F(RoutingTest, MessageToSelfIsAcceptedAndDeliveredToNobody) {
     EXPECT_TRUE(take(2).empty());
 }
 
-TEST_F(RoutingTest, AckOnlyWhenAsked) {
+TEST_F(CoreRoutingTest, AckOnlyWhenAsked) {
     login(1, "alice");
     login(2, "bob");
     EXPECT_TRUE(say(1, "bob", "quiet", false).empty());
@@ -119,7 +119,7 @@ TEST_F(RoutingTest, AckOnlyWhenAsked) {
     EXPECT_EQ(f.type(), MsgType::UserList);
 }
 
-TEST_F(RoutingTest, AgentCommandBroadcastReachesAgentsOnly) {
+TEST_F(CoreRoutingTest, AgentCommandBroadcastReachesAgentsOnly) {
     login(1, "alice");
     login(2, "bob");
     login(3, "bot1", ClientKind::Agent);
@@ -151,7 +151,7 @@ TEST_F(RoutingTest, AgentCommandBroadcastReachesAgentsOnly) {
     EXPECT_EQ(take(4).size(), 1U);
 }
 
-TEST_F(RoutingTest, DirectAgentCommandReachesAnyKnownName) {
+TEST_F(CoreRoutingTest, DirectAgentCommandReachesAnyKnownName) {
     login(1, "alice");
     login(2, "bot", ClientKind::Agent);
     feed(2, msg::encode(msg::AgentCommand{"alice", 77, "result", "done"}, 3, flags::kAck));
@@ -164,7 +164,7 @@ TEST_F(RoutingTest, DirectAgentCommandReachesAnyKnownName) {
     EXPECT_EQ(asError(one(2)).code, code(ErrorCode::UnknownRecipient));
 }
 
-TEST_F(RoutingTest, ImageBroadcastAndDirect) {
+TEST_F(CoreRoutingTest, ImageBroadcastAndDirect) {
     login(1, "alice");
     login(2, "bob");
     login(3, "bot", ClientKind::Agent);
@@ -187,7 +187,7 @@ TEST_F(RoutingTest, ImageBroadcastAndDirect) {
     EXPECT_EQ(asError(one(1)).code, code(ErrorCode::InvalidFormat));
 }
 
-TEST_F(RoutingTest, DeliveryThatWouldNotFitTheFrameIsTooLarge) {
+TEST_F(CoreRoutingTest, DeliveryThatWouldNotFitTheFrameIsTooLarge) {
     login(1, "alice");
     login(2, "bob");
     // MESSAGE payload: 2 + 3 ("bob") + text. Delivery: 8 + 8 + 2 + 5 + 2 + 3 + text.
@@ -203,7 +203,7 @@ TEST_F(RoutingTest, DeliveryThatWouldNotFitTheFrameIsTooLarge) {
     EXPECT_EQ(f.frame->size(), kHeaderSize + kMaxPayload);
 }
 
-TEST_F(RoutingTest, IdsStrictlyIncreaseFromTheClockAndNeverGoBack) {
+TEST_F(CoreRoutingTest, IdsStrictlyIncreaseFromTheClockAndNeverGoBack) {
     login(1, "alice");
     login(2, "bob");
     const auto base = static_cast<std::uint64_t>(clock.wallMs()) << 12;
@@ -224,7 +224,7 @@ TEST_F(RoutingTest, IdsStrictlyIncreaseFromTheClockAndNeverGoBack) {
     EXPECT_GT(sayAck(1, "bob", "x").id, prev);
 }
 
-TEST_F(RoutingTest, SendRefusedByTheOutboxBuffersInstead) {
+TEST_F(CoreRoutingTest, SendRefusedByTheOutboxBuffersInstead) {
     login(1, "alice");
     login(2, "bob");
     out.refuse(2);  // the server already dropped bob's connection but has not reported it yet
@@ -234,7 +234,7 @@ TEST_F(RoutingTest, SendRefusedByTheOutboxBuffersInstead) {
     EXPECT_EQ(sm().gauges().buffered_messages, 1U);
 }
 
-TEST_F(RoutingTest, DeliveriesCountAsFramesOut) {
+TEST_F(CoreRoutingTest, DeliveriesCountAsFramesOut) {
     login(1, "alice");
     login(2, "bob");
     const auto before = sm().metrics().frames_out_total;

@@ -28,7 +28,7 @@ using ::testing::StartsWith;
 
 // One HTTP client socket on the loop: connects, writes its request, reads until EOF.
 class Client : public net::IoHandler {
- public:
+public:
     Client(net::EventLoop& loop, std::uint16_t port, std::function<void(Client*)> on_eof)
         : loop_(loop), on_eof_(std::move(on_eof)) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -83,7 +83,7 @@ class Client : public net::IoHandler {
         return end == std::string::npos ? std::string() : received_.substr(end + 4);
     }
 
- private:
+private:
     net::EventLoop& loop_;
     std::function<void(Client*)> on_eof_;
     int fd_ = -1;
@@ -93,7 +93,7 @@ class Client : public net::IoHandler {
 };
 
 class AdminHttpTest : public ::testing::Test {
- protected:
+protected:
     void SetUp() override { start({}); }
 
     void start(AdminHttpOptions options) {

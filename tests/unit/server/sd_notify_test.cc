@@ -22,7 +22,7 @@ namespace {
 // A bound datagram socket standing in for systemd's notify socket. Receives block for at
 // most 5 s (a failed send then fails the test instead of hanging it).
 class NotifyReceiver {
- public:
+public:
     // `abstract`: bind an abstract name instead of a file in a temporary directory.
     explicit NotifyReceiver(bool abstract) {
         fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -70,7 +70,7 @@ class NotifyReceiver {
         return ::recv(fd_, &c, 1, MSG_DONTWAIT | MSG_PEEK) < 0;
     }
 
- private:
+private:
     int fd_ = -1;
     bool bound_ = false;
     std::string dir_;
@@ -79,7 +79,7 @@ class NotifyReceiver {
 
 // Sets environment variables for one test and restores them afterwards.
 class ScopedEnv {
- public:
+public:
     ScopedEnv& set(const char* name, const std::string& value) {
         remember(name);
         ::setenv(name, value.c_str(), 1);
@@ -100,7 +100,7 @@ class ScopedEnv {
         }
     }
 
- private:
+private:
     struct Saved {
         std::string name;
         bool had;

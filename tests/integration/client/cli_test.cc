@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: Apache-2.0
+// tundra-cli as users and scripts run it, against a real tundrad: two CLIs chatting through
+// pipes, listen + send, health exit codes against a live and a stopped server, error exit
+// codes, ping statistics, JSON lines, and the interactive mode in a pseudo-terminal.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli_process.h"
+#include "support/tundrad_process.h"
+#include "tundra/client.h"
+
+namespace tundra::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CliTest : public ::testing::Test {
+protected:
+    void SetUp() override { startServer({}); }
+
+    void startServer(std::vector<std::string> args) {
+        server_ = std::make_unique<TundradProcess>(std::move(args));
+        ASSERT_TRUE(server_->started()) << server_->output();
+    }
+
+    void TearDown() override {
+        if (server_ && server_->started()) {
+            EXPECT_EQ(server_->stop(), std::optional<int>(0)) << server_->output();
+        }
+    }
+
+    // Global options for this server, then `rest`.
+    std::vector<std::string> cli(std::vector<std::string> rest) const {
+        std::vector<std::string> args{"--port", std::to_string(server_->port()), "--timeout", "5"};
+        args.insert(args.end(), rest.begin(), rest.end());
+        return args;
+    }
+
+    std::unique_ptr<client::Client> login(const std::string& name,
+                                          ClientKind kind = ClientKind::User) {
+        client::Options o;
+        o.port = server_->port();
+        auto c = std::make_unique<client::Client>(o);
+        client::Identity id;
+        id.name = name;
+        id.kind = kind;
+        auto w = c->registerAs(id);
+        EXPECT_TRUE(w) << w.error().message();
+        return c;
+    }
+
+    std::unique_ptr<TundradProcess> server_;
+};
+
+std::optional<client::Delivery> nextDelivery(client::Client& c,
+                                             std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (auto e = c.nextEvent(50ms)) {
+            if (auto* d = std::get_if<client::Delivery>(&*e)) {
+                return *d;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+TEST_F(CliTest, TwoPipeModeClisChat) {
+    CliProcess bob(cli({"--user", "bob", "pipe", "--to", "alice"}));
+    ASSERT_TRUE(bob.err().waitLine("connected as bob", 10s)) << bob.err().text();
+    CliProcess alice(cli({"--user", "alice", "--json", "pipe", "--to", "bob"}));
+    ASSERT_TRUE(alice.err().waitLine("connected as alice", 10s)) << alice.err().text();
+
+    ASSERT_TRUE(alice.write("hello bob\nhow are you?\n"));
+    EXPECT_TRUE(bob.out().waitLine("alice -> bob: hello bob", 10s)) << bob.out().text();
+    EXPECT_TRUE(bob.out().waitLine("alice -> bob: how are you?", 10s)) << bob.out().text();
+
+    ASSERT_TRUE(bob.write("fine, thanks\n"));
+    auto reply = alice.out().waitLine("fine, thanks", 10s);
+    ASSERT_TRUE(reply) << alice.out().text();
+    EXPECT_NE(reply->find("\"type\":\"message\""), std::string::npos) << *reply;
+    EXPECT_NE(reply->find("\"from\":\"bob\""), std::string::npos) << *reply;
+    EXPECT_NE(reply->find("\"text\":\"fine, thanks\""), std::string::npos) << *reply;
+
+    alice.closeStdin();
+    bob.closeStdin();
+    EXPECT_EQ(alice.wait(10s), std::optional<int>(0)) << alice.err().text();
+    EXPECT_EQ(bob.wait(10s), std::optional<int>(0)) << bob.err().text();
+    // stdout carries only what arrived: one JSON object per line.
+    for (const auto& line : alice.out().lines()) {
+        EXPECT_EQ(line.front(), '{') << line;
+        EXPECT_EQ(line.back(), '}') << line;
+    }
+}
+
+TEST_F(CliTest, PipeModeIsTheDefaultWhenStdinIsNotATerminal) {
+    auto bob = login("bob");
+    CliRun r = runCli(cli({"--user", "alice", "--to", "bob"}), "one\n\ntwo");
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto d1 = nextDelivery(*bob);
+    auto d2 = nextDelivery(*bob);
+    ASSERT_TRUE(d1 && d2);
+    EXPECT_EQ(d1->text, "one");
+    EXPECT_EQ(d2->text, "two");  // last line without newline still sent; empty line skipped
+}
+
+TEST_F(CliTest, ListenerSeesADirectMessageFromSend) {
+    CliProcess listener(cli({"--user", "bob", "--json", "listen", "--count", "1"}));
+    ASSERT_TRUE(listener.err().waitLine("listening as bob", 10s)) << listener.err().text();
+    CliRun send = runCli(cli({"--user", "alice", "send", "--to", "bob", "hi", "bob"}));
+    ASSERT_EQ(send.code, 0) << send.err;
+    EXPECT_NE(send.out.find("sent to bob: id "), std::string::npos) << send.out;
+    EXPECT_NE(send.out.find("delivered to 1 online"), std::string::npos) << send.out;
+
+    EXPECT_EQ(listener.wait(10s), std::optional<int>(0)) << listener.err().text();
+    auto lines = listener.out().lines();
+    ASSERT_EQ(lines.size(), 1U) << listener.out().text();
+    EXPECT_NE(lines[0].find("\"from\":\"alice\""), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("\"to\":\"bob\""), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("\"text\":\"hi bob\""), std::string::npos) << lines[0];
+    // The id printed by send is the id the listener got.
+    auto id_at = send.out.find("id ") + 3;
+    std::string id = send.out.substr(id_at, send.out.find(',', id_at) - id_at);
+    EXPECT_NE(lines[0].find("\"id\":" + id + ","), std::string::npos) << lines[0] << " id " << id;
+}
+
+TEST_F(CliTest, ListenStopsAfterDurationWithTimeoutExit) {
+    CliRun r = runCli(cli({"--user", "bob", "listen", "--count", "1", "--duration", "0.2"}));
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_NE(r.err.find("0 of 1 deliveries"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, ListenExitsCleanlyOnSigint) {
+    CliProcess listener(cli({"--user", "bob", "listen"}));
+    ASSERT_TRUE(listener.err().waitLine("listening as bob", 10s)) << listener.err().text();
+    listener.signal(SIGINT);
+    EXPECT_EQ(listener.wait(10s), std::optional<int>(0));
+    // It logged out: the name is free again at once.
+    auto bob = login("bob");
+    EXPECT_EQ(bob->state(), client::ConnectionState::Registered);
+}
+
+TEST_F(CliTest, HealthExitCodesLiveAndStopped) {
+    CliRun human = runCli(cli({"health"}));
+    EXPECT_EQ(human.code, 0) << human.err;
+    EXPECT_NE(human.out.find(": ok"), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("connections"), std::string::npos) << human.out;
+
+    CliRun json = runCli(cli({"health", "--json"}));
+    EXPECT_EQ(json.code, 0) << json.err;
+    EXPECT_EQ(json.out.rfind("{", 0), 0U) << json.out;
+    EXPECT_NE(json.out.find("\"status\":\"ok\""), std::string::npos) << json.out;
+    EXPECT_EQ(json.out.find('\n'), json.out.size() - 1) << "one line expected";
+
+    CliRun mine = runCli(cli({"--user", "prober", "--json", "health"}));
+    EXPECT_EQ(mine.code, 0) << mine.err;
+    EXPECT_NE(mine.out.find("\"connection\""), std::string::npos) << mine.out;
+
+    const std::string port = std::to_string(server_->port());
+    ASSERT_EQ(server_->stop(), std::optional<int>(0));
+    CliRun down = runCli({"--port", port, "--timeout", "2", "health"});
+    EXPECT_EQ(down.code, 3);
+    EXPECT_NE(down.err.find("cannot connect to 127.0.0.1:" + port + ": Connection refused"),
+              std::string::npos)
+        << down.err;
+    server_.reset();
+}
+
+TEST_F(CliTest, SendExitCodesForServerErrorsAndBadArguments) {
+    CliRun unknown = runCli(cli({"send", "--to", "nobody", "hello"}));
+    EXPECT_EQ(unknown.code, 1);
+    EXPECT_NE(unknown.err.find("UNKNOWN_RECIPIENT"), std::string::npos) << unknown.err;
+
+    CliRun bad = runCli(cli({"send", "--to", "not a name", "x"}));
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.err.find("not a valid name"), std::string::npos) << bad.err;
+
+    CliRun help = runCli({"send", "--help"});
+    EXPECT_EQ(help.code, 0);
+    EXPECT_NE(help.out.find("Exit status:"), std::string::npos);
+
+    CliRun taken_user = runCli(cli({"--user", "bob", "send", "x"}));
+    EXPECT_EQ(taken_user.code, 0) << taken_user.err;
+    auto bob = login("bob");
+    CliRun taken = runCli(cli({"--user", "bob", "send", "x"}));
+    EXPECT_EQ(taken.code, 1);
+    EXPECT_NE(taken.err.find("cannot register as bob: USERNAME_TAKEN"), std::string::npos)
+        << taken.err;
+}
+
+TEST_F(CliTest, SendTooLargeExitsNonZero) {
+    TearDown();
+    startServer({"--max-payload", "64"});
+    CliRun big = runCli(cli({"send", std::string(100, 'z')}));
+    EXPECT_EQ(big.code, 1);
+    EXPECT_NE(big.err.find("exceeds the server's limit of 64"), std::string::npos) << big.err;
+    CliRun small = runCli(cli({"send", "fits"}));
+    EXPECT_EQ(small.code, 0) << small.err;
+}
+
+TEST_F(CliTest, SendReadsTheMessageFromStdin) {
+    auto bob = login("bob");
+    CliRun r = runCli(cli({"--json", "send", "--to", "bob", "-"}), "multi\nline\n");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"type\":\"ack\""), std::string::npos) << r.out;
+    auto d = nextDelivery(*bob);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->text, "multi\nline");
+}
+
+TEST_F(CliTest, PipeNoAckStillReportsRefusals) {
+    CliRun r = runCli(cli({"--user", "writer", "pipe", "--to", "nobody", "--no-ack"}), "x\n");
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("UNKNOWN_RECIPIENT"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, PingReportsStatistics) {
+    CliRun r = runCli(cli({"ping", "--count", "5", "--interval", "0"}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("5 sent, 5 received, 0% lost"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("rtt min/avg/p99/max = "), std::string::npos) << r.out;
+
+    CliRun json = runCli(cli({"--json", "ping", "-c", "2", "-i", "0"}));
+    EXPECT_EQ(json.code, 0) << json.err;
+    EXPECT_NE(json.out.find("\"type\":\"ping_summary\",\"sent\":2,\"received\":2"),
+              std::string::npos)
+        << json.out;
+}
+
+TEST_F(CliTest, UsersListsNamesKindsAndStates) {
+    auto bob = login("bob");
+    auto bot = login("bot", ClientKind::Agent);
+    CliRun r = runCli(cli({"--json", "users", "bo"}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(
+        r.out.find("{\"type\":\"user\",\"name\":\"bob\",\"kind\":\"user\",\"state\":\"online\"}"),
+        std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("\"name\":\"bot\",\"kind\":\"agent\""), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, AgentCommandWaitsForTheReply) {
+    auto bot = login("bot", ClientKind::Agent);
+    std::thread agent([&] {
+        auto cmd = nextDelivery(*bot);
+        ASSERT_TRUE(cmd);
+        EXPECT_EQ(cmd->command, "deploy");
+        EXPECT_EQ(cmd->args, "prod now");
+        ASSERT_TRUE(bot->reply(*cmd, "done", "deployed prod"));
+    });
+    CliRun r = runCli(cli({"agent", "--to", "bot", "--wait", "deploy", "prod", "now"}));
+    agent.join();
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("bot -> "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("[agent done, reply to "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("deployed prod"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, UnreachableServerGivesExitThreeForEveryCommand) {
+    const std::string port = std::to_string(server_->port());
+    ASSERT_EQ(server_->stop(), std::optional<int>(0));
+    server_.reset();
+    for (const std::vector<std::string>& cmd :
+         {std::vector<std::string>{"send", "x"}, {"listen"}, {"ping", "-c", "1"}, {"users"}}) {
+        std::vector<std::string> args{"--port", port};
+        args.insert(args.end(), cmd.begin(), cmd.end());
+        CliRun r = runCli(args);
+        EXPECT_EQ(r.code, 3) << cmd[0] << ": " << r.err;
+        EXPECT_NE(r.err.find("Connection refused"), std::string::npos) << cmd[0] << ": " << r.err;
+    }
+}
+
+// The interactive mode in a pseudo-terminal: commands work, incoming messages appear above
+// the prompt, and a half-typed line survives them.
+TEST_F(CliTest, InteractiveChatInATerminal) {
+    auto bob = login("bob");
+    CliProcess alice(cli({"--user", "alice"}), /*use_pty=*/true);
+    ASSERT_TRUE(alice.out().waitRaw("Type /help", 10s)) << alice.out().text();
+
+    ASSERT_TRUE(alice.write("/msg bob hi from the terminal\r"));
+    auto d = nextDelivery(*bob);
+    ASSERT_TRUE(d) << alice.out().text();
+    EXPECT_EQ(d->from, "alice");
+    EXPECT_EQ(d->to, "bob");
+    EXPECT_EQ(d->text, "hi from the terminal");
+
+    // Type half a line, then let a message arrive: it is printed, and the typed text is
+    // redrawn after it.
+    auto typed = alice.out().waitRaw("alice> ", 10s);
+    ASSERT_TRUE(typed);
+    ASSERT_TRUE(alice.write("half typed"));
+    auto echoed = alice.out().waitRaw("half typed", 10s, *typed);
+    ASSERT_TRUE(echoed) << alice.out().text();
+    ASSERT_TRUE(bob->sendMessage("alice", "interrupting you"));
+    auto shown = alice.out().waitRaw("bob -> alice: interrupting you", 10s, *echoed);
+    ASSERT_TRUE(shown) << alice.out().text();
+    EXPECT_TRUE(alice.out().waitRaw("alice> half typed", 10s, *shown)) << alice.out().text();
+    ASSERT_TRUE(alice.write(" and finished\r"));
+    auto b = nextDelivery(*bob);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->text, "half typed and finished");
+    EXPECT_EQ(b->to, "");
+
+    auto before_users = alice.out().text().size();
+    ASSERT_TRUE(alice.write("/users b\r"));
+    EXPECT_TRUE(alice.out().waitRaw("online", 10s, before_users)) << alice.out().text();
+    ASSERT_TRUE(alice.write("/msg nobody x\r"));
+    EXPECT_TRUE(alice.out().waitRaw("! UNKNOWN_RECIPIENT", 10s)) << alice.out().text();
+    ASSERT_TRUE(alice.write("/quit\r"));
+    EXPECT_EQ(alice.wait(10s), std::optional<int>(0)) << alice.out().text();
+}
+
+TEST_F(CliTest, InteractivePlainFallback) {
+    auto bob = login("bob");
+    CliProcess alice(cli({"--user", "alice", "--plain"}), /*use_pty=*/true);
+    ASSERT_TRUE(alice.out().waitRaw("Type /help", 10s)) << alice.out().text();
+    ASSERT_TRUE(alice.write("hello from plain mode\n"));
+    auto d = nextDelivery(*bob);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->text, "hello from plain mode");
+    ASSERT_TRUE(bob->sendMessage("alice", "back at you"));
+    EXPECT_TRUE(alice.out().waitRaw("bob -> alice: back at you", 10s)) << alice.out().text();
+    ASSERT_TRUE(alice.write("\x04"));  // Ctrl-D: end of input
+    EXPECT_EQ(alice.wait(10s), std::optional<int>(0)) << alice.out().text();
+}
+
+#ifdef TUNDRA_EXAMPLE_PATH
+// The example program from docs/CLIENT.md does what the document says.
+TEST_F(CliTest, DocumentedEchoExampleWorks) {
+    const std::string port = std::to_string(server_->port());
+    CliProcess echo({"127.0.0.1", port, "1"}, false, TUNDRA_EXAMPLE_PATH);
+    ASSERT_TRUE(echo.out().waitLine("echo: registered on 127.0.0.1:" + port, 10s))
+        << echo.err().text();
+    auto alice = login("alice");
+    ASSERT_TRUE(alice->sendMessage("echo", "ping me back"));
+    auto d = nextDelivery(*alice);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->from, "echo");
+    EXPECT_EQ(d->text, "ping me back");
+    EXPECT_EQ(echo.wait(10s), std::optional<int>(0)) << echo.err().text();
+}
+#endif
+
+}  // namespace
+}  // namespace tundra::testing
