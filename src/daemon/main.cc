@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // tundrad entry point: argv -> Config -> Server::run(). Exit codes: 0 clean, 1 runtime
 // failure, 2 bad flags or config.
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 
 #include "common/logging.h"
 #include "server/config.h"
+#include "server/config_file.h"
 #include "server/server.h"
 
 namespace {
@@ -40,7 +42,7 @@ void raiseFileLimit(std::size_t max_clients) {
 int main(int argc, char** argv) {
     using tundra::server::ParsedArgs;
     std::vector<std::string> args(argv + 1, argv + argc);
-    ParsedArgs parsed = tundra::server::parseArgs(args);
+    ParsedArgs parsed = tundra::server::parseArgs(args, tundra::server::loadConfigFile);
     switch (parsed.action) {
         case ParsedArgs::Action::Help:
             std::fputs(parsed.message.c_str(), stdout);
@@ -58,10 +60,12 @@ int main(int argc, char** argv) {
         case ParsedArgs::Action::Run:
             break;
     }
+    // Writes to a closed socket report EPIPE instead of killing the daemon.
+    ::signal(SIGPIPE, SIG_IGN);
     tundra::common::setupLogging(parsed.config.log_level);
     raiseFileLimit(parsed.config.core.max_clients);
     try {
-        tundra::server::Server server(parsed.config);
+        tundra::server::Server server(parsed.config, args);
         std::string error;
         if (!server.start(error)) {
             spdlog::critical("cannot start: {}", error);

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "common/logging.h"
+#include "server/config_file.h"
 
 namespace tundra::server {
 
@@ -145,11 +146,10 @@ const std::vector<Flag>& flags() {
          }},
         {"--admin", "ADDR:PORT", "admin HTTP listener (/healthz, /readyz, /metrics); off by default",
          [](Config& c, std::string_view v) -> std::string {
-             auto colon = v.rfind(':');
-             std::int64_t n = 0;
-             if (colon == std::string_view::npos || colon == 0 ||
-                 !parseInt(v.substr(colon + 1), 0, 65535, n)) {
-                 return rangeError("--admin", v, "ADDR:PORT (e.g. 127.0.0.1:9090)");
+             std::string host;
+             std::uint16_t port = 0;
+             if (!parseHostPort(v, host, port)) {
+                 return rangeError("--admin", v, "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090)");
              }
              c.admin = std::string(v);
              return "";

@@ -7,9 +7,14 @@
 #include <cstdio>
 #include <utility>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/session_id.h"
+#include "server/config_file.h"
+#include "server/prometheus.h"
 
 namespace tundra::server {
 
@@ -62,7 +67,14 @@ std::uint64_t residentBytes() {
     return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
-Server::Server(Config config) : config_(std::move(config)), tcp_(loop_, tcpOptions(config_)) {
+// How often systemd's STATUS= line is refreshed with live counts.
+constexpr std::int64_t kStatusIntervalMs = 5000;
+
+Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier)
+    : config_(std::move(config)),
+      args_(std::move(args)),
+      notifier_(std::move(notifier)),
+      tcp_(loop_, tcpOptions(config_)) {
     sessions_ = std::make_unique<core::SessionManager>(
         config_.core, *this, clock_, [] { return common::newSessionId(); },
         [this] { return stats(); });
@@ -93,6 +105,26 @@ bool Server::start(std::string& error) {
                  config_.core.software_version, hostPort(config_.bind, tcp_.port()),
                  config_.core.max_clients, config_.core.max_payload,
                  config_.core.ping_interval_ms, config_.core.session_timeout_ms);
+    if (!config_.admin.empty()) {
+        admin_ = std::make_unique<AdminHttp>(
+            loop_, [this] { return !draining_; }, [this] { return metricsText(); });
+        std::string admin_error;
+        if (!admin_->start(config_.admin, admin_error)) {
+            error = "admin listener: " + admin_error;
+            return false;
+        }
+    }
+    if (notifier_.enabled()) {
+        loop_.addTimer(
+            kStatusIntervalMs, [this] { notifier_.status(statusLine()); }, true);
+        if (notifier_.watchdogIntervalMs() > 0) {
+            // Pinged from the loop itself: a wedged reactor stops the pings and systemd
+            // restarts the service.
+            loop_.addTimer(
+                notifier_.watchdogIntervalMs(), [this] { notifier_.watchdog(); }, true);
+        }
+        notifier_.ready(statusLine());
+    }
     return true;
 }
 
@@ -167,6 +199,7 @@ void Server::beginDrain() {
         return;
     }
     draining_ = true;
+    notifier_.stopping(fmt::format("draining {} connections", tcp_.connectionCount()));
     tcp_.stopAccepting();
     sessions_->shutdown(config_.shutdown_retry_after_s);
     if (tcp_.connectionCount() == 0) {
@@ -180,7 +213,47 @@ void Server::beginDrain() {
 }
 
 void Server::reload() {
-    spdlog::info("SIGHUP: nothing to reload (no config file support yet)");
+    if (config_.config_file.empty()) {
+        spdlog::info("SIGHUP: no --config file, nothing to reload");
+        return;
+    }
+    notifier_.reloading();
+    spdlog::info("SIGHUP: reloading {}", config_.config_file);
+    ParsedArgs parsed = parseArgs(args_, loadConfigFile);
+    if (parsed.action != ParsedArgs::Action::Run) {
+        spdlog::error("reload failed, keeping the running configuration: {}", parsed.message);
+        notifier_.ready(statusLine());
+        return;
+    }
+    Config fresh = std::move(parsed.config);
+    auto restart = restartRequiredChanges(config_, fresh);
+    if (!restart.empty()) {
+        spdlog::warn("reload: {} changed; restart tundrad for that to take effect",
+                     fmt::join(restart, ", "));
+    }
+    // Listeners and the per-connection output cap are fixed at start: keep the running ones.
+    fresh.bind = config_.bind;
+    fresh.port = config_.port;
+    fresh.admin = config_.admin;
+    fresh.output_cap_bytes = config_.output_cap_bytes;
+    sessions_->reconfigure(fresh.core);
+    spdlog::set_level(fresh.log_level);
+    config_ = std::move(fresh);
+    spdlog::info("reloaded {} (presence={} log_level={})", config_.config_file,
+                 config_.core.presence_events ? "on" : "off",
+                 spdlog::level::to_string_view(config_.log_level));
+    notifier_.ready(statusLine());
+}
+
+std::string Server::metricsText() const {
+    return renderPrometheus(sessions_->metrics(), sessions_->gauges(), stats(),
+                            sessions_->config());
+}
+
+std::string Server::statusLine() const {
+    auto g = sessions_->gauges();
+    return fmt::format("{} connections, {} sessions online, {} detached{}", g.connections,
+                       g.sessions_online, g.sessions_detached, draining_ ? ", draining" : "");
 }
 
 core::ServerStats Server::stats() const {

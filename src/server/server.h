@@ -8,19 +8,25 @@
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "common/clock.h"
 #include "core/outbox.h"
 #include "core/session_manager.h"
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "server/admin_http.h"
 #include "server/config.h"
+#include "server/sd_notify.h"
 
 namespace tundra::server {
 
 class Server final : public core::Outbox {
 public:
-    explicit Server(Config config);
+    /// `args` are the command-line arguments the config came from (without argv[0]); a SIGHUP
+    /// re-parses them, so the config file is re-read and the flags still override it.
+    explicit Server(Config config, std::vector<std::string> args = {},
+                    SdNotifier notifier = SdNotifier::fromEnvironment());
     ~Server() override;
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -33,11 +39,19 @@ public:
     /// SIGTERM/SIGINT: stop accepting, SYSTEM SHUTDOWN to every client, flush, then quit
     /// (after drain_timeout at the latest). Idempotent.
     void beginDrain();
-    /// SIGHUP: re-read the config file (if any) and apply what can change at runtime.
+    /// SIGHUP: re-read the config file (if any) and apply what can change at runtime (limits,
+    /// timeouts, buffers, presence, log level); logs the settings that need a restart. An
+    /// invalid file is logged and the running settings stay. Tells systemd RELOADING/READY.
     void reload();
 
     [[nodiscard]] std::uint16_t port() const;
     [[nodiscard]] bool draining() const { return draining_; }
+    /// The admin HTTP port (0 when the admin listener is off).
+    [[nodiscard]] std::uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
+    /// The /metrics page (Prometheus text format).
+    [[nodiscard]] std::string metricsText() const;
+    /// One-line status for systemd: live connection and session counts.
+    [[nodiscard]] std::string statusLine() const;
     core::SessionManager& sessions() { return *sessions_; }
     net::EventLoop& loop() { return loop_; }
 
@@ -52,11 +66,14 @@ private:
     core::ServerStats stats() const;
 
     Config config_;
+    std::vector<std::string> args_;
+    SdNotifier notifier_;
     common::SystemClock clock_;
     net::EventLoop loop_;
     net::TcpServer tcp_;
     std::unique_ptr<core::SessionManager> sessions_;
     std::unique_ptr<net::SignalWatcher> signals_;
+    std::unique_ptr<AdminHttp> admin_;
     std::unordered_set<net::ConnId> closing_;  // closeAfterFlush requested, not yet reaped
     bool draining_ = false;
 };
