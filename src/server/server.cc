@@ -228,7 +228,7 @@ void Server::reload() {
     Config fresh = std::move(parsed.config);
     auto restart = restartRequiredChanges(config_, fresh);
     if (!restart.empty()) {
-        spdlog::warn("reload: {} changed; restart tundrad for that to take effect",
+        spdlog::warn("reload: {} changed and needs a restart; keeping the running value",
                      fmt::join(restart, ", "));
     }
     // Listeners and the per-connection output cap are fixed at start: keep the running ones.

@@ -352,7 +352,7 @@ TEST(Signals, SighupAppliesRuntimeSettingsAndReportsRestartOnes) {
     auto mark = server.lineCount();
     server.signal(SIGHUP);
     ASSERT_TRUE(server.waitForLine("reloaded " + conf, 5s, mark)) << server.output();
-    EXPECT_TRUE(server.waitForLine("admin changed; restart", 1s, mark)) << server.output();
+    EXPECT_TRUE(server.waitForLine("admin changed and needs a restart", 1s, mark)) << server.output();
     auto page = httpGet(admin, "/metrics");  // still on the old admin port
     ASSERT_TRUE(page);
     EXPECT_EQ(metricValue(page->body, "tundra_max_clients"), std::optional<double>(3));
