@@ -236,6 +236,42 @@ TEST_F(ServerTest, SigtermSendsShutdownAndExitsZero) {
     server_.reset();
 }
 
+// IPv6: the same protocol over [::1], where the machine has an IPv6 loopback.
+TEST(ServerIPv6, ChatOverIPv6Loopback) {
+    {
+        int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        sa.sin6_addr = in6addr_loopback;
+        bool ok = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+        if (probe >= 0) {
+            ::close(probe);
+        }
+        if (!ok) {
+            GTEST_SKIP() << "no IPv6 loopback on this machine";
+        }
+    }
+    TundradProcess server({"--bind", "::1", "--port", "0", "--no-presence"},
+                          std::chrono::seconds(10), /*default_bind=*/false);
+    ASSERT_TRUE(server.started()) << server.output();
+    EXPECT_NE(server.output().find("listening on [::1]:"), std::string::npos) << server.output();
+    RawClient a(server.port(), 0, "::1");
+    RawClient b(server.port(), 0, "::1");
+    ASSERT_TRUE(a.connected());
+    auto wa = a.registerAs("alice");
+    ASSERT_TRUE(wa);
+    EXPECT_EQ(asSystem(*wa).event, SystemEvent::Welcome);
+    ASSERT_TRUE(b.registerAs("bob"));
+    msg::Message m;
+    m.to = "bob";
+    m.text = "over v6";
+    a.send(msg::encode(m, a.nextSeq()));
+    auto d = b.readUntil(MsgType::BroadcastMessage);
+    ASSERT_TRUE(d);
+    EXPECT_EQ(asDelivery(*d).text, "over v6");
+    EXPECT_EQ(server.stop(), std::optional<int>(0));
+}
+
 // ---- presence, sessions and buffers (server with presence on and short timers) ----------
 
 class SessionStoryTest : public ServerTest {

@@ -31,16 +31,28 @@ struct RawFrame {
 
 class RawClient {
 public:
-    explicit RawClient(std::uint16_t port, int rcvbuf = 0) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /// Connects to `host` (an IPv4 or IPv6 literal, loopback by default) on `port`.
+    explicit RawClient(std::uint16_t port, int rcvbuf = 0, const char* host = "127.0.0.1") {
+        sockaddr_storage addr{};
+        socklen_t len = 0;
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+        if (::inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            v4->sin_port = htons(port);
+            len = sizeof *v4;
+        } else if (::inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons(port);
+            len = sizeof *v6;
+        } else {
+            return;
+        }
+        fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (rcvbuf > 0) {
             ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
         }
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0;
         int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
