@@ -114,8 +114,8 @@ const std::vector<Flag>& flags() {
         {"--output-cap", "BYTES", "queued output per connection before it is cut off (default 8388608)",
          [](Config& c, std::string_view v) -> std::string {
              std::int64_t n = 0;
-             if (!parseInt(v, 65536, std::int64_t{1} << 32, n)) {
-                 return rangeError("--output-cap", v, "a number of bytes from 65536 to 4294967296");
+             if (!parseInt(v, 131072, std::int64_t{1} << 32, n)) {
+                 return rangeError("--output-cap", v, "a number of bytes from 131072 to 4294967296");
              }
              c.output_cap_bytes = static_cast<std::size_t>(n);
              return "";

@@ -23,6 +23,11 @@ namespace tundra::server {
 
 namespace {
 
+// Smallest output cap and buffer budgets: room for two deliveries of the largest size (a
+// 65534-byte payload plus header and routing fields), so a maximum-size message can always be
+// queued and buffered.
+constexpr std::int64_t kMinBufferBytes = 131072;
+
 struct Problem {
     std::uint32_t line;
     std::string message;
@@ -188,11 +193,11 @@ const std::vector<Key>& keys() {
              return "";
          }},
         {"output_cap_bytes",
-         integer<std::size_t>(65536, std::int64_t{1} << 32, &Config::output_cap_bytes)},
+         integer<std::size_t>(kMinBufferBytes, std::int64_t{1} << 32, &Config::output_cap_bytes)},
         {"user_buffer_bytes",
-         coreInteger<std::size_t>(65536, std::int64_t{1} << 40, &CoreConfig::user_buffer_bytes)},
+         coreInteger<std::size_t>(kMinBufferBytes, std::int64_t{1} << 40, &CoreConfig::user_buffer_bytes)},
         {"total_buffer_bytes",
-         coreInteger<std::size_t>(65536, std::int64_t{1} << 40, &CoreConfig::total_buffer_bytes)},
+         coreInteger<std::size_t>(kMinBufferBytes, std::int64_t{1} << 40, &CoreConfig::total_buffer_bytes)},
         {"max_users", coreInteger<std::size_t>(1, 100'000'000, &CoreConfig::max_users)},
         {"shutdown_retry_after", integer<std::uint16_t>(0, 65535, &Config::shutdown_retry_after_s)},
         {"drain_timeout",

@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 class HostileTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
-        return {"--no-presence", "--max-payload", "1024", "--output-cap", "65536"};
+        return {"--no-presence", "--max-payload", "1024", "--output-cap", "131072"};
     }
 
     // Sends raw bytes on a fresh connection and returns the first frame back.
@@ -165,7 +165,7 @@ TEST_F(HostileTest, ClientThatNeverReadsIsCutOffAndItsMessagesAreBuffered) {
     auto reader = login("reader");
     std::string big(1000, 'y');
     bool cut_off = false;
-    // Direct messages to sink pile up in its output queue (cap 64 KiB) until it is cut off;
+    // Direct messages to sink pile up in its output queue (cap 128 KiB) until it is cut off;
     // the reader keeps receiving broadcasts the whole time.
     for (int i = 0; i < 4000 && !cut_off; ++i) {
         auto ack = say(*a, "sink", big);

@@ -27,7 +27,7 @@ TEST(ConfigFlags, EveryFlagIsApplied) {
     auto p = parseArgs({"--bind", "::1", "--port", "0", "--max-clients", "5", "--max-payload",
                         "1024", "--session-timeout", "2.5", "--ping-interval=0.5",
                         "--max-buffered", "3", "--no-presence", "--log-level", "debug",
-                        "--output-cap", "65536", "--max-users", "10", "--admin",
+                        "--output-cap", "131072", "--max-users", "10", "--admin",
                         "127.0.0.1:0"});
     ASSERT_EQ(p.action, Action::Run) << p.message;
     EXPECT_EQ(p.config.bind, "::1");
@@ -39,7 +39,7 @@ TEST(ConfigFlags, EveryFlagIsApplied) {
     EXPECT_EQ(p.config.core.max_buffered, 3U);
     EXPECT_FALSE(p.config.core.presence_events);
     EXPECT_EQ(p.config.log_level, spdlog::level::debug);
-    EXPECT_EQ(p.config.output_cap_bytes, 65536U);
+    EXPECT_EQ(p.config.output_cap_bytes, 131072U);
     EXPECT_EQ(p.config.core.max_users, 10U);
     EXPECT_EQ(p.config.admin, "127.0.0.1:0");
 }

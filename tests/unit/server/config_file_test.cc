@@ -97,8 +97,8 @@ max_buffered = 3
 presence = false
 log_level = "debug"
 admin = "127.0.0.1:0"
-output_cap_bytes = 65536
-user_buffer_bytes = 100000
+output_cap_bytes = 131072
+user_buffer_bytes = 200000
 total_buffer_bytes = 200000
 max_users = 10
 shutdown_retry_after = 9
@@ -116,8 +116,8 @@ drain_timeout = 0.25
     EXPECT_FALSE(c.core.presence_events);
     EXPECT_EQ(c.log_level, spdlog::level::debug);
     EXPECT_EQ(c.admin, "127.0.0.1:0");
-    EXPECT_EQ(c.output_cap_bytes, 65536U);
-    EXPECT_EQ(c.core.user_buffer_bytes, 100000U);
+    EXPECT_EQ(c.output_cap_bytes, 131072U);
+    EXPECT_EQ(c.core.user_buffer_bytes, 200000U);
     EXPECT_EQ(c.core.total_buffer_bytes, 200000U);
     EXPECT_EQ(c.core.max_users, 10U);
     EXPECT_EQ(c.shutdown_retry_after_s, 9);
@@ -214,11 +214,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "1: ping_interval: nan is out of range (0.1 to 65535 seconds)"},
         BadCase{"max_buffered = 0\n", "1: max_buffered: 0 is out of range (1 to 100000)"},
         BadCase{"output_cap_bytes = 1024\n",
-                "1: output_cap_bytes: 1024 is out of range (65536 to 4294967296)"},
+                "1: output_cap_bytes: 1024 is out of range (131072 to 4294967296)"},
         BadCase{"user_buffer_bytes = 1\n",
-                "1: user_buffer_bytes: 1 is out of range (65536 to 1099511627776)"},
+                "1: user_buffer_bytes: 1 is out of range (131072 to 1099511627776)"},
         BadCase{"total_buffer_bytes = 1099511627777\n",
-                "1: total_buffer_bytes: 1099511627777 is out of range (65536 to 1099511627776)"},
+                "1: total_buffer_bytes: 1099511627777 is out of range (131072 to 1099511627776)"},
         BadCase{"max_users = 0\n", "1: max_users: 0 is out of range (1 to 100000000)"},
         BadCase{"shutdown_retry_after = 65536\n",
                 "1: shutdown_retry_after: 65536 is out of range (0 to 65535)"},
@@ -231,10 +231,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"admin = \"9090\"\n",
                 "1: admin: '9090' is not ADDR:PORT with a numeric address (e.g. "
                 "\"127.0.0.1:9090\", \"[::1]:9090\"; \"\" = off)"},
-        BadCase{"\n\nuser_buffer_bytes = 200000\ntotal_buffer_bytes = 100000\n",
-                "3: user_buffer_bytes (200000) must not exceed total_buffer_bytes (100000)"},
-        BadCase{"total_buffer_bytes = 100000\n",
-                "1: user_buffer_bytes (1048576) must not exceed total_buffer_bytes (100000)"}));
+        BadCase{"\n\nuser_buffer_bytes = 300000\ntotal_buffer_bytes = 200000\n",
+                "3: user_buffer_bytes (300000) must not exceed total_buffer_bytes (200000)"},
+        BadCase{"total_buffer_bytes = 200000\n",
+                "1: user_buffer_bytes (1048576) must not exceed total_buffer_bytes (200000)"}));
 
 // Syntax messages come from toml++; only the prefix (file, line, "syntax error") is ours.
 class ConfigFileSyntaxErrors : public ::testing::TestWithParam<BadCase> {};
