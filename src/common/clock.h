@@ -12,6 +12,8 @@ public:
     virtual ~Clock() = default;
     /// Monotonic milliseconds, for deadlines and durations.
     [[nodiscard]] virtual std::int64_t steadyMs() const = 0;
+    /// Monotonic microseconds on the same time line, for round-trip measurements.
+    [[nodiscard]] virtual std::int64_t steadyUs() const { return steadyMs() * 1000; }
     /// Milliseconds since the Unix epoch, for message timestamps and ids.
     [[nodiscard]] virtual std::int64_t wallMs() const = 0;
 };
@@ -20,6 +22,7 @@ public:
 class SystemClock final : public Clock {
 public:
     [[nodiscard]] std::int64_t steadyMs() const override;
+    [[nodiscard]] std::int64_t steadyUs() const override;
     [[nodiscard]] std::int64_t wallMs() const override;
 };
 

@@ -73,6 +73,7 @@ struct Conn {
     std::int64_t connected_ms = 0;
     std::int64_t last_activity_ms = 0;  ///< last inbound frame (O(1) store per frame)
     std::int64_t ping_sent_ms = 0;
+    std::int64_t ping_sent_us = 0;  ///< the same instant in microseconds, for the RTT
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
@@ -383,7 +384,7 @@ struct SessionManager::Impl {
         if (c.ping_token == 0 || p.token != c.ping_token) {
             return;  // unsolicited or stale: nothing to measure
         }
-        auto rtt = static_cast<double>(now() - c.ping_sent_ms);
+        auto rtt = static_cast<double>(clock_.steadyUs() - c.ping_sent_us) / 1000.0;
         c.ping_token = 0;
         c.rtt_ms = static_cast<float>(rtt);
         latency_.add(rtt);
@@ -763,6 +764,7 @@ struct SessionManager::Impl {
         }
         c.ping_token = next_token_++;
         c.ping_sent_ms = t;
+        c.ping_sent_us = clock_.steadyUs();
         c.awaiting_pong = true;
         send(c, share(msg::encodePing(MsgType::Ping, c.ping_token, 0)));
         conn_wheel_.schedule(id, connDeadline(c));

@@ -138,6 +138,21 @@ TEST_F(CoreHeartbeatTest, PongGivesAnRttSample) {
     EXPECT_NE(json.find("\"samples\":1"), std::string::npos) << json;
 }
 
+TEST_F(CoreHeartbeatTest, RttHasMicrosecondResolution) {
+    login(1, "alice");
+    advance(kInterval);
+    auto ping = one(1);
+    ASSERT_EQ(ping.type(), MsgType::Ping);
+    clock.advanceUs(1250);  // a LAN round trip: 1.25 ms, not rounded to whole milliseconds
+    FrameWriter w(MsgType::Pong, ping.header.sequence);
+    w.tail(ping.payload());
+    feed(1, w.finish());
+    EXPECT_EQ(sm().gauges().latency_max_ms, 1.25);
+    feed(1, msg::encodeEmpty(MsgType::HealthCheck, 1));
+    auto json = asJson(one(1));
+    EXPECT_NE(json.find("\"rtt_ms\":1.250"), std::string::npos) << json;
+}
+
 TEST_F(CoreHeartbeatTest, UnsolicitedOrStalePongsGiveNoSample) {
     login(1, "alice");
     feed(1, msg::encodePing(MsgType::Pong, 12345, 1));
