@@ -321,6 +321,17 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             }
             continue;
         }
+        if (name == "--save-images" && allows(c, {Command::Auto, Command::Chat, Command::Listen})) {
+            auto v = value();
+            if (!v) {
+                return missing();
+            }
+            if (v->empty()) {
+                return UsageError{"--save-images: empty directory name"};
+            }
+            cfg.save_images = *v;
+            continue;
+        }
         if (c == Command::Auto) {
             return UsageError{"unknown option '" + name + "'" + tryHelp(c)};
         }
@@ -337,6 +348,10 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
                               commandName(cfg.command) + "'"};
         }
         cfg.command = Command::Pipe;
+    }
+    if (cfg.command == Command::Pipe && !cfg.save_images.empty()) {
+        return UsageError{"--save-images works in listen and interactive mode, not in pipe mode" +
+                          tryHelp(cfg.command)};
     }
 
     auto unexpected = [&](std::size_t first) {
@@ -407,8 +422,9 @@ constexpr const char* kGlobalOptions = R"(Options (before or after the command):
 
 constexpr const char* kExitCodes = R"(Exit status:
   0  success
-  1  the server refused the request (ERROR reply), health is not ok, or pings were lost
-  2  bad arguments
+  1  the server refused the request (ERROR reply), health is not ok, pings were lost,
+     or a received image could not be written (listen --save-images)
+  2  bad arguments, or a --save-images directory that is missing or not writable
   3  cannot connect to the server, or the connection was lost for good
   4  timed out waiting for an answer (or for --count messages within --duration)
 )";
@@ -438,7 +454,9 @@ Commands:
 )";
             text += kGlobalOptions;
             text += "  --plain           interactive mode without line editing\n";
-            text += "  --pipe            pipe mode even when stdin is a terminal\n\n";
+            text += "  --pipe            pipe mode even when stdin is a terminal\n";
+            text +=
+                "  --save-images DIR write received images to DIR (listen, interactive mode)\n\n";
             text += kExitCodes;
             text += R"(
 Examples:
@@ -450,7 +468,7 @@ Examples:
 )";
             return text;
         case Command::Chat:
-            text = R"(Usage: tundra-cli [OPTIONS] chat
+            text = R"(Usage: tundra-cli [OPTIONS] chat [--save-images DIR]
 
 Interactive chat. Typed text goes to everyone; incoming messages, presence and errors are
 printed above the prompt. Commands:
@@ -463,6 +481,10 @@ printed above the prompt. Commands:
   /help                       this list
   /quit                       log out and leave (also Ctrl-D)
 Start a line with // to send text that begins with /. Replayed messages are marked (replay).
+
+  --save-images DIR   write each received image to DIR as ID-SENDER.EXT, never replacing a
+                      file; the line shows the path, a failed write is reported on stderr
+                      and the chat goes on. Exit 2 if DIR is not a writable directory
 
 )";
             break;
@@ -500,12 +522,17 @@ Sends an image file and waits for the server's ACK. The type comes from the file
             break;
         case Command::Listen:
             text = R"(Usage: tundra-cli [OPTIONS] listen [--count N] [--duration SECS] [--events]
+                                [--save-images DIR]
 
 Registers and prints every delivery (messages, agent commands, images) on stdout until
 interrupted (Ctrl-C exits 0). Presence, errors and reconnects go to stderr.
   --count N         stop after N deliveries (0 = never, the default)
   --duration SECS   stop after this long; exit 4 if --count was not reached
   --events          print presence, errors and reconnects on stdout too
+  --save-images DIR write each received image to DIR as ID-SENDER.EXT (never replacing a
+                    file; the line shows the path). Exit 2 if DIR is not a writable
+                    directory; an image that cannot be written is reported on stderr,
+                    listening goes on, and the exit status becomes 1
 
 )";
             break;

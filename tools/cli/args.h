@@ -61,6 +61,7 @@ struct CliConfig {
     std::optional<std::chrono::milliseconds> duration;  ///< listen: stop after this long
     std::chrono::milliseconds interval{200};            ///< ping
     bool events = false;            ///< listen, pipe: also print system/connection events on stdout
+    std::string save_images;        ///< listen, chat: write received images here ("" = don't)
     std::vector<std::string> args;  ///< positional arguments after the subcommand
 };
 

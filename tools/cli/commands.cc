@@ -14,6 +14,7 @@
 #include <iterator>
 #include <random>
 
+#include "cli/image_saver.h"
 #include "cli/json_reader.h"
 #include "cli/output.h"
 #include "cli/rtt_stats.h"
@@ -38,10 +39,13 @@ void printStatus(const CliConfig& cfg, const std::string& text) {
 std::string targetName(const std::string& to) { return to.empty() ? "everyone" : to; }
 
 // Prints events for listen and pipe: deliveries on stdout; the rest on stderr for people, or
-// on stdout with --events. Remembers the exit code the events imply.
+// on stdout with --events. Remembers the exit code the events imply. With a saver
+// (--save-images) each image is written to a file first, and its line names the file.
 struct EventPrinter {
     const CliConfig& cfg;
+    ImageSaver* saver = nullptr;
     int rc = kExitOk;
+    bool save_failed = false;  ///< an image could not be written
 
     // Returns true for a delivery.
     bool print(const client::Event& e) {
@@ -54,8 +58,18 @@ struct EventPrinter {
             c != nullptr && c->kind == client::ConnectionEvent::Kind::Closed) {
             rc = kExitUnreachable;
         }
+        std::optional<SavedImage> saved;
+        if (const auto* d = std::get_if<client::Delivery>(&e);
+            saver != nullptr && d != nullptr && d->type == MsgType::Image) {
+            saved = saveImage(*saver, *d);
+            if (!saved->error.empty()) {
+                printError(saveFailureText(*d, saved->error));
+                save_failed = true;
+            }
+        }
+        const SavedImage* s = saved ? &*saved : nullptr;
         if (delivery || cfg.events) {
-            printLine(cfg.global.json ? formatJson(e) : formatHuman(e));
+            printLine(cfg.global.json ? formatJson(e, s) : formatHuman(e, s));
         } else if (!cfg.global.quiet || error) {
             std::fprintf(stderr, "%s\n", formatHuman(e).c_str());
         }
@@ -232,6 +246,13 @@ int runImage(const CliConfig& cfg) {
 // ---- listen ------------------------------------------------------------------------------------
 
 int runListen(const CliConfig& cfg) {
+    if (auto rc = checkSaveImages(cfg)) {
+        return *rc;
+    }
+    std::optional<ImageSaver> saver;
+    if (!cfg.save_images.empty()) {
+        saver.emplace(cfg.save_images);
+    }
     client::Client c(clientOptions(cfg.global));
     const std::string name = sessionName(cfg.global);
     client::Welcome welcome;
@@ -243,8 +264,10 @@ int runListen(const CliConfig& cfg) {
     printStatus(cfg, "listening as " + name + " on " + c.endpoint() +
                          (welcome.pending > 0 ? " (" + std::to_string(welcome.pending) + " pending)"
                                               : std::string()) +
+                         (saver ? "; saving images in " + sanitizeForTerminal(cfg.save_images)
+                                : std::string()) +
                          "; Ctrl-C to stop");
-    EventPrinter printer{cfg};
+    EventPrinter printer{cfg, saver ? &*saver : nullptr};
     long received = 0;
     std::optional<Clock::time_point> deadline;
     if (cfg.duration) {
@@ -277,7 +300,10 @@ int runListen(const CliConfig& cfg) {
                    " deliveries before the time ran out");
         return kExitTimeout;
     }
-    return printer.rc == kExitUnreachable ? kExitUnreachable : kExitOk;
+    if (printer.rc == kExitUnreachable) {
+        return kExitUnreachable;
+    }
+    return printer.save_failed ? kExitFailed : kExitOk;
 }
 
 // ---- pipe --------------------------------------------------------------------------------------
@@ -632,6 +658,27 @@ std::string guessImageMime(std::string_view path) {
         return "image/svg+xml";
     }
     return {};
+}
+
+std::optional<int> checkSaveImages(const CliConfig& cfg) {
+    if (cfg.save_images.empty()) {
+        return std::nullopt;
+    }
+    if (auto why = ImageSaver::checkDirectory(cfg.save_images)) {
+        printError("--save-images: " + sanitizeForTerminal(*why));
+        return kExitUsage;
+    }
+    return std::nullopt;
+}
+
+SavedImage saveImage(ImageSaver& saver, const client::Delivery& d) {
+    auto outcome = saver.save(d);
+    return SavedImage{std::move(outcome.path), std::move(outcome.error)};
+}
+
+std::string saveFailureText(const client::Delivery& d, std::string_view error) {
+    return "--save-images: cannot save image " + std::to_string(d.id) + " from " +
+           sanitizeForTerminal(d.from) + ": " + sanitizeForTerminal(error);
 }
 
 std::optional<std::string> readFile(const std::string& path, std::string& error) {

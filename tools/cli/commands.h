@@ -10,6 +10,8 @@
 #include <string_view>
 
 #include "cli/args.h"
+#include "cli/image_saver.h"
+#include "cli/output.h"
 #include "tundra/client.h"
 
 namespace tundra::cli {
@@ -43,6 +45,13 @@ std::optional<int> registerClient(client::Client& c, const CliConfig& cfg, const
 
 /// "image/png" for "x.png" (png, jpg, jpeg, gif, webp, bmp, svg; case-insensitive), else "".
 std::string guessImageMime(std::string_view path);
+/// Checks --save-images DIR (when given) before anything else happens: on a missing or
+/// unwritable directory prints why and returns kExitUsage.
+std::optional<int> checkSaveImages(const CliConfig& cfg);
+/// Writes an image delivery with `saver` (--save-images): the path, or the error.
+SavedImage saveImage(ImageSaver& saver, const client::Delivery& d);
+/// "--save-images: cannot save image ID from NAME: WHY", safe for a terminal.
+std::string saveFailureText(const client::Delivery& d, std::string_view error);
 /// Reads a whole file; nullopt with `error` set on failure.
 std::optional<std::string> readFile(const std::string& path, std::string& error);
 

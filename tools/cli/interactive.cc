@@ -11,10 +11,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "cli/chat_line.h"
 #include "cli/commands.h"
+#include "cli/image_saver.h"
 #include "cli/json_reader.h"
 #include "cli/output.h"
 
@@ -36,15 +38,16 @@ extern "C" void onWinch(int /*signo*/) { g_winch = 1; }
 class Frontend {
 public:
     virtual ~Frontend() = default;
-    /// Prints an event line above the prompt.
-    virtual void printAbove(const std::string& line) = 0;
+    /// Prints an event line above the prompt, on `stream` (stdout, or stderr for errors).
+    virtual void printAbove(const std::string& line, std::FILE* stream) = 0;
     /// Prints output that answers a typed command (the prompt is redrawn afterwards).
     virtual void printReply(const std::string& text) = 0;
 };
 
 class ChatSession {
 public:
-    explicit ChatSession(client::Client& c) : c_(c) {}
+    /// `saver`: where --save-images writes received images, or null.
+    ChatSession(client::Client& c, ImageSaver* saver) : c_(c), saver_(saver) {}
 
     void setFrontend(Frontend* f) { frontend_ = f; }
     [[nodiscard]] bool quit() const { return quit_; }
@@ -160,7 +163,16 @@ public:
             if (!ev) {
                 break;
             }
-            frontend_->printAbove(formatHuman(*ev));
+            std::optional<SavedImage> saved;
+            const auto* d = std::get_if<client::Delivery>(&*ev);
+            if (saver_ != nullptr && d != nullptr && d->type == MsgType::Image) {
+                saved = saveImage(*saver_, *d);
+            }
+            frontend_->printAbove(formatHuman(*ev, saved ? &*saved : nullptr), stdout);
+            if (saved && !saved->error.empty()) {
+                // A failed write is reported and the chat goes on.
+                frontend_->printAbove("! " + saveFailureText(*d, saved->error), stderr);
+            }
             if (const auto* conn = std::get_if<client::ConnectionEvent>(&*ev);
                 conn != nullptr && conn->kind == client::ConnectionEvent::Kind::Closed) {
                 quit_ = true;
@@ -180,17 +192,21 @@ private:
     }
 
     client::Client& c_;
+    ImageSaver* saver_;
     Frontend* frontend_ = nullptr;
     bool quit_ = false;
     int exit_code_ = kExitOk;
 };
 
-void writeOut(const std::string& text) {
-    std::fputs(text.c_str(), stdout);
-    if (!text.ends_with('\n')) {
-        std::fputc('\n', stdout);
+void writeOut(const std::string& text, std::FILE* stream = stdout) {
+    if (stream != stdout) {
+        std::fflush(stdout);  // what is already on the terminal comes first
     }
-    std::fflush(stdout);
+    std::fputs(text.c_str(), stream);
+    if (!text.ends_with('\n')) {
+        std::fputc('\n', stream);
+    }
+    std::fflush(stream);
 }
 
 // Waits for the terminal or the socket. The timeout keeps the keepalive and reconnects going
@@ -212,13 +228,13 @@ public:
     explicit PlainFrontend(std::string prompt)
         : prompt_(std::move(prompt)), tty_(::isatty(STDOUT_FILENO) == 1) {}
 
-    void printAbove(const std::string& line) override {
+    void printAbove(const std::string& line, std::FILE* stream) override {
         // Erase the prompt line, print, redraw the prompt. What was typed stays in the
         // terminal's own line buffer (no line editing here to redraw it).
         if (tty_) {
             std::fputs("\r\033[K", stdout);
         }
-        writeOut(line);
+        writeOut(line, stream);
         showPrompt();
     }
     void printReply(const std::string& text) override { writeOut(text); }
@@ -276,9 +292,9 @@ ChatSession* g_session = nullptr;  // readline's line callback is a plain functi
 
 class ReadlineFrontend : public Frontend {
 public:
-    void printAbove(const std::string& line) override {
+    void printAbove(const std::string& line, std::FILE* stream) override {
         if (in_handler_) {
-            writeOut(line);
+            writeOut(line, stream);
             return;
         }
         // Save what is being edited, clear the line, print, then bring the line back.
@@ -287,7 +303,7 @@ public:
         rl_save_prompt();
         rl_replace_line("", 0);
         rl_redisplay();
-        writeOut(line);
+        writeOut(line, stream);
         rl_restore_prompt();
         rl_replace_line(saved, 0);
         rl_point = point;
@@ -394,6 +410,13 @@ int runReadline(ChatSession& session, client::Client& c, const std::string& prom
 }  // namespace
 
 int runInteractive(const CliConfig& cfg) {
+    if (auto rc = checkSaveImages(cfg)) {
+        return *rc;
+    }
+    std::optional<ImageSaver> saver;
+    if (!cfg.save_images.empty()) {
+        saver.emplace(cfg.save_images);
+    }
     client::Client c(clientOptions(cfg.global));
     const std::string name = sessionName(cfg.global);
     client::Welcome welcome;
@@ -407,9 +430,13 @@ int runInteractive(const CliConfig& cfg) {
         std::printf(", %u pending", welcome.pending);
     }
     std::printf("). Type /help for commands, /quit to leave.\n");
+    if (saver) {
+        std::printf("Received images are saved in %s\n",
+                    sanitizeForTerminal(cfg.save_images).c_str());
+    }
     std::fflush(stdout);
 
-    ChatSession session(c);
+    ChatSession session(c, saver ? &*saver : nullptr);
     const std::string prompt = name + "> ";
     int rc = kExitOk;
 #ifdef TUNDRA_HAVE_READLINE

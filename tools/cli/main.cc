@@ -34,6 +34,12 @@ int main(int argc, char** argv) {
         CliConfig cfg = std::get<CliConfig>(outcome);
         if (cfg.command == Command::Auto) {
             cfg.command = ::isatty(STDIN_FILENO) == 1 ? Command::Chat : Command::Pipe;
+            if (cfg.command == Command::Pipe && !cfg.save_images.empty()) {
+                std::fprintf(stderr,
+                             "tundra-cli: --save-images works in listen and interactive mode; "
+                             "standard input is not a terminal, so this is pipe mode\n");
+                return kExitUsage;
+            }
         }
         if (cfg.command == Command::Chat) {
             return runInteractive(cfg);

@@ -328,7 +328,7 @@ const char* systemEventName(SystemEvent e) {
 
 bool isDelivery(const client::Event& e) { return std::holds_alternative<client::Delivery>(e); }
 
-std::string formatHuman(const client::Event& event) {
+std::string formatHuman(const client::Event& event, const SavedImage* saved) {
     if (const auto* d = std::get_if<client::Delivery>(&event)) {
         std::string line = "[" + clockTime(d->time_ms) + "] ";
         if (d->replayed) {
@@ -348,6 +348,10 @@ std::string formatHuman(const client::Event& event) {
         } else if (d->type == MsgType::Image) {
             line += "[image " + sanitizeForTerminal(d->mime) + ", " +
                     std::to_string(d->data.size()) + " bytes] (id " + std::to_string(d->id) + ")";
+            if (saved != nullptr) {
+                line += saved->error.empty() ? " saved to " + sanitizeForTerminal(saved->path)
+                                             : std::string(" (not saved)");
+            }
         } else {
             line += sanitizeForTerminal(d->text);
         }
@@ -392,7 +396,7 @@ std::string formatHuman(const client::Event& event) {
     return "*";
 }
 
-std::string formatJson(const client::Event& event) {
+std::string formatJson(const client::Event& event, const SavedImage* saved) {
     JsonLine j;
     if (const auto* d = std::get_if<client::Delivery>(&event)) {
         j.field("type", deliveryTypeName(d->type))
@@ -410,6 +414,13 @@ std::string formatJson(const client::Event& event) {
             j.field("text", d->text);
         }
         j.field("replayed", d->replayed);
+        if (saved != nullptr && d->type == MsgType::Image) {
+            if (saved->error.empty()) {
+                j.field("saved", saved->path);
+            } else {
+                j.field("save_error", saved->error);
+            }
+        }
         return j.str();
     }
     if (const auto* s = std::get_if<client::SystemNotice>(&event)) {

@@ -47,12 +47,20 @@ std::string sanitizeForTerminal(std::string_view s);
 /// "HH:MM:SS" in local time.
 std::string clockTime(std::uint64_t time_ms);
 
+/// What --save-images did with an image delivery: the file written, or why there is none.
+struct SavedImage {
+    std::string path;   ///< set when the image was written
+    std::string error;  ///< set when it could not be
+};
+
 /// True for a client::Delivery.
 bool isDelivery(const client::Event& e);
-/// One line (no newline) describing an event for people.
-std::string formatHuman(const client::Event& e);
-/// One JSON object (no newline) describing an event.
-std::string formatJson(const client::Event& e);
+/// One line (no newline) describing an event for people. With `saved` (an image delivery
+/// under --save-images) the line ends with "saved to PATH" or "(not saved)".
+std::string formatHuman(const client::Event& e, const SavedImage* saved = nullptr);
+/// One JSON object (no newline) describing an event. With `saved`, a "saved" field holds the
+/// path, or a "save_error" field says why the image was not written.
+std::string formatJson(const client::Event& e, const SavedImage* saved = nullptr);
 
 std::string formatAckHuman(const client::Ack& a, std::string_view to);
 std::string formatAckJson(const client::Ack& a);

@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // tundra-cli as users and scripts run it, against a real tundrad: two CLIs chatting through
 // pipes, listen + send, health exit codes against a live and a stopped server, error exit
-// codes, ping statistics, JSON lines, and the interactive mode in a pseudo-terminal.
+// codes, ping statistics, JSON lines, the interactive mode in a pseudo-terminal, and received
+// images written to files (--save-images).
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +76,80 @@ std::optional<client::Delivery> nextDelivery(client::Client& c,
         }
     }
     return std::nullopt;
+}
+
+// A scratch directory (removed with its files at the end) for --save-images and image files.
+class ScratchDir {
+public:
+    ScratchDir() {
+        char tmpl[] = "/tmp/tundra-cli-images-XXXXXX";
+        const char* d = ::mkdtemp(tmpl);
+        path_ = d != nullptr ? d : "";
+    }
+    ~ScratchDir() { removeAll(); }
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+
+    [[nodiscard]] const std::string& path() const { return path_; }
+    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+    /// Every entry but . and .. (hidden ones too), sorted.
+    [[nodiscard]] std::vector<std::string> files() const {
+        std::vector<std::string> out;
+        if (DIR* dir = ::opendir(path_.c_str())) {
+            while (const dirent* e = ::readdir(dir)) {
+                std::string name = e->d_name;
+                if (name != "." && name != "..") {
+                    out.push_back(name);
+                }
+            }
+            ::closedir(dir);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    /// Removes the directory with its files (it can be made again with ::mkdir).
+    void removeAll() {
+        for (const auto& name : files()) {
+            ::unlink(file(name).c_str());
+        }
+        ::rmdir(path_.c_str());
+    }
+
+private:
+    std::string path_;
+};
+
+std::string readBytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void writeBytes(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// An image-like payload with every byte value (NUL, CR, LF, 0xFF...) in it.
+std::string binaryImage(std::size_t size, unsigned seed) {
+    std::string data("\x89PNG\r\n\x1a\n", 8);
+    std::uint32_t x = seed * 2654435761U + 1;
+    while (data.size() < size) {
+        x = x * 1664525U + 1013904223U;
+        data += static_cast<char>(x >> 24);
+    }
+    return data;
+}
+
+// The id from "sent to NAME: id N, ...".
+std::string ackedId(const std::string& out) {
+    auto at = out.find("id ");
+    if (at == std::string::npos) {
+        return {};
+    }
+    at += 3;
+    return out.substr(at, out.find(',', at) - at);
 }
 
 TEST_F(CliTest, TwoPipeModeClisChat) {
@@ -262,6 +343,126 @@ TEST_F(CliTest, AgentCommandWaitsForTheReply) {
     EXPECT_NE(r.out.find("deployed prod"), std::string::npos) << r.out;
 }
 
+// listen --save-images: the image sent with `tundra-cli image` lands in DIR with exactly the
+// bytes sent, named ID-SENDER.png, and the line says where.
+TEST_F(CliTest, ListenSavesAReceivedImage) {
+    ScratchDir dir;
+    ScratchDir source;
+    ASSERT_FALSE(dir.path().empty() || source.path().empty());
+    const std::string bytes = binaryImage(20000, 1);
+    writeBytes(source.file("chart.png"), bytes);
+
+    CliProcess listener(
+        cli({"--user", "bob", "listen", "--count", "1", "--save-images", dir.path()}));
+    ASSERT_TRUE(listener.err().waitLine("listening as bob", 10s)) << listener.err().text();
+    CliRun send =
+        runCli(cli({"--user", "alice", "image", "--to", "bob", source.file("chart.png")}));
+    ASSERT_EQ(send.code, 0) << send.err;
+    const std::string id = ackedId(send.out);
+    ASSERT_FALSE(id.empty()) << send.out;
+
+    EXPECT_EQ(listener.wait(10s), std::optional<int>(0)) << listener.err().text();
+    const std::string expected = dir.file(id + "-alice.png");
+    auto lines = listener.out().lines();
+    ASSERT_EQ(lines.size(), 1U) << listener.out().text();
+    EXPECT_NE(lines[0].find("alice -> bob: [image image/png, 20000 bytes] (id " + id +
+                            ") saved to " + expected),
+              std::string::npos)
+        << lines[0];
+    EXPECT_EQ(dir.files(), std::vector<std::string>{id + "-alice.png"})
+        << "temporary or extra files left";
+    EXPECT_TRUE(readBytes(expected) == bytes) << "the saved file differs from the one sent";
+}
+
+// An image buffered while bob was offline is replayed on registration and saved too; an
+// existing file of the same name is kept and the new one gets a counter.
+TEST_F(CliTest, ListenSavesAReplayedImageWithoutReplacingFiles) {
+    ScratchDir dir;
+    {
+        auto bob = login("bob");
+        ASSERT_TRUE(bob->logout());
+    }
+    auto alice = login("alice");
+    const std::string bytes = binaryImage(5000, 2);
+    auto ack = alice->sendImage("bob", "image/jpeg", bytes);
+    ASSERT_TRUE(ack) << ack.error().message();
+    EXPECT_EQ(ack->buffered, 1U);
+    const std::string id = std::to_string(ack->id);
+    writeBytes(dir.file(id + "-alice.jpg"), "already here");
+
+    CliRun r = runCli(cli({"--user", "bob", "--json", "listen", "--count", "1", "--duration", "10",
+                           "--save-images", dir.path()}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    const std::string expected = dir.file(id + "-alice-1.jpg");
+    EXPECT_NE(r.out.find("\"id\":" + id + ","), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"replayed\":true"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"saved\":\"" + expected + "\""), std::string::npos) << r.out;
+    EXPECT_EQ(readBytes(dir.file(id + "-alice.jpg")), "already here");
+    EXPECT_TRUE(readBytes(expected) == bytes) << "the saved file differs from the one sent";
+    EXPECT_EQ(dir.files(), (std::vector<std::string>{id + "-alice-1.jpg", id + "-alice.jpg"}));
+}
+
+// A missing directory, or a file where the directory should be, is a usage error (exit 2)
+// before anything connects, for listen and for the interactive mode.
+TEST_F(CliTest, SaveImagesRejectsABadDirectory) {
+    ScratchDir dir;
+    const std::string missing = dir.file("missing");
+    CliRun listen = runCli(cli({"--user", "bob", "listen", "--save-images", missing}));
+    EXPECT_EQ(listen.code, 2) << listen.err;
+    EXPECT_NE(listen.err.find("tundra-cli: --save-images: cannot use '" + missing +
+                              "': No such file or directory"),
+              std::string::npos)
+        << listen.err;
+    EXPECT_EQ(listen.err.find("listening"), std::string::npos) << listen.err;
+
+    writeBytes(dir.file("plain"), "x");
+    CliRun file = runCli(cli({"listen", "--save-images", dir.file("plain")}));
+    EXPECT_EQ(file.code, 2) << file.err;
+    EXPECT_NE(file.err.find("'" + dir.file("plain") + "' is not a directory"), std::string::npos)
+        << file.err;
+
+    CliRun chat = runCli(cli({"--user", "bob", "chat", "--save-images", missing}));
+    EXPECT_EQ(chat.code, 2) << chat.err;
+    EXPECT_NE(chat.err.find("No such file or directory"), std::string::npos) << chat.err;
+    EXPECT_EQ(chat.out.find("Connected"), std::string::npos) << chat.out;
+
+    CliRun piped = runCli(cli({"--user", "bob", "--save-images", dir.path()}), "text\n");
+    EXPECT_EQ(piped.code, 2) << piped.err;
+    EXPECT_NE(piped.err.find("pipe mode"), std::string::npos) << piped.err;
+    // None of them registered: the name is free.
+    auto bob = login("bob");
+    EXPECT_EQ(bob->state(), client::ConnectionState::Registered);
+}
+
+// A write that fails at runtime is reported on stderr; listening goes on and the next image
+// is saved; the exit status says something was lost.
+TEST_F(CliTest, SaveFailureIsReportedAndListeningGoesOn) {
+    ScratchDir dir;
+    CliProcess listener(
+        cli({"--user", "bob", "listen", "--count", "2", "--save-images", dir.path()}));
+    ASSERT_TRUE(listener.err().waitLine("listening as bob", 10s)) << listener.err().text();
+    dir.removeAll();  // the directory disappears after the start-up check
+    auto alice = login("alice");
+    auto first = alice->sendImage("bob", "image/png", binaryImage(100, 3));
+    ASSERT_TRUE(first) << first.error().message();
+    const std::string first_id = std::to_string(first->id);
+    auto error = listener.err().waitLine("cannot save image " + first_id + " from alice", 10s);
+    ASSERT_TRUE(error) << listener.err().text();
+    EXPECT_NE(error->find("No such file or directory"), std::string::npos) << *error;
+    EXPECT_TRUE(listener.out().waitLine("(id " + first_id + ") (not saved)", 10s))
+        << listener.out().text();
+
+    ASSERT_EQ(::mkdir(dir.path().c_str(), 0700), 0);
+    const std::string bytes = binaryImage(300, 4);
+    auto second = alice->sendImage("bob", "image/gif", bytes);
+    ASSERT_TRUE(second) << second.error().message();
+    const std::string second_id = std::to_string(second->id);
+    EXPECT_EQ(listener.wait(10s), std::optional<int>(1)) << listener.err().text();
+    EXPECT_TRUE(listener.out().waitLine("saved to " + dir.file(second_id + "-alice.gif"), 1s))
+        << listener.out().text();
+    EXPECT_TRUE(readBytes(dir.file(second_id + "-alice.gif")) == bytes);
+}
+
 TEST_F(CliTest, UnreachableServerGivesExitThreeForEveryCommand) {
     const std::string port = std::to_string(server_->port());
     ASSERT_EQ(server_->stop(), std::optional<int>(0));
@@ -312,6 +513,25 @@ TEST_F(CliTest, InteractiveChatInATerminal) {
     EXPECT_TRUE(alice.out().waitRaw("online", 10s, before_users)) << alice.out().text();
     ASSERT_TRUE(alice.write("/msg nobody x\r"));
     EXPECT_TRUE(alice.out().waitRaw("! UNKNOWN_RECIPIENT", 10s)) << alice.out().text();
+    ASSERT_TRUE(alice.write("/quit\r"));
+    EXPECT_EQ(alice.wait(10s), std::optional<int>(0)) << alice.out().text();
+}
+
+// The interactive mode saves images as they arrive and shows where.
+TEST_F(CliTest, InteractiveChatSavesImages) {
+    ScratchDir dir;
+    auto bob = login("bob");
+    CliProcess alice(cli({"--user", "alice", "--save-images", dir.path()}), /*use_pty=*/true);
+    ASSERT_TRUE(alice.out().waitRaw("Received images are saved in " + dir.path(), 10s))
+        << alice.out().text();
+    const std::string bytes = binaryImage(3000, 5);
+    auto ack = bob->sendImage("alice", "image/svg+xml", bytes);
+    ASSERT_TRUE(ack) << ack.error().message();
+    const std::string path = dir.file(std::to_string(ack->id) + "-bob.svg");
+    EXPECT_TRUE(
+        alice.out().waitRaw("bytes] (id " + std::to_string(ack->id) + ") saved to " + path, 10s))
+        << alice.out().text();
+    EXPECT_TRUE(readBytes(path) == bytes);
     ASSERT_TRUE(alice.write("/quit\r"));
     EXPECT_EQ(alice.wait(10s), std::optional<int>(0)) << alice.out().text();
 }

@@ -96,6 +96,35 @@ TEST(CliArgs, AgentAndImageOptions) {
     EXPECT_EQ(i.args, (std::vector<std::string>{"cat.bin"}));
 }
 
+TEST(CliArgs, SaveImagesForListenAndInteractiveMode) {
+    EXPECT_EQ(parseOk({"listen", "--save-images", "pics"}).save_images, "pics");
+    EXPECT_EQ(parseOk({"listen", "--save-images=/tmp/a b"}).save_images, "/tmp/a b");
+    EXPECT_EQ(parseOk({"chat", "--save-images", "pics"}).save_images, "pics");
+    CliConfig before = parseOk({"--save-images", "pics", "listen"});  // before the command too
+    EXPECT_EQ(before.command, Command::Listen);
+    EXPECT_EQ(before.save_images, "pics");
+    CliConfig automatic = parseOk({"--user", "bob", "--save-images", "pics"});
+    EXPECT_EQ(automatic.command, Command::Auto);  // interactive on a terminal
+    EXPECT_EQ(automatic.save_images, "pics");
+    EXPECT_EQ(parseOk({"listen"}).save_images, "");
+
+    EXPECT_NE(parseError({"listen", "--save-images"}).find("needs a value"), std::string::npos);
+    EXPECT_NE(parseError({"listen", "--save-images="}).find("empty directory name"),
+              std::string::npos);
+    EXPECT_NE(parseError({"send", "--save-images", "d", "x"})
+                  .find("unknown option '--save-images' for 'send'"),
+              std::string::npos);
+    EXPECT_NE(parseError({"pipe", "--save-images", "d"}).find("unknown option"), std::string::npos);
+    EXPECT_NE(parseError({"--save-images", "d", "pipe"}).find("not in pipe mode"),
+              std::string::npos);
+    EXPECT_NE(parseError({"--pipe", "--save-images", "d"}).find("not in pipe mode"),
+              std::string::npos);
+    EXPECT_NE(helpText(Command::Listen).find("--save-images DIR"), std::string::npos);
+    EXPECT_NE(helpText(Command::Chat).find("--save-images DIR"), std::string::npos);
+    EXPECT_NE(helpText(Command::Auto).find("--save-images DIR"), std::string::npos);
+    EXPECT_EQ(helpText(Command::Send).find("--save-images DIR"), std::string::npos);
+}
+
 TEST(CliArgs, PipeFlagSelectsPipeMode) {
     EXPECT_EQ(parseOk({"--pipe"}).command, Command::Pipe);
     EXPECT_EQ(parseOk({"--pipe", "pipe"}).command, Command::Pipe);
