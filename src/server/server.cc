@@ -217,6 +217,10 @@ void Server::reload() {
         spdlog::info("SIGHUP: no --config file, nothing to reload");
         return;
     }
+    if (draining_) {
+        spdlog::info("SIGHUP ignored: shutting down");
+        return;
+    }
     notifier_.reloading();
     spdlog::info("SIGHUP: reloading {}", config_.config_file);
     ParsedArgs parsed = parseArgs(args_, loadConfigFile);
