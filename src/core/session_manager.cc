@@ -74,6 +74,7 @@ struct Conn {
     std::int64_t last_activity_ms = 0;  ///< last inbound frame (O(1) store per frame)
     std::int64_t ping_sent_ms = 0;
     std::int64_t ping_sent_us = 0;  ///< the same instant in microseconds, for the RTT
+    std::uint64_t ping_window_mark = 0;  ///< newest window id queued before the PING, 0 = none
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
@@ -386,6 +387,12 @@ struct SessionManager::Impl {
         }
         auto rtt = static_cast<double>(clock_.steadyUs() - c.ping_sent_us) / 1000.0;
         c.ping_token = 0;
+        // Everything queued before the PING reached the client: its window can go, which is
+        // what brings an idle connection back to its minimal footprint.
+        if (c.ping_window_mark != 0 && c.user != nullptr && c.user->conn == &c) {
+            users_.confirmWindowThrough(*c.user, c.ping_window_mark);
+        }
+        c.ping_window_mark = 0;
         c.rtt_ms = static_cast<float>(rtt);
         latency_.add(rtt);
         spdlog::debug("conn={} rtt={}ms", c.id, rtt);
@@ -765,6 +772,9 @@ struct SessionManager::Impl {
         c.ping_token = next_token_++;
         c.ping_sent_ms = t;
         c.ping_sent_us = clock_.steadyUs();
+        c.ping_window_mark = c.user != nullptr && c.user->conn == &c && !c.user->window.empty()
+                                 ? c.user->window.back().id
+                                 : 0;
         c.awaiting_pong = true;
         send(c, share(msg::encodePing(MsgType::Ping, c.ping_token, 0)));
         conn_wheel_.schedule(id, connDeadline(c));

@@ -249,6 +249,14 @@ void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limit
     ++window_count_;
 }
 
+void UserRegistry::confirmWindowThrough(User& u, std::uint64_t id) {
+    while (!u.window.empty() && u.window.front().id <= id) {
+        StoredFrame e = u.window.popFront();  // frees the ring's storage once empty
+        account(u, e.bytes(), false);
+        --window_count_;
+    }
+}
+
 bool UserRegistry::moveToOffline(User& u, std::uint64_t id, const BufferLimits& limits) {
     std::size_t idx = u.window.find(id);
     if (idx == u.window.size()) {

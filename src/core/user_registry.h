@@ -94,6 +94,9 @@ public:
     /// Moves the window entry `id` (queued but never written) to the offline buffer. False if
     /// the window no longer holds it.
     bool moveToOffline(User& u, std::uint64_t id, const BufferLimits& limits);
+    /// Forgets the window entries with ids up to `id`: the client proved it read them (it
+    /// answered a PING queued after them), so no last_id replay can need them again.
+    void confirmWindowThrough(User& u, std::uint64_t id);
     /// Moves the oldest offline entry into the window (it was just replayed).
     void promoteOfflineFront(User& u, const BufferLimits& limits);
     /// Counts `n` deliveries lost for `u` (DROPPED and offline_dropped_total).

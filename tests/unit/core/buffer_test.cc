@@ -164,6 +164,32 @@ TEST_F(CoreBufferTest, WindowReplaysDeliveriesAboveLastId) {
     EXPECT_EQ(asSystem(frames3[0]).welcome.pending, 5U);
 }
 
+TEST_F(CoreBufferTest, APongReleasesTheWindowQueuedBeforeItsPing) {
+    login(1, "alice");
+    auto w = login(2, "bob");
+    auto before = sendN(1, "bob", 5);
+    take(2);
+    advance(config.ping_interval_ms);  // bob was silent: PING
+    take(1);                           // (alice's own PING)
+    auto ping = one(2);
+    ASSERT_EQ(ping.type(), MsgType::Ping);
+    auto after = sendN(1, "bob", 2, 5);  // queued behind the PING: not confirmed by its PONG
+    take(2);
+    EXPECT_EQ(sm().gauges().window_messages, 7U);
+    feed(2, msg::encodePing(MsgType::Pong, asPing(ping).token + 1, 0));  // a stale token
+    EXPECT_EQ(sm().gauges().window_messages, 7U);
+    FrameWriter pong(MsgType::Pong, ping.header.sequence);
+    pong.tail(ping.payload());
+    feed(2, pong.finish());
+    EXPECT_EQ(sm().gauges().window_messages, 2U);
+    // A takeover with an old last_id replays only what the PONG did not confirm.
+    auto frames = relogin(3, "bob", w.session, before[0]);
+    ASSERT_EQ(frames.size(), 3U);
+    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 2U);
+    EXPECT_EQ(asDelivery(frames[1]).id, after[0]);
+    EXPECT_EQ(asDelivery(frames[2]).id, after[1]);
+}
+
 TEST_F(CoreBufferTest, WindowKeepsOnlyMaxBufferedDeliveries) {
     config.max_buffered = 4;
     login(1, "alice");

@@ -51,11 +51,22 @@ void operator delete[](void* p, std::size_t) noexcept { countedFree(p); }
 namespace tundra::testing {
 namespace {
 
-/// Accepts everything and keeps nothing, like a socket that writes at once.
+/// Accepts everything and keeps nothing, like a socket that writes at once; remembers the token
+/// of the last PING per connection (in storage sized before measuring) so tests can answer it.
 class NullOutbox final : public core::Outbox {
 public:
-    bool send(core::ConnId, SharedFrame, std::uint64_t) override { return true; }
+    bool send(core::ConnId conn, SharedFrame frame, std::uint64_t) override {
+        if (conn < ping_tokens.size() && frame->size() == kHeaderSize + 8 &&
+            (*frame)[6] == static_cast<std::uint8_t>(MsgType::Ping)) {
+            msg::Ping p;
+            if (msg::parse(ByteSpan(frame->data() + kHeaderSize, 8), p) == nullptr) {
+                ping_tokens[conn] = p.token;
+            }
+        }
+        return true;
+    }
     void closeAfterFlush(core::ConnId) override {}
+    std::vector<std::uint64_t> ping_tokens;
 };
 
 void feed(core::SessionManager& sm, core::ConnId conn, const Bytes& frame) {
@@ -118,6 +129,40 @@ TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
     EXPECT_LE(per_conn, 1024) << "bytes per idle registered connection";
     RecordProperty("bytes_per_idle_connection", static_cast<int>(per_conn));
     std::printf("bytes per idle registered connection: %lld\n", static_cast<long long>(per_conn));
+}
+
+// After traffic each user holds a delivery window; once the connection goes quiet, the PING/PONG
+// round trip confirms those deliveries and the window is freed again.
+TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnderOneKiB) {
+    constexpr std::size_t kConns = 1000;
+    auto frames = registers(kConns);
+    std::vector<Bytes> pongs(kConns + 1, Bytes(kHeaderSize + 8 + 16));
+    outbox.ping_tokens.assign(kConns + 1, 0);
+    Bytes hello = msg::encode(msg::Message{"", "hello everyone"}, 2);
+    auto sm = make();
+    const std::int64_t before = g_live_bytes.load();
+    for (std::size_t i = 0; i < kConns; ++i) {
+        sm->onConnect(i + 1);
+        feed(*sm, i + 1, frames[i]);
+    }
+    for (std::size_t i = 0; i < config.max_buffered; ++i) {
+        feed(*sm, 1, hello);  // every window fills up
+    }
+    const std::int64_t busy = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    EXPECT_EQ(sm->gauges().window_messages, (kConns - 1) * config.max_buffered);
+
+    clock.advance(config.ping_interval_ms);
+    sm->tick();
+    for (std::size_t i = 1; i <= kConns; ++i) {
+        ASSERT_NE(outbox.ping_tokens[i], 0U) << "conn " << i << " was not pinged";
+        feed(*sm, i, msg::encodePing(MsgType::Pong, outbox.ping_tokens[i], 0));
+    }
+    const std::int64_t idle = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    EXPECT_EQ(sm->gauges().window_messages, 0U);
+    EXPECT_LE(idle, 1024) << "bytes per idle registered connection after traffic (busy: "
+                          << busy << ")";
+    std::printf("bytes per connection: %lld with full windows, %lld idle after PONG\n",
+                static_cast<long long>(busy), static_cast<long long>(idle));
 }
 
 TEST_F(CoreMemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {
