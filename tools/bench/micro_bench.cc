@@ -2,6 +2,7 @@
 // Google Benchmark micro-benchmarks: frame decoding, delivery encoding, and the core's
 // broadcast fan-out cost per recipient (no sockets: a counting Outbox).
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
 #include <string>
 #include <vector>
@@ -98,4 +99,14 @@ BENCHMARK(BM_BroadcastFanout)->Arg(100)->Arg(1000)->Arg(10000);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// The core logs every registration at info; keep stdout for the results table (and JSON).
+int main(int argc, char** argv) {
+    spdlog::set_level(spdlog::level::warn);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
