@@ -149,6 +149,26 @@ public:
     CliProcess(const CliProcess&) = delete;
     CliProcess& operator=(const CliProcess&) = delete;
 
+    /// True if this machine can hand out a pseudo-terminal (a chroot or container without
+    /// /dev/pts cannot); the terminal tests skip themselves otherwise.
+    static bool ptyAvailable() {
+        int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+        if (master < 0) {
+            return false;
+        }
+        bool ok = ::grantpt(master) == 0 && ::unlockpt(master) == 0;
+        if (ok) {
+            const char* name = ::ptsname(master);
+            int slave = name != nullptr ? ::open(name, O_RDWR | O_NOCTTY) : -1;
+            ok = slave >= 0;
+            if (slave >= 0) {
+                ::close(slave);
+            }
+        }
+        ::close(master);
+        return ok;
+    }
+
     LineSink& out() { return out_; }
     LineSink& err() { return pty_ ? out_ : err_; }
 

@@ -480,6 +480,9 @@ TEST_F(CliTest, UnreachableServerGivesExitThreeForEveryCommand) {
 // The interactive mode in a pseudo-terminal: commands work, incoming messages appear above
 // the prompt, and a half-typed line survives them.
 TEST_F(CliTest, InteractiveChatInATerminal) {
+    if (!CliProcess::ptyAvailable()) {
+        GTEST_SKIP() << "no pseudo-terminals on this machine (is /dev/pts mounted?)";
+    }
     auto bob = login("bob");
     CliProcess alice(cli({"--user", "alice"}), /*use_pty=*/true);
     ASSERT_TRUE(alice.out().waitRaw("Type /help", 10s)) << alice.out().text();
@@ -519,6 +522,9 @@ TEST_F(CliTest, InteractiveChatInATerminal) {
 
 // The interactive mode saves images as they arrive and shows where.
 TEST_F(CliTest, InteractiveChatSavesImages) {
+    if (!CliProcess::ptyAvailable()) {
+        GTEST_SKIP() << "no pseudo-terminals on this machine (is /dev/pts mounted?)";
+    }
     ScratchDir dir;
     auto bob = login("bob");
     CliProcess alice(cli({"--user", "alice", "--save-images", dir.path()}), /*use_pty=*/true);
@@ -537,6 +543,9 @@ TEST_F(CliTest, InteractiveChatSavesImages) {
 }
 
 TEST_F(CliTest, InteractivePlainFallback) {
+    if (!CliProcess::ptyAvailable()) {
+        GTEST_SKIP() << "no pseudo-terminals on this machine (is /dev/pts mounted?)";
+    }
     auto bob = login("bob");
     CliProcess alice(cli({"--user", "alice", "--plain"}), /*use_pty=*/true);
     ASSERT_TRUE(alice.out().waitRaw("Type /help", 10s)) << alice.out().text();
