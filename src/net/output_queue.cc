@@ -13,9 +13,33 @@ namespace {
 constexpr std::size_t kCompactAfter = 32;
 }  // namespace
 
-void OutputQueue::push(SharedBytes bytes, std::size_t offset, std::uint64_t tag) {
+std::vector<OutputSegment> SegmentPool::take() {
+    if (spares_.empty()) {
+        return {};
+    }
+    std::vector<OutputSegment> v = std::move(spares_.back());
+    spares_.pop_back();
+    slots_ -= v.capacity();
+    return v;
+}
+
+void SegmentPool::give(std::vector<OutputSegment>&& v) {
+    assert(v.empty());
+    const std::size_t cap = v.capacity();
+    if (cap == 0 || cap > kMaxVectorSegments || slots_ + cap > kMaxSegments) {
+        return;  // `v` frees its storage when the caller's vector is destroyed or swapped
+    }
+    slots_ += cap;
+    spares_.push_back(std::move(v));
+}
+
+void OutputQueue::push(SharedBytes bytes, std::size_t offset, std::uint64_t tag,
+                       SegmentPool* pool) {
     if (!bytes || offset >= bytes->size()) {
         return;
+    }
+    if (pool != nullptr && segs_.capacity() == 0) {
+        segs_ = pool->take();
     }
     bytes_ += bytes->size() - offset;
     segs_.push_back(Segment{std::move(bytes), offset, tag});
@@ -32,7 +56,7 @@ std::size_t OutputQueue::fillIov(iovec* iov, std::size_t max) const {
     return n;
 }
 
-void OutputQueue::consume(std::size_t n) {
+void OutputQueue::consume(std::size_t n, SegmentPool* pool) {
     assert(n <= bytes_);
     bytes_ -= n;
     while (n > 0 && head_ < segs_.size()) {
@@ -47,7 +71,7 @@ void OutputQueue::consume(std::size_t n) {
         ++head_;
     }
     if (head_ == segs_.size()) {
-        clear();
+        clear(pool);
     } else if (head_ >= kCompactAfter && head_ * 2 >= segs_.size()) {
         segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(head_));
         head_ = 0;
@@ -64,8 +88,12 @@ std::vector<std::uint64_t> OutputQueue::unwrittenTags() const {
     return tags;
 }
 
-void OutputQueue::clear() {
-    std::vector<Segment>().swap(segs_);
+void OutputQueue::clear(SegmentPool* pool) {
+    segs_.clear();  // drops the references still held
+    if (pool != nullptr) {
+        pool->give(std::move(segs_));
+    }
+    std::vector<Segment>().swap(segs_);  // frees what the pool did not keep
     head_ = 0;
     bytes_ = 0;
 }

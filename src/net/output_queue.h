@@ -15,6 +15,44 @@ namespace tundra::net {
 // Same alias as in tcp_server.h (a redeclaration of the same type is allowed).
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
+struct OutputSegment {
+    SharedBytes bytes;
+    std::size_t offset;  // bytes of `bytes` already written
+    std::uint64_t tag;   // 0 = untagged
+};
+
+/// Emptied segment storage kept for reuse by the OutputQueues of one owner (TcpServer). A queue
+/// that drains hands its vector back here instead of freeing it, and a queue that starts
+/// filling takes one, so a steady stream of flushed sends allocates nothing while an idle
+/// queue still owns no heap. Bounded: vectors with room for more than kMaxVectorSegments are
+/// freed, and at most kMaxSegments slots (256 KiB) are kept in all.
+class SegmentPool {
+ public:
+    static constexpr std::size_t kMaxVectorSegments = 64;
+    static constexpr std::size_t kMaxSegments = 8192;
+
+    SegmentPool() = default;
+    SegmentPool(const SegmentPool&) = delete;
+    SegmentPool& operator=(const SegmentPool&) = delete;
+
+    /// Spare vectors held.
+    [[nodiscard]] std::size_t spares() const { return spares_.size(); }
+    /// Heap the pool holds: the spare vectors' slots and its own index of them.
+    [[nodiscard]] std::size_t heapBytes() const {
+        return slots_ * sizeof(OutputSegment) + spares_.capacity() * sizeof(spares_[0]);
+    }
+
+ private:
+    friend class OutputQueue;
+    /// An empty vector with some capacity, or an empty one without any.
+    std::vector<OutputSegment> take();
+    /// Keeps `v` (which must be empty) if it is small enough and the pool has room.
+    void give(std::vector<OutputSegment>&& v);
+
+    std::vector<std::vector<OutputSegment>> spares_;
+    std::size_t slots_ = 0;  // total capacity of spares_
+};
+
 // FIFO of segments. `head_` indexes the oldest unwritten one; written segments before it have
 // already dropped their reference, and the vector is compacted once they are the majority:
 //
@@ -24,14 +62,12 @@ using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 // An empty queue owns no heap memory (capacity 0), which is what keeps idle connections small.
 class OutputQueue {
  public:
-    struct Segment {
-        SharedBytes bytes;
-        std::size_t offset;  // bytes of `bytes` already written
-        std::uint64_t tag;   // 0 = untagged
-    };
+    using Segment = OutputSegment;
 
     /// Appends the unwritten part [offset, size) of `bytes`; a fully written segment is ignored.
-    void push(SharedBytes bytes, std::size_t offset, std::uint64_t tag);
+    /// An empty queue takes its storage from `pool` when one is given and has a spare.
+    void push(SharedBytes bytes, std::size_t offset, std::uint64_t tag,
+              SegmentPool* pool = nullptr);
     [[nodiscard]] bool empty() const { return bytes_ == 0; }
     /// Bytes not yet written.
     [[nodiscard]] std::size_t bytes() const { return bytes_; }
@@ -39,12 +75,12 @@ class OutputQueue {
     /// Fills up to `max` iovecs with the oldest unwritten bytes; returns how many were filled.
     std::size_t fillIov(iovec* iov, std::size_t max) const;
     /// Marks `n` bytes (at most bytes()) as written, dropping the references of completed
-    /// segments; releases the storage when the queue becomes empty.
-    void consume(std::size_t n);
+    /// segments; releases the storage when the queue becomes empty (to `pool` if given).
+    void consume(std::size_t n, SegmentPool* pool = nullptr);
     /// Non-zero tags of the segments not completely written, oldest first.
     [[nodiscard]] std::vector<std::uint64_t> unwrittenTags() const;
-    /// Drops everything and releases the storage.
-    void clear();
+    /// Drops everything and releases the storage (to `pool` if given).
+    void clear(SegmentPool* pool = nullptr);
     /// Heap owned by the queue itself (not the shared segments).
     [[nodiscard]] std::size_t heapBytes() const { return segs_.capacity() * sizeof(Segment); }
 

@@ -24,7 +24,8 @@ namespace {
 constexpr int kMaxAcceptsPerWakeup = 64;
 // Segments gathered by one sendmsg (well below IOV_MAX = 1024).
 constexpr std::size_t kMaxIov = 64;
-// sendmsg calls per EPOLLOUT wakeup while the kernel keeps taking everything offered.
+// sendmsg calls per flush (end-of-iteration or EPOLLOUT wakeup) while the kernel keeps taking
+// everything offered.
 constexpr int kMaxWritesPerWakeup = 16;
 // With no spare fd left, the listening socket sleeps this long instead of spinning.
 constexpr std::int64_t kAcceptPauseMs = 100;
@@ -161,10 +162,14 @@ class TcpServer::Acceptor final : public IoHandler {
 // ---------------------------------------------------------------------------------------------
 // Connection: one accepted socket. Reads are bounded per wakeup and go through the loop's
 // shared scratch area; only a consumer's unconsumed tail is copied into `input_`. Output is a
-// queue of shared segments, written directly while the queue is empty.
+// queue of shared segments. send() only queues and marks the connection (`flush_pending_`);
+// the server flushes every marked connection once at the end of the loop iteration, so all the
+// deliveries of one iteration leave in one writev. EPOLLOUT is on only after a partial write.
+// Invariant: an Open connection with queued output is marked or has EPOLLOUT interest.
 //
 // Memory of an idle connection (x86-64, g++ 12): the object is 112 bytes (vptr, server ref,
-// id, flush timer, empty input vector 24, empty OutputQueue 40, fd, interest, state, reason),
+// id, flush timer, empty input vector 24, empty OutputQueue 40, fd, interest, state, reason,
+// flush mark),
 // a 128-byte malloc chunk; the unordered_map node (next pointer + id + unique_ptr) is 24
 // bytes, a 32-byte chunk; plus one 8-byte bucket slot. About 170 bytes of heap in total, with
 // no input or output storage: both are released as soon as they become empty. heapBytes()
@@ -194,7 +199,7 @@ class TcpServer::Connection final : public IoHandler {
             return;
         }
         if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0 && !output_.empty()) {
-            onWritable();
+            flush();
         }
         if (state_ != State::Open && state_ != State::Closed &&
             (events & (EPOLLHUP | EPOLLERR)) != 0) {
@@ -213,6 +218,55 @@ class TcpServer::Connection final : public IoHandler {
 
     void releaseInput() { std::vector<std::uint8_t>().swap(input_); }
 
+    // Offers the queued output to the kernel: up to kMaxWritesPerWakeup writevs of up to
+    // kMaxIov segments, stopping as soon as the kernel takes less than offered. Clears the
+    // flush mark. Returns 0, or the errno of a failed write (EAGAIN is not a failure). No state
+    // or interest changes: flush() and scheduleClose() decide what follows.
+    int writeQueued() {
+        flush_pending_ = false;
+        iovec iov[kMaxIov];
+        for (int i = 0; i < kMaxWritesPerWakeup && !output_.empty(); ++i) {
+            const std::size_t count = output_.fillIov(iov, kMaxIov);
+            std::size_t offered = 0;
+            for (std::size_t k = 0; k < count; ++k) {
+                offered += iov[k].iov_len;
+            }
+            ++server_.write_calls_;
+            auto r = sockets::sendVec(fd_, iov, count);
+            if (r.n < 0) {
+                return wouldBlock(r.err) ? 0 : r.err;
+            }
+            const auto n = static_cast<std::size_t>(r.n);
+            server_.bytes_out_ += n;
+            output_.consume(n, &server_.pool_);
+            if (n < offered) {
+                break;  // the kernel buffer is full
+            }
+        }
+        return 0;
+    }
+
+    // The end-of-iteration flush and the EPOLLOUT handler (never on a Closed connection):
+    // writes what the kernel takes, then keeps EPOLLOUT while output remains, closes a
+    // closeAfterFlush() connection once drained, and otherwise goes back to reading only.
+    void flush() {
+        const int err = writeQueued();
+        if (err != 0) {
+            spdlog::debug("conn={} write: {}", id_, sockets::errorText(err));
+            server_.scheduleClose(*this, CloseReason::Error);
+            return;
+        }
+        if (!output_.empty()) {
+            setInterest(state_ == State::Open ? (EPOLLIN | EPOLLOUT) : EPOLLOUT);
+            return;
+        }
+        if (state_ == State::Flushing) {
+            server_.scheduleClose(*this, CloseReason::Local);
+            return;
+        }
+        setInterest(EPOLLIN);
+    }
+
     TcpServer& server_;
     const ConnId id_;
     TimerId flush_timer_ = 0;
@@ -222,6 +276,7 @@ class TcpServer::Connection final : public IoHandler {
     std::uint32_t interest_ = EPOLLIN;
     State state_ = State::Open;
     CloseReason reason_ = CloseReason::Local;
+    bool flush_pending_ = false;  // queued in server_.to_flush_ for this iteration's flush
 
  private:
     void onReadable() {
@@ -277,40 +332,6 @@ class TcpServer::Connection final : public IoHandler {
             input_.erase(input_.begin(), input_.begin() + static_cast<std::ptrdiff_t>(used));
         }
     }
-
-    void onWritable() {
-        iovec iov[kMaxIov];
-        for (int i = 0; i < kMaxWritesPerWakeup && !output_.empty(); ++i) {
-            const std::size_t count = output_.fillIov(iov, kMaxIov);
-            std::size_t offered = 0;
-            for (std::size_t k = 0; k < count; ++k) {
-                offered += iov[k].iov_len;
-            }
-            auto r = sockets::sendVec(fd_, iov, count);
-            if (r.n < 0) {
-                if (wouldBlock(r.err)) {
-                    return;
-                }
-                spdlog::debug("conn={} write: {}", id_, sockets::errorText(r.err));
-                server_.scheduleClose(*this, CloseReason::Error);
-                return;
-            }
-            const auto n = static_cast<std::size_t>(r.n);
-            server_.bytes_out_ += n;
-            output_.consume(n);
-            if (n < offered) {
-                break;  // the kernel buffer is full
-            }
-        }
-        if (!output_.empty()) {
-            return;
-        }
-        if (state_ == State::Flushing) {
-            server_.scheduleClose(*this, CloseReason::Local);
-            return;
-        }
-        setInterest(EPOLLIN);
-    }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +342,9 @@ TcpServer::TcpServer(EventLoop& loop, TcpServerOptions options)
 TcpServer::~TcpServer() {
     for (auto& [id, conn] : conns_) {
         if (conn->state_ != Connection::State::Closed) {
+            if (conn->flush_pending_) {
+                (void)conn->writeQueued();  // best effort, as a direct write would have been
+            }
             loop_.remove(conn->fd_, conn.get());
         }
     }
@@ -384,31 +408,61 @@ bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
     if (!bytes || bytes->empty()) {
         return true;
     }
-    std::size_t written = 0;
-    if (c.output_.empty()) {
-        auto r = sockets::sendSome(c.fd_, bytes->data(), bytes->size());
-        if (r.n >= 0) {
-            written = static_cast<std::size_t>(r.n);
-            bytes_out_ += written;
-            if (written == bytes->size()) {
-                return true;
-            }
-        } else if (!wouldBlock(r.err)) {
-            spdlog::debug("conn={} write: {}", id, sockets::errorText(r.err));
-            c.output_.push(std::move(bytes), 0, tag);  // so that its tag is reported
-            scheduleClose(c, CloseReason::Error);
-            return true;
+    c.output_.push(std::move(bytes), 0, tag, &pool_);
+    if (c.output_.bytes() > options_.output_cap && c.flush_pending_) {
+        // This iteration's output has not been offered to the kernel yet; the cap is for what
+        // the peer leaves unread, so offer it before judging.
+        c.flush();
+        if (c.state_ == Connection::State::Closed) {
+            return true;  // write error; the tags are reported
         }
     }
-    c.output_.push(std::move(bytes), written, tag);
     if (c.output_.bytes() > options_.output_cap) {
         spdlog::debug("conn={} output {} bytes over the cap of {}", id, c.output_.bytes(),
                       options_.output_cap);
         scheduleClose(c, CloseReason::SlowConsumer);
         return true;
     }
-    c.setInterest(EPOLLIN | EPOLLOUT);
+    // With EPOLLOUT on, the kernel buffer is full: the writable event flushes, not a writev now.
+    if (!c.flush_pending_ && (c.interest_ & EPOLLOUT) == 0 && !c.output_.empty()) {
+        markForFlush(c);
+    }
     return true;
+}
+
+void TcpServer::markForFlush(Connection& c) {
+    c.flush_pending_ = true;
+    to_flush_.push_back(c.id_);  // no allocation once the vector has grown to the fan-out
+    if (to_flush_.size() == 1) {
+        std::weak_ptr<int> alive = alive_;
+        loop_.defer([this, alive] {
+            if (!alive.expired()) {
+                flushMarked();
+            }
+        });
+    }
+}
+
+// The once-per-iteration flush, a deferred callback: one writev (more only past kMaxIov
+// segments) per marked connection. A connection closed since it was marked is skipped (its
+// close already offered the output once, see scheduleClose); one reaped is no longer found.
+// Nothing in here marks a connection (if something did, the loop bound would still reach the
+// new entry). Sends made by later deferred callbacks of this iteration (close callbacks, for
+// instance) mark again and defer another flush, which runDeferred runs in a later round of
+// the same iteration, or the loop runs next without blocking in epoll_wait.
+void TcpServer::flushMarked() {
+    for (std::size_t i = 0; i < to_flush_.size(); ++i) {
+        const ConnId id = to_flush_[i];  // a copy, not a reference into the vector
+        auto it = conns_.find(id);
+        if (it == conns_.end()) {
+            continue;
+        }
+        Connection& c = *it->second;
+        if (c.flush_pending_ && c.state_ != Connection::State::Closed) {
+            c.flush();
+        }
+    }
+    to_flush_.clear();  // keeps its capacity for the next iteration
 }
 
 void TcpServer::closeAfterFlush(ConnId id) {
@@ -418,6 +472,12 @@ void TcpServer::closeAfterFlush(ConnId id) {
     }
     Connection& c = *it->second;
     c.state_ = Connection::State::Flushing;
+    if (c.flush_pending_) {
+        c.flush();  // nothing can join this output any more: write it now (may close)
+        if (c.state_ == Connection::State::Closed) {
+            return;
+        }
+    }
     if (c.output_.empty()) {
         scheduleClose(c, CloseReason::Local);
         return;
@@ -462,11 +522,21 @@ std::size_t TcpServer::heapBytes(ConnId id) const {
 }
 
 // Marks `c` closed (once), takes it out of epoll so no later event of this batch reaches it,
-// and queues it for reap() at the end of the iteration. The object and its fd stay valid until
-// then, so this is safe from inside any callback, the connection's own included.
+// and queues it for reap() at the end of the iteration. Output still waiting for this
+// iteration's flush is offered to the kernel once first; what it does not take is discarded
+// and its tags reported. The object and its fd stay valid until then, so this is safe from
+// inside any callback, the connection's own included.
 void TcpServer::scheduleClose(Connection& c, CloseReason reason) {
     if (c.state_ == Connection::State::Closed) {
         return;
+    }
+    if (c.flush_pending_) {
+        // Output of this iteration not yet offered to the kernel: offer it once (a peer that
+        // only half-closed still reads it), as the direct write before batching did.
+        const int err = c.writeQueued();
+        if (err != 0) {
+            spdlog::debug("conn={} write: {}", c.id_, sockets::errorText(err));
+        }
     }
     c.state_ = Connection::State::Closed;
     c.reason_ = reason;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Accepts TCP connections and owns them: non-blocking sockets, bounded reads, direct writes
-// with EPOLLOUT only after a partial write, shared (refcounted) output segments, close after
-// flush, deferred destruction, the spare-fd EMFILE trick and an output cap. Moves bytes only.
+// Accepts TCP connections and owns them: non-blocking sockets, bounded reads, output coalesced
+// into one writev per connection per loop iteration with EPOLLOUT only after a partial write,
+// shared (refcounted) output segments, close after flush, deferred destruction, the spare-fd
+// EMFILE trick and an output cap. Moves bytes only.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/output_queue.h"
 
 namespace tundra::net {
 
@@ -73,18 +75,25 @@ class TcpServer {
     void setDataCallback(DataCallback cb) { on_data_ = std::move(cb); }
     void setCloseCallback(CloseCallback cb) { on_close_ = std::move(cb); }
 
-    /// Queues `bytes` (shared, not copied) for `id`; writes directly when nothing is queued.
-    /// `tag` (non-zero) is reported back in unwritten_tags if the connection closes before the
-    /// segment is fully written. Returns false if the connection is unknown or closing.
-    /// If queued output exceeds output_cap the connection is closed as SlowConsumer
-    /// (still returns true: the segment was queued, and its tag will be reported).
+    /// Queues `bytes` (shared, not copied) for `id` and marks the connection for the flush at
+    /// the end of this loop iteration (a deferred callback), which offers everything queued in
+    /// the iteration to the kernel with one writev; only a partial write turns on EPOLLOUT.
+    /// Nothing is written inside send() itself, except when the queue would exceed output_cap
+    /// before this iteration's flush: then it is flushed first, so the cap counts only what the
+    /// kernel refused. `tag` (non-zero) is reported back in unwritten_tags if the connection
+    /// closes before the segment is fully written. Returns false if the connection is unknown
+    /// or closing. If queued output exceeds output_cap the connection is closed as
+    /// SlowConsumer (still returns true: the segment was queued, and its tag will be reported).
     bool send(ConnId id, SharedBytes bytes, std::uint64_t tag = 0);
     /// Stops reading, flushes queued output, then closes (Local, or FlushTimeout after
     /// flush_timeout_ms). From then on the connection counts as closing: send() returns false
-    /// and no more input is delivered. No-op for unknown or closing connections.
+    /// and no more input is delivered. Output of this iteration still waiting for its flush is
+    /// written at once (nothing more can join it). No-op for unknown or closing connections.
     void closeAfterFlush(ConnId id);
     /// Closes now, discarding queued output (reason Local; the discarded segments' tags are
-    /// reported). No-op for unknown or already closed connections.
+    /// reported). Output of this iteration still waiting for its flush is offered to the kernel
+    /// once first (best effort, as a direct write would have). Any other close (peer EOF, read
+    /// error) does the same. No-op for unknown or already closed connections.
     void close(ConnId id);
 
     /// Connections not yet reaped (closing ones included until their CloseCallback runs; a
@@ -97,6 +106,9 @@ class TcpServer {
     [[nodiscard]] std::size_t heapBytes(ConnId id) const;
     std::uint64_t bytesIn() const { return bytes_in_; }
     std::uint64_t bytesOut() const { return bytes_out_; }
+    /// Write syscalls (sendmsg) made so far, successful or not: one per connection per loop
+    /// iteration when the kernel takes everything offered.
+    std::uint64_t writeCalls() const { return write_calls_; }
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
     std::uint64_t acceptErrors() const { return accept_errors_; }
 
@@ -107,18 +119,28 @@ class TcpServer {
     void onAccept(int fd, const ConnInfo& info);
     void scheduleClose(Connection& c, CloseReason reason);
     void reap();
+    void markForFlush(Connection& c);
+    void flushMarked();
 
     EventLoop& loop_;
     TcpServerOptions options_;
     std::unique_ptr<Acceptor> acceptor_;
+    // Segment storage of drained output queues, reused by the next ones (no allocation per
+    // send while traffic is steady). Declared before conns_: it outlives the queues.
+    SegmentPool pool_;
     std::unordered_map<ConnId, std::unique_ptr<Connection>> conns_;
     std::vector<ConnId> to_reap_;
+    // Connections whose output waits for this iteration's flush (ids, not pointers: one may be
+    // closed and reaped first). A deferred flushMarked() is pending exactly while non-empty;
+    // cleared, not freed, after each flush, so marking does not allocate in the steady state.
+    std::vector<ConnId> to_flush_;
     // Deferred callbacks and timers hold a weak_ptr to this: they may outlive the server.
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
     ConnId next_id_ = 1;
     std::uint16_t port_ = 0;
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
+    std::uint64_t write_calls_ = 0;
     std::uint64_t accept_errors_ = 0;
     ConnectCallback on_connect_;
     DataCallback on_data_;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// OutputQueue: order, partial consumption, tags of unwritten segments, and that the storage
-// and the shared segments are released as soon as they are written.
+// OutputQueue: order, partial consumption, tags of unwritten segments, that the storage and the
+// shared segments are released as soon as they are written, and the bounded SegmentPool that
+// lets drained storage be reused.
 #include "net/output_queue.h"
 
 #include <gtest/gtest.h>
@@ -112,6 +113,60 @@ TEST(OutputQueueTest, CompactionKeepsOrder) {
         ASSERT_EQ(q.bytes(), expect.size());
         ASSERT_EQ(iovText(q, 100000), expect) << "round " << round;
     }
+}
+
+TEST(OutputQueueTest, DrainedStorageGoesToThePoolAndIsReusedWithoutAllocating) {
+    SegmentPool pool;
+    OutputQueue q;
+    for (int i = 0; i < 5; ++i) {
+        q.push(bytesOf("abc"), 0, 0, &pool);
+    }
+    const std::size_t heap = q.heapBytes();
+    ASSERT_GT(heap, 0U);
+    q.consume(15, &pool);
+    EXPECT_EQ(q.heapBytes(), 0U) << "an empty queue still owns nothing";
+    EXPECT_EQ(pool.spares(), 1U);
+    EXPECT_EQ(pool.heapBytes(), heap + sizeof(std::vector<OutputSegment>));
+
+    OutputQueue other;
+    auto shared = bytesOf("x");
+    other.push(shared, 0, 1, &pool);
+    EXPECT_EQ(other.heapBytes(), heap) << "took the spare storage";
+    EXPECT_EQ(pool.spares(), 0U);
+    EXPECT_EQ(iovText(other), "x");
+    other.clear(&pool);
+    EXPECT_EQ(shared.use_count(), 1) << "pooled storage holds no references";
+    EXPECT_EQ(pool.spares(), 1U);
+}
+
+TEST(OutputQueueTest, PoolKeepsOnlySmallVectorsUpToItsBound) {
+    SegmentPool pool;
+    OutputQueue big;
+    for (std::size_t i = 0; i <= SegmentPool::kMaxVectorSegments; ++i) {
+        big.push(bytesOf("y"), 0, 0, &pool);
+    }
+    big.clear(&pool);
+    EXPECT_EQ(pool.spares(), 0U) << "a vector grown past kMaxVectorSegments is freed";
+
+    std::vector<OutputQueue> queues(SegmentPool::kMaxSegments / 4 + 10);
+    for (auto& q : queues) {
+        for (int i = 0; i < 4; ++i) {
+            q.push(bytesOf("z"), 0, 0, &pool);  // capacity 4 each
+        }
+    }
+    for (auto& q : queues) {
+        q.clear(&pool);
+    }
+    EXPECT_EQ(pool.spares(), SegmentPool::kMaxSegments / 4) << "bounded by kMaxSegments slots";
+}
+
+TEST(OutputQueueTest, WithoutAPoolDrainingFreesTheStorage) {
+    SegmentPool pool;
+    OutputQueue q;
+    q.push(bytesOf("abc"), 0, 0, &pool);
+    q.consume(3);  // no pool given
+    EXPECT_EQ(q.heapBytes(), 0U);
+    EXPECT_EQ(pool.spares(), 0U);
 }
 
 }  // namespace
