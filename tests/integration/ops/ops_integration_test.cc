@@ -242,8 +242,9 @@ TEST(ConfigFile, FileSetsValuesAndFlagsOverrideThem) {
     // The file's max_payload is the one the chat listener enforces.
     RawClient a(server.port());
     ASSERT_TRUE(a.registerAs("alice"));
+    const std::string too_big = bigText(1100);
     msg::Message m;
-    m.text = bigText(1100);
+    m.text = too_big;
     a.send(msg::encode(m, a.nextSeq(), flags::kAck));
     auto err = a.readUntil(MsgType::Error);
     ASSERT_TRUE(err);
