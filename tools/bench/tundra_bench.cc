@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tundra-bench: load generator for tundrad. One thread, one epoll set, non-blocking sockets,
 // the project's codec. Scenarios: fanout (broadcast throughput and end-to-end latency),
-// idle (server memory per idle registered connection), latency (PING round trips).
+// idle (server memory per idle registered connection, optionally also after traffic and after
+// the heartbeat PONG that confirms it), latency (PING round trips).
 // Loopback or the operator's own hosts only; every run is bounded in count and time.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,8 +41,10 @@ struct Options {
     int clients = 1000;
     int messages = 200;
     int size = 64;
-    int window = 32;  // broadcasts in flight before the sender waits
+    int window = -1;  // broadcasts in flight before the sender waits; -1 = fanout 32, idle 1
     int count = 1000;
+    int warm = 0;       // idle: broadcasts each idle client reads before the second measurement
+    int settle_s = -1;  // idle --warm: silence before the last measurement; -1 = 2 x heartbeat + 1
     double timeout_s = 60;
     bool json = false;
 };
@@ -66,6 +69,8 @@ struct Conn {
     std::size_t out_off = 0;
     bool welcomed = false;
     std::uint64_t received = 0;
+    double last_tx_us = 0;   // when something was last queued to the server
+    bool confirmed = false;  // idle --warm: answered a PING that followed all its deliveries
 
     ~Conn() {
         if (fd >= 0) {
@@ -73,7 +78,10 @@ struct Conn {
         }
     }
 
-    void queue(const Bytes& frame) { out.insert(out.end(), frame.begin(), frame.end()); }
+    void queue(const Bytes& frame) {
+        out.insert(out.end(), frame.begin(), frame.end());
+        last_tx_us = nowUs();
+    }
 
     bool flush() {
         while (out_off < out.size()) {
@@ -123,13 +131,27 @@ void setNonBlocking(int fd) {
     ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-// Blocking read of the next frame on a still-blocking socket (setup and probes only).
+void sendBlocking(Conn& c, const Bytes& frame);
+
+// PONG for a server PING: the same sequence and the whole payload (the token) echoed.
+Bytes pongFor(const DecodeResult& r) {
+    FrameWriter w(MsgType::Pong, r.header.sequence);
+    w.tail(r.payload);
+    return w.finish();
+}
+
+// Blocking read of the next frame on a still-blocking socket (setup and probes only). Server
+// PINGs met on the way are answered, other frames skipped.
 std::optional<Bytes> readFrameBlocking(Conn& c, MsgType want) {
     for (;;) {
         auto r = c.decoder.next();
         if (r.status == DecodeStatus::Frame) {
             if (r.header.type == static_cast<std::uint8_t>(want)) {
                 return Bytes(r.payload.begin(), r.payload.end());
+            }
+            if (r.header.type == static_cast<std::uint8_t>(MsgType::Ping)) {
+                sendBlocking(c, pongFor(r));
+                continue;
             }
             if (r.header.type == static_cast<std::uint8_t>(MsgType::Error)) {
                 msg::Error e;
@@ -171,10 +193,7 @@ std::string uniqueName(const char* prefix, int i) {
     return std::string(prefix) + std::to_string(::getpid()) + "_" + std::to_string(i);
 }
 
-std::uint64_t healthRss(Conn& c) {
-    sendBlocking(c, msg::encodeEmpty(MsgType::HealthCheck, 1));
-    auto payload = readFrameBlocking(c, MsgType::HealthResult);
-    std::string json(payload->begin(), payload->end());
+std::uint64_t rssField(const std::string& json) {
     auto pos = json.find("\"rss_bytes\":");
     if (pos == std::string::npos) {
         die("health has no rss_bytes: " + json);
@@ -182,8 +201,16 @@ std::uint64_t healthRss(Conn& c) {
     return std::strtoull(json.c_str() + pos + 12, nullptr, 10);
 }
 
-// Connects and registers `n` clients, pipelining the REGISTERs.
-std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const char* prefix) {
+std::uint64_t healthRss(Conn& c) {
+    sendBlocking(c, msg::encodeEmpty(MsgType::HealthCheck, 1));
+    auto payload = readFrameBlocking(c, MsgType::HealthResult);
+    return rssField(std::string(payload->begin(), payload->end()));
+}
+
+// Connects and registers `n` clients, pipelining the REGISTERs. `heartbeat_s`, when given,
+// receives the WELCOME's heartbeat_s (the server's ping interval, whole seconds).
+std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const char* prefix,
+                                                std::uint16_t* heartbeat_s = nullptr) {
     socklen_t len = 0;
     auto addr = resolve(o, len);
     std::vector<std::unique_ptr<Conn>> conns;
@@ -195,7 +222,12 @@ std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const c
         sendBlocking(*conns.back(), msg::encode(r, 1));
     }
     for (auto& c : conns) {
-        readFrameBlocking(*c, MsgType::System);
+        auto payload = readFrameBlocking(*c, MsgType::System);
+        msg::System sys;
+        if (heartbeat_s != nullptr && msg::parse(ByteSpan(*payload), sys) == nullptr &&
+            sys.event == SystemEvent::Welcome) {
+            *heartbeat_s = sys.welcome.heartbeat_s;
+        }
     }
     return conns;
 }
@@ -229,7 +261,11 @@ LatencySummary summarize(std::vector<double>& us) {
 // fanout: N receivers, one sender broadcasting M messages of `size` bytes with at most
 // `window` broadcasts in flight (a broadcast is "done" when its ACK returns). Each receiver
 // timestamps arrival; the send time travels in the text.
-int runFanout(const Options& o) {
+int runFanout(const Options& opts) {
+    Options o = opts;
+    if (o.window < 0) {
+        o.window = 32;
+    }
     raiseFdLimit(o.clients + 1);
     auto receivers = registerMany(o, o.clients, "fan");
     auto senders = registerMany(o, 1, "src");
@@ -327,27 +363,289 @@ int runFanout(const Options& o) {
     return delivered == expected ? 0 : 1;
 }
 
-// idle: registers N clients that then stay silent and reports the server's RSS growth.
+// idle --warm: every connection non-blocking in one epoll set. Server PINGs are always
+// answered; with `keepalive` on, each connection also sends a PING of its own whenever it has
+// sent nothing for a quarter of the heartbeat, so that the server, which pings only silent
+// connections, sends none (its PONG would confirm the windows being measured).
+struct WarmPump {
+    std::vector<Conn*> conns;  // epoll data = index
+    Conn* probe = nullptr;
+    int ep = -1;
+    bool keepalive = false;
+    double keepalive_us = 0;
+    bool traffic = false;  // between the first broadcast and the after-traffic measurement
+    int warm = 0;          // deliveries each registered receiver gets
+    std::uint64_t pings_in_traffic = 0;  // server PINGs read after a delivery, during `traffic`
+    int acks = 0;
+    Conn* sender = nullptr;  // broadcasts `to_send` MESSAGEs of `text`, `window` un-ACKed at most
+    int to_send = 0;
+    int sent = 0;
+    int window = 1;
+    std::string text;
+    std::optional<std::string> health;
+    std::uint64_t keepalive_token = 0;
+    double last_scan_us = 0;
+
+    explicit WarmPump(std::vector<Conn*> all, Conn* p) : conns(std::move(all)), probe(p) {
+        ep = ::epoll_create1(EPOLL_CLOEXEC);
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            setNonBlocking(conns[i]->fd);
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.u64 = i;
+            ::epoll_ctl(ep, EPOLL_CTL_ADD, conns[i]->fd, &ev);
+        }
+    }
+    ~WarmPump() { ::close(ep); }
+    WarmPump(const WarmPump&) = delete;
+    WarmPump& operator=(const WarmPump&) = delete;
+
+    void send(Conn& c, const Bytes& frame) {
+        c.queue(frame);
+        if (!c.flush()) {
+            die("send failed");
+        }
+    }
+
+    void onFrame(Conn& c, const DecodeResult& r) {
+        switch (static_cast<MsgType>(r.header.type)) {
+            case MsgType::Ping:
+                if (traffic && c.received > 0) {
+                    ++pings_in_traffic;
+                }
+                if (c.received >= static_cast<std::uint64_t>(warm)) {
+                    c.confirmed = true;  // queued after its last delivery: confirms them all
+                }
+                send(c, pongFor(r));
+                break;
+            case MsgType::BroadcastMessage:
+                ++c.received;
+                break;
+            case MsgType::Ack:
+                ++acks;
+                break;
+            case MsgType::HealthResult:
+                if (&c == probe) {
+                    health = std::string(r.payload.begin(), r.payload.end());
+                }
+                break;
+            case MsgType::Error: {
+                msg::Error e;
+                (void)msg::parse(r.payload, e);
+                die("server error " + std::to_string(e.code) + ": " + std::string(e.text));
+            }
+            default:
+                break;  // PONGs to the keepalives, SYSTEM notices
+        }
+    }
+
+    // Reads and answers until `done()` or `deadline`; false on the deadline.
+    template <typename Done>
+    bool runUntil(Done done, Clock::time_point deadline) {
+        std::vector<epoll_event> events(1024);
+        std::uint8_t buf[65536];
+        while (!done()) {
+            if (Clock::now() >= deadline) {
+                return false;
+            }
+            while (sender != nullptr && sent < to_send && sent - acks < window) {
+                ++sent;
+                msg::Message m{"", text};
+                sender->queue(msg::encode(m, static_cast<std::uint16_t>(sent), flags::kAck));
+            }
+            for (Conn* c : conns) {
+                if (!c->out.empty() && !c->flush()) {
+                    die("send failed");
+                }
+            }
+            const double now = nowUs();
+            if (keepalive && now - last_scan_us >= 50'000) {
+                last_scan_us = now;
+                for (Conn* c : conns) {
+                    if (now - c->last_tx_us >= keepalive_us) {
+                        send(*c, msg::encodePing(MsgType::Ping, ++keepalive_token, 1));
+                    }
+                }
+            }
+            int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 20);
+            for (int k = 0; k < n; ++k) {
+                Conn& c = *conns[events[static_cast<std::size_t>(k)].data.u64];
+                ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
+                if (got <= 0) {
+                    if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        continue;
+                    }
+                    die("server closed a connection (heartbeat timeout? see the server log)");
+                }
+                c.decoder.append(ByteSpan(buf, static_cast<std::size_t>(got)));
+                for (auto r = c.decoder.next();; r = c.decoder.next()) {
+                    if (r.status == DecodeStatus::Error) {
+                        die("bad frame from server");
+                    }
+                    if (r.status != DecodeStatus::Frame) {
+                        break;
+                    }
+                    onFrame(c, r);
+                }
+            }
+        }
+        return true;
+    }
+
+    std::uint64_t rss(Clock::time_point deadline, const char* when) {
+        health.reset();
+        send(*probe, msg::encodeEmpty(MsgType::HealthCheck, 1));
+        if (!runUntil([&] { return health.has_value(); }, deadline)) {
+            die(std::string("timed out waiting for HEALTH_RESULT ") + when);
+        }
+        return rssField(*health);
+    }
+};
+
+// idle: registers N clients that then stay silent and reports the server's RSS growth. With
+// --warm M, they then read M broadcasts (RSS "after traffic"), stay silent for --settle
+// seconds answering the server's PINGs (RSS "after PONG").
 int runIdle(const Options& o) {
-    raiseFdLimit(o.clients + 1);
-    auto probe = registerMany(o, 1, "probe");
+    raiseFdLimit(o.clients + 3);
+    const Clock::time_point deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(o.timeout_s));
+    std::uint16_t heartbeat_s = 0;
+    auto probe = registerMany(o, 1, "probe", &heartbeat_s);
+    std::vector<std::unique_ptr<Conn>> senders;
+    if (o.warm > 0) {
+        senders = registerMany(o, 1, "warm");  // before the baseline, like the probe
+    }
     const std::uint64_t before = healthRss(*probe[0]);
     auto idle = registerMany(o, o.clients, "idle");
-    const std::uint64_t after = healthRss(*probe[0]);
-    const double per = (static_cast<double>(after) - static_cast<double>(before)) /
-                       static_cast<double>(o.clients);
-    if (o.json) {
-        std::printf("{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,"
-                    "\"rss_after\":%llu,\"bytes_per_connection\":%.0f}\n",
-                    o.clients, static_cast<unsigned long long>(before),
-                    static_cast<unsigned long long>(after), per);
-    } else {
-        std::printf("idle: %d registered idle connections\n", o.clients);
-        std::printf("  server RSS %llu -> %llu bytes: %.0f bytes per connection\n",
-                    static_cast<unsigned long long>(before),
-                    static_cast<unsigned long long>(after), per);
+    auto perConn = [&](std::uint64_t rss) {
+        return (static_cast<double>(rss) - static_cast<double>(before)) /
+               static_cast<double>(o.clients);
+    };
+    if (o.warm == 0) {
+        const std::uint64_t after = healthRss(*probe[0]);
+        const double per = perConn(after);
+        if (o.json) {
+            std::printf("{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,"
+                        "\"rss_after\":%llu,\"bytes_per_connection\":%.0f}\n",
+                        o.clients, static_cast<unsigned long long>(before),
+                        static_cast<unsigned long long>(after), per);
+        } else {
+            std::printf("idle: %d registered idle connections\n", o.clients);
+            std::printf("  server RSS %llu -> %llu bytes: %.0f bytes per connection\n",
+                        static_cast<unsigned long long>(before),
+                        static_cast<unsigned long long>(after), per);
+        }
+        return 0;
     }
-    return 0;
+
+    if (heartbeat_s == 0) {
+        die("--warm needs server heartbeats (WELCOME heartbeat_s is 0: --ping-interval 0?)");
+    }
+    const int settle_s = o.settle_s >= 0 ? o.settle_s : 2 * heartbeat_s + 1;
+    if (Clock::now() + std::chrono::seconds(settle_s) >= deadline) {
+        die("--settle " + std::to_string(settle_s) + " s does not fit in --timeout " +
+            std::to_string(static_cast<int>(o.timeout_s)) + " s; raise --timeout");
+    }
+    Conn& sender = *senders[0];
+    std::vector<Conn*> all{probe[0].get(), &sender};
+    for (auto& c : idle) {
+        all.push_back(c.get());
+    }
+    WarmPump pump(all, probe[0].get());
+    pump.warm = o.warm;
+    pump.keepalive_us = heartbeat_s * 1e6 / 4;
+
+    // 1. Never used (server PINGs answered, nothing else sent).
+    const std::uint64_t after = pump.rss(deadline, "after registration");
+
+    // 2. Traffic. Keepalives first, for long enough that every connection has spoken and any
+    // server PING sent before them is answered; then the broadcasts.
+    pump.keepalive = true;
+    pump.runUntil([] { return false; },
+                  std::min(deadline, Clock::now() + std::chrono::microseconds(static_cast<
+                                                        std::int64_t>(pump.keepalive_us +
+                                                                      100'000))));
+    pump.traffic = true;
+    pump.sender = &sender;
+    pump.text.assign(static_cast<std::size_t>(o.size), 'x');
+    pump.window = o.window < 0 ? 1 : o.window;
+    pump.to_send = o.warm;
+    const auto traffic_start = Clock::now();
+    const auto want = static_cast<std::uint64_t>(o.warm);
+    auto allRead = [&] {
+        if (pump.acks < o.warm || probe[0]->received < want) {
+            return false;
+        }
+        return std::all_of(idle.begin(), idle.end(),
+                           [&](const auto& c) { return c->received >= want; });
+    };
+    if (!pump.runUntil(allRead, deadline)) {
+        die("timed out before every idle client read its " + std::to_string(o.warm) +
+            " deliveries");
+    }
+    const double traffic_s = std::chrono::duration<double>(Clock::now() - traffic_start).count();
+    const std::uint64_t after_traffic = pump.rss(deadline, "after traffic");
+    pump.traffic = false;
+
+    // 3. Silence: only the server's PINGs, answered.
+    pump.keepalive = false;
+    pump.runUntil([] { return false; },
+                  std::min<Clock::time_point>(deadline,
+                                              Clock::now() + std::chrono::seconds(settle_s)));
+    const std::uint64_t after_pong = pump.rss(deadline, "after the settle time");
+    const auto confirmed = std::count_if(idle.begin(), idle.end(),
+                                         [](const auto& c) { return c->confirmed; });
+
+    if (o.json) {
+        std::printf(
+            "{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,\"rss_after\":%llu,"
+            "\"bytes_per_connection\":%.0f,\"warm\":%d,\"size\":%d,\"window\":%d,"
+            "\"heartbeat_s\":%u,"
+            "\"settle_s\":%d,\"traffic_seconds\":%.3f,\"rss_after_traffic\":%llu,"
+            "\"bytes_per_connection_after_traffic\":%.0f,\"rss_after_pong\":%llu,"
+            "\"bytes_per_connection_after_pong\":%.0f,\"clients_confirmed_by_pong\":%lld,"
+            "\"server_pings_during_traffic\":%llu}\n",
+            o.clients, static_cast<unsigned long long>(before),
+            static_cast<unsigned long long>(after), perConn(after), o.warm, o.size,
+            pump.window, static_cast<unsigned>(heartbeat_s), settle_s, traffic_s,
+            static_cast<unsigned long long>(after_traffic), perConn(after_traffic),
+            static_cast<unsigned long long>(after_pong), perConn(after_pong),
+            static_cast<long long>(confirmed),
+            static_cast<unsigned long long>(pump.pings_in_traffic));
+    } else {
+        std::printf("idle: %d registered idle connections, then %d broadcasts of %d bytes each "
+                    "(window %d)\n",
+                    o.clients, o.warm, o.size, pump.window);
+        std::printf("  server RSS before %llu bytes\n", static_cast<unsigned long long>(before));
+        std::printf("  never used:        RSS %llu bytes: %.0f bytes per connection\n",
+                    static_cast<unsigned long long>(after), perConn(after));
+        std::printf("  after traffic:     RSS %llu bytes: %.0f bytes per connection "
+                    "(%d deliveries each, read in %.3f s)\n",
+                    static_cast<unsigned long long>(after_traffic), perConn(after_traffic),
+                    o.warm, traffic_s);
+        std::printf("  idle after PONG:   RSS %llu bytes: %.0f bytes per connection "
+                    "(%d s silent, heartbeat %u s; %lld of %d confirmed by a PONG)\n",
+                    static_cast<unsigned long long>(after_pong), perConn(after_pong), settle_s,
+                    static_cast<unsigned>(heartbeat_s), static_cast<long long>(confirmed),
+                    o.clients);
+    }
+    int rc = 0;
+    if (pump.pings_in_traffic > 0) {
+        std::fprintf(stderr,
+                     "tundra-bench: %llu server PINGs arrived during the traffic phase: the "
+                     "after-traffic figure may already have lost window entries\n",
+                     static_cast<unsigned long long>(pump.pings_in_traffic));
+        rc = 1;
+    }
+    if (confirmed < o.clients) {
+        std::fprintf(stderr,
+                     "tundra-bench: %lld idle clients got no PING after their deliveries within "
+                     "the settle time: raise --settle\n",
+                     static_cast<long long>(o.clients - confirmed));
+        rc = 1;
+    }
+    return rc;
 }
 
 // latency: sequential PING round trips on one connection.
@@ -382,6 +680,11 @@ const char* kUsage =
     "  fanout   --clients N (1000) --messages M (200) --size BYTES (64) --window W (32)\n"
     "           N receivers, one sender broadcasting M messages; deliveries/s, latency\n"
     "  idle     --clients N (1000): server RSS growth per idle registered connection\n"
+    "           --warm M: then one more client broadcasts M messages of --size BYTES (64)\n"
+    "           text (--window W (1) un-ACKed at most) that every idle client reads: RSS\n"
+    "           after traffic; then all stay silent for --settle SECONDS (2 x WELCOME\n"
+    "           heartbeat_s + 1) answering the server's PINGs, whose PONGs free the\n"
+    "           delivery windows: RSS idle after PONG\n"
     "  latency  --count N (1000): PING round-trip times\n"
     "Every run stops after --timeout SECONDS (60). Point it at your own servers only.\n";
 
@@ -426,6 +729,10 @@ int main(int argc, char** argv) {
             o.window = parseIntArg("--window", value(), 1, 100000);
         } else if (a == "--count") {
             o.count = parseIntArg("--count", value(), 1, 10000000);
+        } else if (a == "--warm") {
+            o.warm = parseIntArg("--warm", value(), 1, 10000);
+        } else if (a == "--settle") {
+            o.settle_s = parseIntArg("--settle", value(), 0, 3600);
         } else if (a == "--timeout") {
             o.timeout_s = parseIntArg("--timeout", value(), 1, 3600);
         } else if (a == "--json") {
