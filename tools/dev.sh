@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Developer entry point: installs missing Debian packages, builds with CMake + Ninja, and either
-# starts tundrad or runs every test.  Usage: tools/dev.sh deps|build|run|test [args for tundrad]
+# starts tundrad or runs every test.  Usage: tools/dev.sh deps|build|run|test|sanitize [args for
+# tundrad]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,5 +41,15 @@ case "${1:-}" in
         build
         ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 300
         ;;
-    *) echo "usage: tools/dev.sh deps|build|run|test" >&2; exit 2 ;;
+    sanitize)
+        # Every test again under AddressSanitizer + UndefinedBehaviorSanitizer (Debug build in
+        # build-asan/). The packaging test is left out: it rightly refuses a .deb that would
+        # need libasan.
+        BUILD_DIR=build-asan BUILD_TYPE=Debug TUNDRA_WERROR=OFF \
+            CMAKE_ARGS="-DTUNDRA_SANITIZE=ON ${CMAKE_ARGS:-}" build
+        ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            ctest --test-dir build-asan --output-on-failure -j "$(nproc)" --timeout 600 \
+            -E packaging_install_test
+        ;;
+    *) echo "usage: tools/dev.sh deps|build|run|test|sanitize" >&2; exit 2 ;;
 esac
