@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "server/server.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -52,6 +54,20 @@ std::string hostPort(const std::string& host, std::uint16_t port) {
 
 }  // namespace
 
+bool HeapTrimmer::maybeTrim() {
+    const std::size_t free_now = ::mallinfo2().fordblks;
+    // Free space that was reused since the last trim counts as freed again when it comes back.
+    free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
+    if (free_now < free_after_last_trim_ + min_growth_) {
+        return false;  // not enough freed since the last trim to be worth a heap walk
+    }
+    ::malloc_trim(0);
+    free_after_last_trim_ = ::mallinfo2().fordblks;
+    spdlog::debug("heap: returned free pages to the kernel ({} bytes free before, {} after)",
+                  free_now, free_after_last_trim_);
+    return true;
+}
+
 std::uint64_t residentBytes() {
     std::FILE* f = std::fopen("/proc/self/statm", "r");
     if (f == nullptr) {
@@ -69,6 +85,8 @@ std::uint64_t residentBytes() {
 
 // How often systemd's STATUS= line is refreshed with live counts.
 constexpr std::int64_t kStatusIntervalMs = 5000;
+// How often the heap is checked for freed memory worth giving back to the kernel.
+constexpr std::int64_t kHeapTrimIntervalMs = 10'000;
 
 Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier)
     : config_(std::move(config)),
@@ -100,6 +118,7 @@ bool Server::start(std::string& error) {
         loop_, std::vector<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) { onSignal(signo); });
     loop_.addTimer(
         sessions_->tickIntervalMs(), [this] { sessions_->tick(); }, true);
+    loop_.addTimer(kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(); }, true);
     spdlog::info("tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
                  "session_timeout={}ms)",
                  config_.core.software_version, hostPort(config_.bind, tcp_.port()),

@@ -21,6 +21,23 @@
 
 namespace tundra::server {
 
+/// Gives freed heap pages back to the kernel after a burst. glibc returns memory only from the
+/// top of the heap, so the delivery windows and output queues freed once clients go idle would
+/// otherwise stay resident; malloc_trim also releases whole free pages below live objects.
+/// Called from a timer; trims only when at least `min_growth` more bytes are free than after
+/// the previous trim (or than the lowest free figure seen since, if the space was reused), so a
+/// fragmented heap is not walked again and again for nothing.
+class HeapTrimmer {
+public:
+    explicit HeapTrimmer(std::size_t min_growth = 1U << 20) : min_growth_(min_growth) {}
+    /// True if it trimmed.
+    bool maybeTrim();
+
+private:
+    std::size_t min_growth_;
+    std::size_t free_after_last_trim_ = 0;
+};
+
 class Server final : public core::Outbox {
 public:
     /// `args` are the command-line arguments the config came from (without argv[0]); a SIGHUP
@@ -74,6 +91,7 @@ private:
     std::unique_ptr<core::SessionManager> sessions_;
     std::unique_ptr<net::SignalWatcher> signals_;
     std::unique_ptr<AdminHttp> admin_;
+    HeapTrimmer heap_trimmer_;
     std::unordered_set<net::ConnId> closing_;  // closeAfterFlush requested, not yet reaped
     bool draining_ = false;
 };
