@@ -246,12 +246,9 @@ int runImage(const CliConfig& cfg) {
 // ---- listen ------------------------------------------------------------------------------------
 
 int runListen(const CliConfig& cfg) {
-    if (auto rc = checkSaveImages(cfg)) {
-        return *rc;
-    }
     std::optional<ImageSaver> saver;
-    if (!cfg.save_images.empty()) {
-        saver.emplace(cfg.save_images);
+    if (auto rc = openImageSaver(cfg, saver)) {
+        return *rc;
     }
     client::Client c(clientOptions(cfg.global));
     const std::string name = sessionName(cfg.global);
@@ -660,7 +657,7 @@ std::string guessImageMime(std::string_view path) {
     return {};
 }
 
-std::optional<int> checkSaveImages(const CliConfig& cfg) {
+std::optional<int> openImageSaver(const CliConfig& cfg, std::optional<ImageSaver>& saver) {
     if (cfg.save_images.empty()) {
         return std::nullopt;
     }
@@ -668,6 +665,7 @@ std::optional<int> checkSaveImages(const CliConfig& cfg) {
         printError("--save-images: " + sanitizeForTerminal(*why));
         return kExitUsage;
     }
+    saver.emplace(cfg.save_images);
     return std::nullopt;
 }
 

@@ -45,9 +45,9 @@ std::optional<int> registerClient(client::Client& c, const CliConfig& cfg, const
 
 /// "image/png" for "x.png" (png, jpg, jpeg, gif, webp, bmp, svg; case-insensitive), else "".
 std::string guessImageMime(std::string_view path);
-/// Checks --save-images DIR (when given) before anything else happens: on a missing or
-/// unwritable directory prints why and returns kExitUsage.
-std::optional<int> checkSaveImages(const CliConfig& cfg);
+/// Opens --save-images DIR (when given) into `saver` before anything else happens: on a missing
+/// or unwritable directory prints why and returns kExitUsage.
+std::optional<int> openImageSaver(const CliConfig& cfg, std::optional<ImageSaver>& saver);
 /// Writes an image delivery with `saver` (--save-images): the path, or the error.
 SavedImage saveImage(ImageSaver& saver, const client::Delivery& d);
 /// "--save-images: cannot save image ID from NAME: WHY", safe for a terminal.

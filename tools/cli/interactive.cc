@@ -410,12 +410,9 @@ int runReadline(ChatSession& session, client::Client& c, const std::string& prom
 }  // namespace
 
 int runInteractive(const CliConfig& cfg) {
-    if (auto rc = checkSaveImages(cfg)) {
-        return *rc;
-    }
     std::optional<ImageSaver> saver;
-    if (!cfg.save_images.empty()) {
-        saver.emplace(cfg.save_images);
+    if (auto rc = openImageSaver(cfg, saver)) {
+        return *rc;
     }
     client::Client c(clientOptions(cfg.global));
     const std::string name = sessionName(cfg.global);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli_process.h"
+#include "support/scratch_dir.h"
 #include "support/tundrad_process.h"
 #include "tundra/client.h"
 
@@ -79,48 +80,6 @@ std::optional<client::Delivery> nextDelivery(client::Client& c,
 }
 
 // A scratch directory (removed with its files at the end) for --save-images and image files.
-class ScratchDir {
-public:
-    ScratchDir() {
-        char tmpl[] = "/tmp/tundra-cli-images-XXXXXX";
-        const char* d = ::mkdtemp(tmpl);
-        path_ = d != nullptr ? d : "";
-    }
-    ~ScratchDir() { removeAll(); }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-    /// Every entry but . and .. (hidden ones too), sorted.
-    [[nodiscard]] std::vector<std::string> files() const {
-        std::vector<std::string> out;
-        if (DIR* dir = ::opendir(path_.c_str())) {
-            while (const dirent* e = ::readdir(dir)) {
-                std::string name = e->d_name;
-                if (name != "." && name != "..") {
-                    out.push_back(name);
-                }
-            }
-            ::closedir(dir);
-        }
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-
-    /// Removes the directory with its files (it can be made again with ::mkdir).
-    void removeAll() {
-        for (const auto& name : files()) {
-            ::unlink(file(name).c_str());
-        }
-        ::rmdir(path_.c_str());
-    }
-
-private:
-    std::string path_;
-};
-
 std::string readBytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "support/raw_client.h"
+#include "support/scratch_dir.h"
 #include "support/tundrad_process.h"
 #include "tundra/messages.h"
 
@@ -30,33 +30,6 @@ namespace tundra::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A private directory under /tmp, removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/tundra-ops-XXXXXX";
-        char* p = ::mkdtemp(tmpl);
-        EXPECT_NE(p, nullptr);
-        path_ = p != nullptr ? p : "/tmp";
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-    std::string write(const std::string& name, const std::string& text) const {
-        auto p = file(name);
-        std::ofstream(p, std::ios::trunc) << text;
-        return p;
-    }
-
-private:
-    std::string path_;
-};
 
 struct HttpReply {
     int status = 0;
@@ -156,7 +129,7 @@ bool sendAcked(RawClient& c, std::string_view to, std::string_view text) {
 // ---- --check-config -------------------------------------------------------------------------
 
 TEST(CheckConfig, ValidFileExitsZeroAndSaysSo) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf",
                           "# comment\nport = 4243\nmax_clients = 10\nlog_level = \"debug\"\n"
                           "admin = \"127.0.0.1:9090\"\n");
@@ -174,7 +147,7 @@ struct BadConfigCase {
 class CheckConfigErrors : public ::testing::TestWithParam<BadConfigCase> {};
 
 TEST_P(CheckConfigErrors, ExitTwoWithFileLineMessage) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf", GetParam().text);
     auto r = runToExit({"--check-config", conf});
     EXPECT_EQ(r.code, std::optional<int>(2)) << r.output;
@@ -197,7 +170,7 @@ TEST(CheckConfig, MissingFileIsAClearError) {
 }
 
 TEST(CheckConfig, StartWithInvalidFileRefusesToRun) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf", "max_clients = 0\n");
     auto r = runToExit({"--config", conf, "--port", "0"});
     EXPECT_EQ(r.code, std::optional<int>(2)) << r.output;
@@ -226,7 +199,7 @@ TEST(AdminFlag, PortInUseIsExitOneWithClearError) {
 // ---- config file + flags, admin HTTP -----------------------------------------------------
 
 TEST(ConfigFile, FileSetsValuesAndFlagsOverrideThem) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf",
                           "max_clients = 3\nmax_payload = 1000\nadmin = \"127.0.0.1:0\"\n"
                           "presence = false\n");
@@ -326,7 +299,7 @@ TEST(AdminHttp, MalformedAndSilentHttpClientsDoNotHurtChat) {
 // ---- signals ------------------------------------------------------------------------------
 
 TEST(Signals, SighupAppliesRuntimeSettingsAndReportsRestartOnes) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf",
                           "max_clients = 2\nadmin = \"127.0.0.1:0\"\npresence = false\n");
     TundradProcess server({"--config", conf});
@@ -487,7 +460,7 @@ private:
 };
 
 TEST(Notify, ReadyStatusWatchdogReloadingStoppingInOrder) {
-    TempDir dir;
+    ScratchDir dir;
     auto conf = dir.write("tundra.conf", "presence = false\n");
     NotifySocket notify(dir.file("notify.sock"));
     ASSERT_TRUE(notify.bound());

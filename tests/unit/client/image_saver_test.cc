@@ -16,9 +16,12 @@
 #include <vector>
 
 #include "cli/output.h"
+#include "support/scratch_dir.h"
 
 namespace tundra::cli {
 namespace {
+
+using testing::ScratchDir;
 
 client::Delivery image(std::uint64_t id, std::string from, std::string mime, std::string data) {
     client::Delivery d;
@@ -83,45 +86,6 @@ TEST(ImageSaver, FileNameFromTheDelivery) {
               "8-unknown.octetstream");
     EXPECT_EQ(imageFileName(image(9, "x", "weird", "x")), "9-x.bin");
 }
-
-// A scratch directory, removed with its files at the end.
-class ScratchDir {
-public:
-    ScratchDir() {
-        char tmpl[] = "/tmp/tundra-image-saver-test-XXXXXX";
-        const char* d = ::mkdtemp(tmpl);
-        path_ = d != nullptr ? d : "";
-    }
-    ~ScratchDir() {
-        for (const auto& name : files()) {
-            ::unlink((path_ + "/" + name).c_str());
-        }
-        ::rmdir(path_.c_str());
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    [[nodiscard]] const std::string& path() const { return path_; }
-
-    // Every entry but . and .., hidden ones included, sorted.
-    [[nodiscard]] std::vector<std::string> files() const {
-        std::vector<std::string> out;
-        if (DIR* dir = ::opendir(path_.c_str())) {
-            while (const dirent* e = ::readdir(dir)) {
-                std::string name = e->d_name;
-                if (name != "." && name != "..") {
-                    out.push_back(name);
-                }
-            }
-            ::closedir(dir);
-        }
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-
-private:
-    std::string path_;
-};
 
 std::string contents(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
