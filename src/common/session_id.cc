@@ -5,10 +5,10 @@
 
 namespace tundra::common {
 
-Uuid newSessionId() {
+std::array<std::uint8_t, 16> newSessionId() {
     uuid_t raw;
     uuid_generate_random(raw);
-    Uuid id{};
+    std::array<std::uint8_t, 16> id{};
     for (std::size_t i = 0; i < id.size(); ++i) {
         id[i] = raw[i];
     }
