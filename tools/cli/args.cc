@@ -62,19 +62,6 @@ std::string tryHelp(Command c) {
     return std::string(" (try 'tundra-cli ") + commandName(c) + " --help')";
 }
 
-// A recipient: a valid name, or "*" / "" for everyone.
-bool parseRecipient(const std::string& value, std::string& out) {
-    if (value.empty() || value == "*") {
-        out.clear();
-        return true;
-    }
-    if (!isValidName(value)) {
-        return false;
-    }
-    out = value;
-    return true;
-}
-
 bool allows(Command c, std::initializer_list<Command> list) {
     for (Command x : list) {
         if (x == c) {
@@ -394,6 +381,18 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
         cfg.count = cfg.command == Command::Ping ? 10 : 0;
     }
     return cfg;
+}
+
+bool parseRecipient(std::string_view value, std::string& out) {
+    if (value.empty() || value == "*") {
+        out.clear();
+        return true;
+    }
+    if (!isValidName(value)) {
+        return false;
+    }
+    out = std::string(value);
+    return true;
 }
 
 std::string generatedName(std::uint64_t random) {

@@ -83,6 +83,10 @@ ParseOutcome parseArgs(const std::vector<std::string>& args);
 /// The help text: general when `c` is Auto, else for that subcommand.
 std::string helpText(Command c);
 
+/// A recipient as typed (--to, or NAME|* at the prompt): "*" or "" is everyone (`out` cleared),
+/// else it must be a valid name. False if it is not.
+bool parseRecipient(std::string_view value, std::string& out);
+
 /// "cli-" and six random lowercase hex digits.
 std::string generatedName(std::uint64_t random);
 

@@ -2,6 +2,7 @@
 // Interactive prompt line parsing.
 #include "cli/chat_line.h"
 
+#include "cli/args.h"
 #include "tundra/codec.h"
 
 namespace tundra::cli {
@@ -42,19 +43,6 @@ ChatLine invalid(std::string message) {
     c.kind = ChatLine::Kind::Invalid;
     c.error = std::move(message);
     return c;
-}
-
-// "*" is everyone; anything else must be a valid name.
-bool recipient(std::string_view word, std::string& out) {
-    if (word == "*") {
-        out.clear();
-        return true;
-    }
-    if (!isValidName(word)) {
-        return false;
-    }
-    out = std::string(word);
-    return true;
 }
 
 }  // namespace
@@ -100,7 +88,7 @@ ChatLine parseChatLine(std::string_view raw) {
         if (name.empty() || command.empty()) {
             return invalid("usage: /agent NAME|* COMMAND [ARGS]");
         }
-        if (!recipient(name, c.to)) {
+        if (!parseRecipient(name, c.to)) {
             return invalid("'" + std::string(name) + "' is not a valid name (or * for all agents)");
         }
         c.kind = ChatLine::Kind::Agent;
@@ -115,7 +103,7 @@ ChatLine parseChatLine(std::string_view raw) {
         if (name.empty() || file.empty() || !rest.empty()) {
             return invalid("usage: /image NAME|* FILE [MIME]");
         }
-        if (!recipient(name, c.to)) {
+        if (!parseRecipient(name, c.to)) {
             return invalid("'" + std::string(name) + "' is not a valid name (or * for everyone)");
         }
         c.kind = ChatLine::Kind::Image;

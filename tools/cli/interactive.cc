@@ -4,6 +4,8 @@
 // events are printed above the prompt by saving the edited line, clearing it, printing, and
 // redisplaying it. Without readline (or with --plain) a line-based fallback does the same
 // without line editing.
+#include "cli/interactive.h"
+
 #include <poll.h>
 #include <unistd.h>
 
@@ -15,7 +17,7 @@
 #include <string>
 
 #include "cli/chat_line.h"
-#include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/image_saver.h"
 #include "cli/json_reader.h"
 #include "cli/output.h"

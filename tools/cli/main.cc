@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/interactive.h"
 
 #ifndef TUNDRA_VERSION
 #define TUNDRA_VERSION "unknown"

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/output.h"
 
 namespace tundra::cli {
