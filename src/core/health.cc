@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Health: the live gauges and the HEALTH_RESULT JSON.
+// Health: the live gauges and the HEALTH_RESULT JSON (its figures come from the metric table).
 #include <spdlog/spdlog.h>
 
 #include "core/json_writer.h"
+#include "core/metric_table.h"
 #include "core/session_state.h"
 
 namespace tundra::core {
@@ -29,45 +30,13 @@ Gauges SessionManager::Impl::gauges() const {
 std::string SessionManager::Impl::healthJson(ConnId asker) const {
     const Gauges g = gauges();
     const ServerStats st = server_stats_ ? server_stats_() : ServerStats{};
-    const Metrics& m = self_.metrics_;
     JsonWriter w;
     w.beginObject();
     w.key("status").value("ok");
     w.key("version").value(std::string_view(cfg().software_version));
     w.key("protocol").value(static_cast<int>(kProtocolVersion));
-    w.key("uptime_s").value(g.uptime_s);
-    w.key("connections").value(g.connections);
-    w.key("sessions").beginObject();
-    w.key("online").value(g.sessions_online);
-    w.key("detached").value(g.sessions_detached);
-    w.endObject();
-    w.key("users_known").value(g.users_known);
-    w.key("messages").beginObject();
-    w.key("in").value(m.messages_in_total);
-    w.key("out").value(m.messages_out_total);
-    w.key("buffered").value(g.buffered_messages);
-    w.key("dropped").value(m.offline_dropped_total);
-    w.endObject();
-    w.key("bytes").beginObject();
-    w.key("in").value(st.bytes_in);
-    w.key("out").value(st.bytes_out);
-    w.endObject();
-    w.key("errors").beginObject();
-    for (std::uint16_t code = 1; code <= kMaxErrorCode; ++code) {
-        w.key(std::to_string(code)).value(m.errors_total[code]);
-    }
-    w.endObject();
-    w.key("latency_ms").beginObject();
-    w.key("samples").value(g.latency_samples);
-    w.key("p50").value(g.latency_p50_ms);
-    w.key("p99").value(g.latency_p99_ms);
-    w.key("max").value(g.latency_max_ms);
-    w.endObject();
-    w.key("limits").beginObject();
-    w.key("max_clients").value(static_cast<std::uint64_t>(cfg().max_clients));
-    w.key("max_payload").value(static_cast<std::uint64_t>(cfg().max_payload));
-    w.endObject();
-    w.key("rss_bytes").value(st.rss_bytes);
+    // uptime_s ... rss_bytes: the metric table (core/metric_table.cc), shared with /metrics.
+    writeMetricFields(w, MetricSource{self_.metrics_, g, st, cfg()});
     auto it = conns_.find(asker);
     if (it != conns_.end() && it->second.registered()) {
         const Conn& c = it->second;
