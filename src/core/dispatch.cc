@@ -124,4 +124,5 @@ void SessionManager::Impl::handleListUsers(Conn& c, std::uint16_t seq, ByteSpan 
     });
     send(c, share(msg::encode(list, seq)));
 }
+
 }  // namespace tundra::core

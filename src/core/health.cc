@@ -59,4 +59,5 @@ std::string SessionManager::Impl::healthJson(ConnId asker) const {
     w.endObject();
     return w.take();
 }
+
 }  // namespace tundra::core

@@ -109,4 +109,5 @@ void SessionManager::Impl::rebuildTimers() {
         }
     }
 }
+
 }  // namespace tundra::core

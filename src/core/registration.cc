@@ -234,4 +234,5 @@ void SessionManager::Impl::handleLogout(Conn& c, std::uint16_t seq) {
     closeConn(c);  // its onDisconnect() finds u.conn != c: no second LEFT
     announce(u, SystemEvent::Left);
 }
+
 }  // namespace tundra::core

@@ -213,4 +213,5 @@ void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
         users_.countDropped(u, lost);
     }
 }
+
 }  // namespace tundra::core

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Shutdown: SYSTEM SHUTDOWN(retry_after_s) to every open connection, then close after
-// flush.
+// Shutdown: SYSTEM SHUTDOWN(retry_after_s) to every open connection, then close it after flush.
 #include <spdlog/spdlog.h>
 
 #include "core/session_state.h"
@@ -22,4 +21,5 @@ void SessionManager::Impl::shutdown(std::uint16_t retry_after_s) {
         }
     }
 }
+
 }  // namespace tundra::core
