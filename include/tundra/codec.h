@@ -29,11 +29,11 @@ enum class DecodeStatus {
 
 struct DecodeResult {
     DecodeStatus status = DecodeStatus::NeedMore;
-    FrameHeader header{};       ///< Frame: the header; Error: the fields read so far
-    ByteSpan payload{};         ///< Frame: payload bytes (a view into the input)
-    std::size_t consumed = 0;   ///< Frame: header + payload size
-    ErrorCode error{};          ///< Error: UnsupportedVersion, InvalidFormat or TooLarge
-    const char* reason = "";    ///< Error: short human-readable explanation
+    FrameHeader header{};      ///< Frame: the header; Error: the fields read so far
+    ByteSpan payload{};        ///< Frame: payload bytes (a view into the input)
+    std::size_t consumed = 0;  ///< Frame: header + payload size
+    ErrorCode error{};         ///< Error: UnsupportedVersion, InvalidFormat or TooLarge
+    const char* reason = "";   ///< Error: short human-readable explanation
 };
 
 /// Decodes at most one frame from the front of `in`. Pure function of its arguments; never
@@ -47,6 +47,11 @@ DecodeResult decodeFrame(ByteSpan in, std::size_t max_payload);
 /// Writes a 7-byte header for a payload of `payload_size` bytes into out[0..7).
 void encodeHeader(std::uint8_t* out, MsgType type, std::uint8_t flags, std::uint16_t sequence,
                   std::size_t payload_size);
+
+/// A copy of the encoded `frame` with `flag_bits` OR-ed into its header's flags byte (e.g.
+/// flags::kReplay on a stored delivery sent again). The original is never patched: stored
+/// frames are shared between recipients. Shorter than 2 bytes (no flags byte): copied as is.
+SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits);
 
 /// Builds a frame in one buffer: reserve the header, append fields, then finish().
 /// Appending is unchecked; finish() fails (returns empty) if the payload exceeds kMaxPayload.

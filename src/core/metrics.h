@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Counters and gauges behind HEALTH_RESULT and the admin /metrics page (one source for both).
+// Counters and gauges behind HEALTH_RESULT and the admin /metrics page. Both render them through
+// the one table in core/metric_table.h; a new figure also needs its row there.
 #pragma once
 
 #include <array>

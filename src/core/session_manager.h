@@ -57,10 +57,13 @@ public:
     void onConnect(ConnId conn);
     /// A complete frame whose header passed decodeFrame(). Handles flags, type, registration
     /// state, payload rules and routing. Never calls back into the caller synchronously other
-    /// than through Outbox.
-    void onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload);
+    /// than through Outbox. Returns false once the core has closed `conn` (this frame's LOGOUT,
+    /// or earlier): the caller then ignores the rest of its input. The core alone decides that
+    /// a chat connection is closing; the caller keeps no state of its own for it.
+    bool onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload);
     /// decodeFrame() reported a header error: ERROR with `code` and the header's sequence,
-    /// then closeAfterFlush.
+    /// then closeAfterFlush, requested exactly once (also for a connection it does not know).
+    /// The caller must not close the connection itself.
     void onHeaderError(ConnId conn, std::uint16_t sequence, ErrorCode code, std::string_view why);
     /// The connection is gone. `unwritten` are delivery ids queued but never fully written
     /// (slow consumer, error); they move to the user's offline buffer. Detaches the session.

@@ -82,6 +82,14 @@ void encodeHeader(std::uint8_t* out, MsgType type, std::uint8_t flags, std::uint
     out[6] = static_cast<std::uint8_t>(type);
 }
 
+SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits) {
+    auto copy = std::make_shared<Bytes>(frame);
+    if (copy->size() > 1) {
+        (*copy)[1] = static_cast<std::uint8_t>((*copy)[1] | flag_bits);
+    }
+    return copy;
+}
+
 // ---- FrameWriter ------------------------------------------------------------------------------
 
 FrameWriter::FrameWriter(MsgType type, std::uint16_t sequence, std::uint8_t flags)

@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
+// Server: the glue between net::TcpServer and core::SessionManager (decode loop, Outbox on top
+// of the TcpServer, signals, drain, reload) and the HeapTrimmer.
 #include "server/server.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <malloc.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <utility>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include <spdlog/spdlog.h>
 
 #include "common/session_id.h"
 #include "server/config_file.h"
@@ -80,7 +80,8 @@ std::uint64_t residentBytes() {
     if (n != 2) {
         return 0;
     }
-    return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    return static_cast<std::uint64_t>(resident) *
+           static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // How often systemd's STATUS= line is refreshed with live counts.
@@ -118,12 +119,14 @@ bool Server::start(std::string& error) {
         loop_, std::vector<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) { onSignal(signo); });
     loop_.addTimer(
         sessions_->tickIntervalMs(), [this] { sessions_->tick(); }, true);
-    loop_.addTimer(kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(); }, true);
-    spdlog::info("tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
-                 "session_timeout={}ms)",
-                 config_.core.software_version, hostPort(config_.bind, tcp_.port()),
-                 config_.core.max_clients, config_.core.max_payload,
-                 config_.core.ping_interval_ms, config_.core.session_timeout_ms);
+    loop_.addTimer(
+        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(); }, true);
+    spdlog::info(
+        "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
+        "session_timeout={}ms)",
+        config_.core.software_version, hostPort(config_.bind, tcp_.port()),
+        config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
+        config_.core.session_timeout_ms);
     if (!config_.admin.empty()) {
         admin_ = std::make_unique<AdminHttp>(
             loop_, [this] { return !draining_; }, [this] { return metricsText(); });
@@ -155,42 +158,41 @@ int Server::run() {
 
 std::uint16_t Server::port() const { return tcp_.port(); }
 
+// Closing has one owner: the core marks its connection closed and calls closeAfterFlush() once;
+// net stops reading, refuses further send()s (false) and reports the close through onClosed().
+// The glue keeps no closing state of its own.
 bool Server::send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) {
-    if (closing_.contains(conn)) {
-        return false;
-    }
     return tcp_.send(conn, std::move(frame), delivery_id);
 }
 
-void Server::closeAfterFlush(core::ConnId conn) {
-    closing_.insert(conn);
-    tcp_.closeAfterFlush(conn);
-}
+void Server::closeAfterFlush(core::ConnId conn) { tcp_.closeAfterFlush(conn); }
 
-std::size_t Server::onData(net::ConnId id, std::span<const std::uint8_t> bytes) {
+std::size_t feedFrames(core::SessionManager& core, core::ConnId id,
+                       std::span<const std::uint8_t> bytes, std::size_t max_payload) {
     std::size_t used = 0;
     while (used < bytes.size()) {
-        if (closing_.contains(id)) {
-            return bytes.size();  // the connection is on its way out: ignore what follows
-        }
-        auto r = decodeFrame(bytes.subspan(used), config_.core.max_payload);
+        auto r = decodeFrame(bytes.subspan(used), max_payload);
         if (r.status == DecodeStatus::NeedMore) {
             break;
         }
         if (r.status == DecodeStatus::Error) {
-            sessions_->onHeaderError(id, r.header.sequence, r.error, r.reason);
-            closeAfterFlush(id);
+            core.onHeaderError(id, r.header.sequence, r.error, r.reason);  // it closes
             return bytes.size();
         }
         used += r.consumed;
-        sessions_->onFrame(id, r.header, r.payload);
+        if (!core.onFrame(id, r.header, r.payload)) {
+            return bytes.size();  // the core closed it: ignore what follows
+        }
     }
     return used;
 }
 
+std::size_t Server::onData(net::ConnId id, std::span<const std::uint8_t> bytes) {
+    return feedFrames(*sessions_, id, bytes, config_.core.max_payload);
+}
+
 void Server::onClosed(net::ConnId id, net::CloseReason reason,
                       std::vector<std::uint64_t> unwritten) {
-    closing_.erase(id);
     auto core_reason = draining_ ? core::DisconnectReason::Shutdown : toCore(reason);
     if (reason == net::CloseReason::SlowConsumer) {
         spdlog::warn("conn={} disconnected: slow consumer ({} unwritten deliveries)", id,

@@ -6,8 +6,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -92,9 +92,16 @@ private:
     std::unique_ptr<net::SignalWatcher> signals_;
     std::unique_ptr<AdminHttp> admin_;
     HeapTrimmer heap_trimmer_;
-    std::unordered_set<net::ConnId> closing_;  // closeAfterFlush requested, not yet reaped
     bool draining_ = false;
 };
+
+/// Decodes the frames at the front of `bytes` (input of chat connection `id`) and hands them to
+/// `core`; returns how many bytes were used. Stops before a partial frame. After a header error,
+/// or once the core has closed the connection (onFrame() returned false), everything counts as
+/// used: nothing after it is read. The core decides and requests every close of a chat
+/// connection, a header error's included, exactly once; this function never closes.
+std::size_t feedFrames(core::SessionManager& core, core::ConnId id,
+                       std::span<const std::uint8_t> bytes, std::size_t max_payload);
 
 /// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
 std::uint64_t residentBytes();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test support: a core::Outbox that records every queued frame per connection and every close,
-// with helpers that decode recorded frames through the real codec (msg::parse).
+// Test support: a core::Outbox that records every queued frame per connection and every close
+// (a doubled close fails the test), with helpers that decode recorded frames through the real codec
+// (msg::parse).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -49,7 +50,11 @@ public:
         return true;
     }
 
+    /// Every close is recorded; a second request for the same connection fails the test (the
+    /// core decides a close once, and the server relies on that).
     void closeAfterFlush(core::ConnId conn) override {
+        EXPECT_FALSE(closing_.contains(conn))
+            << "closeAfterFlush requested twice for conn " << conn;
         closing_.insert(conn);
         closes.push_back(conn);
     }
@@ -57,6 +62,10 @@ public:
     /// Makes send() to `conn` fail from now on (as if the server had already dropped it).
     void refuse(core::ConnId conn) { refusing_.insert(conn); }
     [[nodiscard]] bool isClosing(core::ConnId conn) const { return closing_.contains(conn); }
+    /// How many times closeAfterFlush() was requested for `conn`.
+    [[nodiscard]] std::size_t closeCount(core::ConnId conn) const {
+        return static_cast<std::size_t>(std::count(closes.begin(), closes.end(), conn));
+    }
 
     /// Frames queued to `conn`, oldest first.
     [[nodiscard]] std::vector<SentFrame> framesFor(core::ConnId conn) const {

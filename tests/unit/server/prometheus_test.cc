@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // The /metrics text: exact sample lines for known figures, NaN for empty latency statistics,
-// and the exposition-format rules (HELP/TYPE before samples, unique families, valid names).
+// and the exposition-format rules (HELP/TYPE before samples, unique families, valid names);
+// every row of the core's metric table in both /metrics and HEALTH_RESULT.
 #include "server/prometheus.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <string>
+#include <variant>
+
+#include "core/json_writer.h"
+#include "core/metric_table.h"
+#include "unit/core/mini_json.h"
 
 namespace tundra::server {
 namespace {
@@ -184,6 +192,95 @@ TEST(Prometheus, FollowsTheTextExpositionFormat) {
     }
     EXPECT_EQ(helped.size(), types.size());
     EXPECT_GE(samples, 40);
+}
+
+// The value on the sample line that starts with `prefix` ("name{labels} "), or nullopt.
+std::optional<std::string> sampleValue(const std::string& text, const std::string& prefix) {
+    std::size_t at = text.starts_with(prefix) ? 0 : text.find("\n" + prefix);
+    if (at == std::string::npos) {
+        return std::nullopt;
+    }
+    at += at == 0 && text.starts_with(prefix) ? prefix.size() : prefix.size() + 1;
+    return text.substr(at, text.find('\n', at) - at);
+}
+
+// One table, two renderers: every row has its family (HELP, TYPE) and sample line(s) on
+// /metrics and, when it names a HEALTH_RESULT field, that field, with the same value in both.
+TEST(Prometheus, EveryMetricTableRowIsInBothOutputs) {
+    const Inputs in = sample();
+    const core::MetricSource src{in.metrics, in.gauges, in.stats, in.config};
+    const std::string text = render(in);
+    core::JsonWriter w;
+    w.beginObject();
+    core::writeMetricFields(w, src);
+    w.endObject();
+    const auto json = testing::JsonParser(w.str()).parse();
+    ASSERT_TRUE(json.has_value()) << w.str();
+    std::size_t fields = 0;
+    for (const core::MetricDef& d : core::metricTable()) {
+        const std::string name(d.name);
+        EXPECT_TRUE(text.find("# HELP " + name + " ") != std::string::npos) << name;
+        EXPECT_TRUE(
+            hasLine(text, "# TYPE " + name + " " + std::string(core::metricKindName(d.kind))))
+            << name;
+        std::vector<std::uint16_t> codes{0};
+        if (d.per_error_code) {
+            codes.clear();
+            for (std::uint16_t c = 1; c <= kMaxErrorCode; ++c) {
+                codes.push_back(c);
+            }
+        }
+        for (std::uint16_t code : codes) {
+            const std::string labels = d.per_error_code ? "{code=\"" + std::to_string(code) + "\"}"
+                                       : d.labels.empty() ? std::string()
+                                                          : "{" + std::string(d.labels) + "}";
+            const auto prom = sampleValue(text, name + labels + " ");
+            ASSERT_TRUE(prom.has_value()) << "no sample " << name << labels;
+            const testing::Json* field = nullptr;
+            if (!d.json.empty()) {
+                ++fields;
+                const std::string path(d.json);
+                const auto dot = path.find('.');
+                const testing::Json& top =
+                    (*json)[dot == std::string::npos ? path : path.substr(0, dot)];
+                field = d.per_error_code           ? &top[std::to_string(code)]
+                        : dot == std::string::npos ? &top
+                                                   : &top[path.substr(dot + 1)];
+                ASSERT_EQ(field->kind, testing::Json::Kind::Number) << "missing field " << path;
+            }
+            const core::MetricValue v = d.value(src, code);
+            if (const auto* n = std::get_if<std::uint64_t>(&v)) {
+                EXPECT_EQ(*prom, std::to_string(*n)) << name << labels;
+                if (field != nullptr) {
+                    EXPECT_EQ(field->raw, std::to_string(*n)) << d.json << " " << code;
+                }
+            } else {
+                const auto& x = std::get<std::optional<double>>(v);
+                ASSERT_TRUE(x.has_value()) << "sample() sets every statistic: " << name;
+                EXPECT_DOUBLE_EQ(std::stod(*prom), *x) << name << labels;
+                if (field != nullptr) {
+                    EXPECT_DOUBLE_EQ(field->number, *x) << d.json;
+                }
+            }
+        }
+    }
+    EXPECT_GE(fields, 30U);  // errors 1..14 and the rest of HEALTH_RESULT's figures
+}
+
+// /metrics holds nothing but tundra_info and the table's families.
+TEST(Prometheus, EveryFamilyComesFromTheMetricTable) {
+    std::set<std::string> table{"tundra_info"};
+    for (const core::MetricDef& d : core::metricTable()) {
+        table.insert(std::string(d.name));
+    }
+    std::istringstream lines(render(sample()));
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.starts_with("# TYPE ")) {
+            const std::string name = line.substr(7, line.find(' ', 7) - 7);
+            EXPECT_TRUE(table.contains(name)) << name;
+        }
+    }
 }
 
 // docs/OPERATIONS.md lists every metric family, so dashboards can be built from it.

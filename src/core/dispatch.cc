@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+// Inbound frames: the flag and type checks, the registration gate and the switch that hands
+// each client message type to its handler; header errors; LIST_USERS.
+#include <spdlog/spdlog.h>
+
+#include "core/session_state.h"
+
+namespace tundra::core {
+
+bool SessionManager::Impl::onFrame(ConnId id, const FrameHeader& header, ByteSpan payload) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) {
+        spdlog::warn("conn={} frame for an unknown connection ignored", id);
+        return true;  // nothing to decide for it here (the server never reports one)
+    }
+    Conn& c = it->second;  // stays valid: only onDisconnect() erases connections
+    dispatch(c, header, payload);
+    return !c.closed;
+}
+
+void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan payload) {
+    ++metrics().frames_in_total;
+    ++c.frames_in;
+    if (c.closed) {
+        return;  // on its way out (LOGOUT, takeover, refusal, heartbeat): ignore the rest
+    }
+    c.last_activity_ms = now();  // any frame counts as life
+    c.awaiting_pong = false;
+    const std::uint16_t seq = header.sequence;
+    if ((header.flags & ~flags::kKnown) != 0) {
+        sendError(c, seq, ErrorCode::InvalidFormat, "reserved flag bits set");
+        return;
+    }
+    if (!isClientType(header.type)) {
+        sendError(c, seq, ErrorCode::UnknownType,
+                  isKnownType(header.type) ? "not a client message type" : "unknown type");
+        return;
+    }
+    const auto type = static_cast<MsgType>(header.type);
+    switch (type) {
+        case MsgType::Ping:
+            handlePing(c, seq, payload);
+            return;
+        case MsgType::Pong:
+            handlePong(c, seq, payload);
+            return;
+        case MsgType::HealthCheck:
+            send(c, share(msg::encode(msg::HealthResult{healthJson(c.id)}, seq)));
+            return;
+        case MsgType::Register:
+            handleRegister(c, seq, payload);
+            return;
+        default:
+            break;
+    }
+    if (!c.registered()) {
+        sendError(c, seq, ErrorCode::NotRegistered, "REGISTER first");
+        return;
+    }
+    // The client's REPLAY bit is ignored; ACK only means something on the three below.
+    const bool want_ack = (header.flags & flags::kAck) != 0;
+    switch (type) {
+        case MsgType::Message:
+            handleMessage(c, seq, want_ack, payload);
+            return;
+        case MsgType::AgentCommand:
+            handleAgentCommand(c, seq, want_ack, payload);
+            return;
+        case MsgType::Image:
+            handleImage(c, seq, want_ack, payload);
+            return;
+        case MsgType::ListUsers:
+            handleListUsers(c, seq, payload);
+            return;
+        case MsgType::Logout:
+            handleLogout(c, seq);
+            return;
+        default:
+            sendError(c, seq, ErrorCode::UnknownType, "unknown type");
+            return;
+    }
+}
+
+void SessionManager::Impl::onHeaderError(ConnId id, std::uint16_t seq, ErrorCode code,
+                                         std::string_view why) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) {
+        // No state here to answer with, but the stream is still unreadable: the close is
+        // requested all the same (the server relies on the core for it).
+        outbox_.closeAfterFlush(id);
+        return;
+    }
+    Conn& c = it->second;
+    if (c.closed) {
+        return;
+    }
+    spdlog::info("conn={} session={} header error {}: {}", id, sessionText(c.user),
+                 errorCodeName(code), why);
+    sendError(c, seq, code, why);
+    closeConn(c);
+}
+
+void SessionManager::Impl::handleListUsers(Conn& c, std::uint16_t seq, ByteSpan payload) {
+    msg::ListUsers q;
+    if (const char* why = msg::parse(payload, q)) {
+        sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    // Collect only what fits one frame (count:u16, then name:str kind:u8 state:u8 each).
+    msg::UserList list;
+    std::size_t room = kMaxPayload - 2;
+    bool full = false;
+    users_.forEach([&](const User& u) {
+        if (full || !std::string_view(u.name).starts_with(q.prefix)) {
+            return;
+        }
+        std::size_t need = 2 + u.name.size() + 2;
+        if (need > room || list.users.size() == UINT16_MAX) {
+            full = true;
+            return;
+        }
+        room -= need;
+        list.users.push_back(msg::UserEntry{u.name, u.kind, u.state});
+    });
+    send(c, share(msg::encode(list, seq)));
+}
+
+}  // namespace tundra::core

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+// Routing: MESSAGE, AGENT_COMMAND and IMAGE to one user, everyone or the agents; live
+// delivery with its window, offline buffering, replays (REPLAY flag), unwritten deliveries of a
+// dead connection, and JOINED/LEFT presence.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/session_state.h"
+
+namespace tundra::core {
+
+// JOINED or LEFT about `subject` to every other online user (presence_events on).
+void SessionManager::Impl::announce(const User& subject, SystemEvent event) {
+    if (!cfg().presence_events) {
+        return;
+    }
+    SharedFrame frame;  // built once, on the first recipient
+    for (auto kind : {ClientKind::User, ClientKind::Agent}) {
+        for (User* r : users_.online(kind)) {
+            if (r == &subject || r->conn == nullptr || r->conn->closed) {
+                continue;
+            }
+            if (!frame) {
+                msg::System s;
+                s.event = event;
+                s.name = subject.name;
+                frame = share(msg::encode(s, 0));
+            }
+            send(*r->conn, frame);
+        }
+    }
+}
+
+// To one recipient: its live connection if it has one that takes the frame, else its
+// offline buffer.
+SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const StoredFrame& e) {
+    if (r.state == UserState::Online && r.conn != nullptr && !r.conn->closed &&
+        send(*r.conn, e.frame, e.id)) {
+        ++metrics().messages_out_total;
+        users_.storeWindow(r, e, limits());
+        return Outcome::Delivered;
+    }
+    return users_.storeOffline(r, e, limits()) ? Outcome::Buffered : Outcome::None;
+}
+
+// Common path of MESSAGE, AGENT_COMMAND and IMAGE once the fields and names are valid.
+void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg::Delivery& d,
+                                 Audience audience) {
+    User& sender = *c.user;
+    d.from = sender.name;
+    if (msg::deliveryPayloadSize(d) > kMaxPayload) {
+        sendError(c, seq, ErrorCode::TooLarge, "the delivery would exceed the frame limit");
+        return;
+    }
+    User* target = nullptr;
+    if (!d.to.empty()) {
+        target = users_.find(d.to);
+        if (target == nullptr) {
+            sendError(c, seq, ErrorCode::UnknownRecipient, "unknown recipient");
+            return;
+        }
+    }
+    d.id = nextId();
+    d.time_ms = static_cast<std::uint64_t>(clock_.wallMs());
+    ++metrics().messages_in_total;
+
+    std::uint32_t delivered = 0;
+    std::uint32_t buffered = 0;
+    auto tally = [&](Outcome o) {
+        delivered += o == Outcome::Delivered ? 1U : 0U;
+        buffered += o == Outcome::Buffered ? 1U : 0U;
+    };
+    if (target != &sender) {  // a message to oneself is accepted and delivered to nobody
+        Bytes bytes = msg::encode(d);
+        if (bytes.empty()) {
+            sendError(c, seq, ErrorCode::ServerError, "could not encode the delivery");
+            return;
+        }
+        // One frame for every recipient: the same shared_ptr goes to every outbox queue,
+        // window and offline buffer.
+        const StoredFrame e{share(std::move(bytes)), d.id};
+        if (target != nullptr) {
+            tally(deliver(*target, e));
+        } else {
+            const bool all = audience == Audience::Everyone;
+            for (auto kind : {ClientKind::User, ClientKind::Agent}) {
+                if (!all && kind != ClientKind::Agent) {
+                    continue;
+                }
+                for (User* r : users_.online(kind)) {
+                    if (r != &sender) {
+                        tally(deliver(*r, e));
+                    }
+                }
+                // Detached sessions buffer broadcasts; logged-out users get none.
+                for (User* r : users_.detached(kind)) {
+                    tally(users_.storeOffline(*r, e, limits()) ? Outcome::Buffered : Outcome::None);
+                }
+            }
+        }
+    }
+    spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
+                  sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
+                  delivered, buffered);
+    if (want_ack) {
+        send(c, share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq)));
+    }
+}
+
+bool SessionManager::Impl::checkRecipientName(Conn& c, std::uint16_t seq, std::string_view to) {
+    if (!to.empty() && !isValidName(to)) {
+        sendError(c, seq, ErrorCode::InvalidName, "invalid recipient name");
+        return false;
+    }
+    return true;
+}
+
+void SessionManager::Impl::handleMessage(Conn& c, std::uint16_t seq, bool want_ack,
+                                         ByteSpan payload) {
+    msg::Message m;
+    if (const char* why = msg::parse(payload, m)) {
+        sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    if (!checkRecipientName(c, seq, m.to)) {
+        return;
+    }
+    msg::Delivery d;
+    d.type = MsgType::BroadcastMessage;
+    d.to = m.to;
+    d.text = m.text;
+    route(c, seq, want_ack, d, Audience::Everyone);
+}
+
+void SessionManager::Impl::handleAgentCommand(Conn& c, std::uint16_t seq, bool want_ack,
+                                              ByteSpan payload) {
+    msg::AgentCommand m;
+    if (const char* why = msg::parse(payload, m)) {
+        sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    if (!checkRecipientName(c, seq, m.to)) {
+        return;
+    }
+    msg::Delivery d;
+    d.type = MsgType::BroadcastAgent;
+    d.to = m.to;
+    d.reply_to = m.reply_to;
+    d.command = m.command;
+    d.args = m.args;
+    route(c, seq, want_ack, d, Audience::AgentsOnly);
+}
+
+void SessionManager::Impl::handleImage(Conn& c, std::uint16_t seq, bool want_ack,
+                                       ByteSpan payload) {
+    msg::Image m;
+    if (const char* why = msg::parse(payload, m)) {
+        sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    if (!checkRecipientName(c, seq, m.to)) {
+        return;
+    }
+    msg::Delivery d;
+    d.type = MsgType::Image;
+    d.to = m.to;
+    d.mime = m.mime;
+    d.data = m.data;
+    route(c, seq, want_ack, d, Audience::Everyone);
+}
+
+// Sends a stored delivery again, flagged REPLAY (a copy: the stored frame is shared).
+bool SessionManager::Impl::replay(Conn& c, const StoredFrame& e) {
+    if (!send(c, withFlags(*e.frame, flags::kReplay), e.id)) {
+        return false;
+    }
+    ++metrics().messages_out_total;
+    return true;
+}
+
+// Deliveries that were queued to a dead connection but never written.
+void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
+                                            const std::vector<std::uint64_t>& unwritten) {
+    if (unwritten.empty()) {
+        return;
+    }
+    std::vector<std::uint64_t> ids(unwritten);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (u.conn != nullptr && u.conn != &c) {
+        // The user is already live on another connection (a takeover, or a resume before
+        // this close was reported). If its REGISTER asked for last_id > 0, every window
+        // entry above last_id was replayed to it already; otherwise send what the old
+        // connection never wrote now (the client dedupes by id).
+        if (!u.window_replayed && !u.conn->closed) {
+            for (auto id : ids) {
+                std::size_t idx = u.window.find(id);
+                if (idx < u.window.size()) {
+                    replay(*u.conn, u.window.at(idx));
+                }
+            }
+        }
+        return;
+    }
+    std::uint64_t lost = 0;
+    for (auto id : ids) {
+        if (id != 0 && !users_.moveToOffline(u, id, limits())) {
+            ++lost;  // already pushed out of the window: the user never gets it
+        }
+    }
+    if (lost > 0) {
+        users_.countDropped(u, lost);
+    }
+}
+
+}  // namespace tundra::core

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal to src/core: the state shared by the SessionManager's concern files (Conn, the
+// Impl struct with every member it keeps, small inline helpers). Each .cc defines one concern:
+// session_manager.cc (the public facade, output helpers), dispatch.cc, registration.cc,
+// routing.cc, heartbeat.cc, shutdown.cc, health.cc. Not installed; only core and its tests
+// include it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/deadline_wheel.h"
+#include "core/metrics.h"
+#include "core/session_manager.h"
+#include "core/user_registry.h"
+#include "tundra/messages.h"
+
+namespace tundra::core {
+
+inline constexpr std::int64_t kTickMs = 100;
+inline constexpr std::size_t kWheelSlots = 1024;  // 102.4 s per revolution
+inline constexpr int kSessionIdAttempts = 4;
+
+inline SharedFrame share(Bytes&& bytes) { return std::make_shared<const Bytes>(std::move(bytes)); }
+
+struct UuidHash {
+    std::size_t operator()(const Uuid& id) const noexcept {
+        std::uint64_t a = 0;
+        std::uint64_t b = 0;
+        std::memcpy(&a, id.data(), 8);
+        std::memcpy(&b, id.data() + 8, 8);
+        return static_cast<std::size_t>(a ^ (b * 0x9E3779B97F4A7C15ULL));
+    }
+};
+
+/// For logs: "peer closed", "heartbeat timeout", ...
+const char* reasonName(DisconnectReason r);
+
+// Per-connection state: about 80 bytes plus the map node, nothing allocated while idle.
+struct Conn {
+    ConnId id = 0;
+    User* user = nullptr;  ///< set by REGISTER; kept after the core closed it (for unwritten)
+    std::int64_t connected_ms = 0;
+    std::int64_t last_activity_ms = 0;  ///< last inbound frame (O(1) store per frame)
+    std::int64_t ping_sent_ms = 0;
+    std::int64_t ping_sent_us = 0;       ///< the same instant in microseconds, for the RTT
+    std::uint64_t ping_window_mark = 0;  ///< newest window id queued before the PING, 0 = none
+    std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
+    std::uint64_t frames_in = 0;
+    std::uint64_t frames_out = 0;
+    float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
+    bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
+    /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
+    /// decides a chat connection is closing: the server keeps no set of its own, and net only
+    /// executes the close-after-flush.
+    bool closed = false;
+    bool counted = true;  ///< counts toward max_clients (false for SERVER_FULL refusals)
+
+    [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
+};
+
+// Message kinds routed by Impl::route().
+enum class Audience { Everyone, AgentsOnly };
+
+struct SessionManager::Impl {
+    Impl(SessionManager& self, Outbox& outbox, const common::Clock& clock,
+         std::function<Uuid()> new_session_id, std::function<ServerStats()> server_stats);
+
+    // ---- small helpers (session_manager.cc) -------------------------------------------------
+
+    const CoreConfig& cfg() const { return self_.config_; }
+    Metrics& metrics() { return self_.metrics_; }
+    std::int64_t now() const { return clock_.steadyMs(); }
+    BufferLimits limits() const {
+        return BufferLimits{cfg().max_buffered, cfg().user_buffer_bytes, cfg().total_buffer_bytes};
+    }
+    static std::string sessionText(const User* u) {
+        return u == nullptr || isNil(u->session) ? std::string("-") : uuidToString(u->session);
+    }
+
+    bool send(Conn& c, SharedFrame frame, std::uint64_t delivery_id = 0);
+    void sendError(Conn& c, std::uint16_t seq, ErrorCode code, std::string_view text);
+    void sendSystem(Conn& c, const msg::System& s, std::uint16_t seq);
+    /// The core ends a connection: flush what is queued, then close. onDisconnect() follows.
+    void closeConn(Conn& c);
+    std::uint64_t nextId();
+
+    // ---- inbound frames (dispatch.cc) --------------------------------------------------------
+
+    /// Returns false once the core has closed `id` (the rest of its input is to be ignored).
+    bool onFrame(ConnId id, const FrameHeader& header, ByteSpan payload);
+    /// onFrame() for a known connection: counts it, then checks and hands it to its handler.
+    void dispatch(Conn& c, const FrameHeader& header, ByteSpan payload);
+    /// ERROR with the header's sequence, then the one close request for the connection.
+    void onHeaderError(ConnId id, std::uint16_t seq, ErrorCode code, std::string_view why);
+    void handleListUsers(Conn& c, std::uint16_t seq, ByteSpan payload);
+
+    // ---- connections, REGISTER, resume, takeover, LOGOUT, expiry (registration.cc) ----------
+
+    void onConnect(ConnId id);
+    void onDisconnect(ConnId id, DisconnectReason reason,
+                      const std::vector<std::uint64_t>& unwritten);
+    /// The session of `c` loses its connection without LOGOUT: it waits session_timeout.
+    void detach(Conn& c, const char* why);
+    Uuid freshSessionId();
+    /// A detached session whose time is up expires now, even if tick() has not run yet, so the
+    /// deadline is exact for REGISTER.
+    void expireIfDue(User& u);
+    void expire(User& u);
+    void handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload);
+    /// Makes `u` online on `c`: WELCOME, DROPPED, replays, then JOINED to the others.
+    void attach(Conn& c, User& u, const msg::Register& r, std::uint16_t seq, bool resumed,
+                bool announce_join);
+    void handleLogout(Conn& c, std::uint16_t seq);
+
+    // ---- presence, routing, delivery windows and replay (routing.cc) -------------------------
+
+    enum class Outcome { None, Delivered, Buffered };
+    /// JOINED or LEFT about `subject` to every other online user (presence_events on).
+    void announce(const User& subject, SystemEvent event);
+    /// To one recipient: its live connection if it has one that takes the frame, else its
+    /// offline buffer.
+    Outcome deliver(User& r, const StoredFrame& e);
+    /// Common path of MESSAGE, AGENT_COMMAND and IMAGE once the fields and names are valid.
+    void route(Conn& c, std::uint16_t seq, bool want_ack, msg::Delivery& d, Audience audience);
+    bool checkRecipientName(Conn& c, std::uint16_t seq, std::string_view to);
+    void handleMessage(Conn& c, std::uint16_t seq, bool want_ack, ByteSpan payload);
+    void handleAgentCommand(Conn& c, std::uint16_t seq, bool want_ack, ByteSpan payload);
+    void handleImage(Conn& c, std::uint16_t seq, bool want_ack, ByteSpan payload);
+    /// Sends a stored delivery again, flagged REPLAY (a copy: the stored frame is shared).
+    bool replay(Conn& c, const StoredFrame& e);
+    /// Deliveries that were queued to a dead connection but never written.
+    void requeueUnwritten(User& u, const Conn& c, const std::vector<std::uint64_t>& unwritten);
+
+    // ---- PING/PONG, heartbeat and expiry timers (heartbeat.cc) -------------------------------
+
+    /// ping_interval_ms <= 0 turns heartbeats off (no PINGs, nobody declared dead).
+    bool heartbeatsOn() const { return cfg().ping_interval_ms > 0; }
+    std::int64_t connDeadline(const Conn& c) const {
+        return (c.awaiting_pong ? c.ping_sent_ms : c.last_activity_ms) + cfg().ping_interval_ms;
+    }
+    void handlePing(Conn& c, std::uint16_t seq, ByteSpan payload);
+    void handlePong(Conn& c, std::uint16_t seq, ByteSpan payload);
+    void tick();
+    void onConnTimer(ConnId id, std::int64_t t);
+    void onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t);
+    /// Re-files every deadline (after the intervals changed).
+    void rebuildTimers();
+
+    // ---- shutdown (shutdown.cc) and health (health.cc) ---------------------------------------
+
+    void shutdown(std::uint16_t retry_after_s);
+    Gauges gauges() const;
+    std::string healthJson(ConnId asker) const;
+
+    // ---- state ------------------------------------------------------------------------------
+
+    SessionManager& self_;
+    Outbox& outbox_;
+    const common::Clock& clock_;
+    std::function<Uuid()> new_session_id_;
+    std::function<ServerStats()> server_stats_;
+    UserRegistry users_;
+    std::unordered_map<ConnId, Conn> conns_;
+    std::unordered_map<Uuid, User*, UuidHash> sessions_;  // online and detached sessions only
+    DeadlineWheel<ConnId> conn_wheel_;
+    DeadlineWheel<Uuid> session_wheel_;
+    LatencyStats latency_;
+    std::size_t live_conns_ = 0;  // counted toward max_clients
+    std::int64_t start_ms_;
+    std::uint64_t last_id_;
+    std::uint64_t next_token_ = 1;
+};
+
+}  // namespace tundra::core
