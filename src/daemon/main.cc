@@ -2,7 +2,6 @@
 // tundrad entry point: argv -> Config -> Server::run(). Exit codes: 0 clean, 1 runtime
 // failure, 2 bad flags or config.
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "net/socket_ops.h"
 #include "server/config.h"
 #include "server/config_file.h"
 #include "server/server.h"
@@ -21,19 +21,11 @@ namespace {
 // Each client needs a descriptor: raise the soft limit toward the hard one so max_clients is
 // reachable without operator tuning (systemd sets LimitNOFILE in the unit file).
 void raiseFileLimit(std::size_t max_clients) {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
-        return;
-    }
-    const rlim_t wanted = static_cast<rlim_t>(max_clients) + 64;
-    if (lim.rlim_cur >= wanted) {
-        return;
-    }
-    lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, lim.rlim_max);
-    ::setrlimit(RLIMIT_NOFILE, &lim);
-    if (lim.rlim_cur < wanted) {
+    const std::uint64_t wanted = static_cast<std::uint64_t>(max_clients) + 64;
+    const std::uint64_t limit = tundra::net::sockets::raiseFdLimit(wanted);
+    if (limit != 0 && limit < wanted) {
         spdlog::warn("file descriptor limit {} is below max_clients + 64 = {}; raise LimitNOFILE",
-                     lim.rlim_cur, wanted);
+                     limit, wanted);
     }
 }
 

@@ -12,7 +12,7 @@ namespace tundra::net {
 
 /// Something registered with the loop. The loop does not own it and never owns the fd.
 class IoHandler {
- public:
+public:
     virtual ~IoHandler() = default;
     /// Called with the epoll event mask. May unregister itself or request its own close,
     /// but must not destroy itself (use EventLoop::defer).
@@ -24,7 +24,7 @@ using TimerId = std::uint64_t;
 /// One iteration: timeout from the nearest timer -> epoll_wait -> dispatch handlers ->
 /// run expired timers -> run deferred callbacks (flushes, reaping) -> repeat until quit().
 class EventLoop {
- public:
+public:
     EventLoop();  // fatal (logs, aborts) if epoll_create1 fails
     ~EventLoop();
     EventLoop(const EventLoop&) = delete;
@@ -42,7 +42,8 @@ class EventLoop {
     void remove(int fd, IoHandler* handler);
 
     /// Runs `cb` once after `delay_ms`, or every `delay_ms` when `repeat`. Timers are kept in
-    /// an ordered container; there are only a handful (heartbeat tick, drain deadline).
+    /// a sorted vector: few are armed at a time (the core tick, a drain deadline, one flush
+    /// deadline per connection closing after flush).
     /// A repeat period below 1 ms is treated as 1 ms. Timers due in the same millisecond run in
     /// the order they were added. May be called from any callback, timers included.
     TimerId addTimer(std::int64_t delay_ms, std::function<void()> cb, bool repeat = false);
@@ -71,7 +72,7 @@ class EventLoop {
     /// Number of armed timers (tests use it to check that cancellation really forgets).
     [[nodiscard]] std::size_t timerCount() const { return timers_.size(); }
 
- private:
+private:
     struct TimerEntry {
         std::int64_t when_ms;
         TimerId id;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A connection's pending output: shared, immutable byte segments plus the offset already written
-// and a caller tag. Segments are never copied; the storage is released as soon as it drains.
+// and a caller tag. Segments are never copied; the queue's storage is released (or handed to a
+// SegmentPool) as soon as it drains.
 #pragma once
 
 #include <sys/uio.h>
@@ -12,7 +13,7 @@
 
 namespace tundra::net {
 
-// Same alias as in tcp_server.h (a redeclaration of the same type is allowed).
+/// Immutable bytes shared by every queue (and owner) that holds them, never copied.
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
 struct OutputSegment {
@@ -27,7 +28,7 @@ struct OutputSegment {
 /// queue still owns no heap. Bounded: vectors with room for more than kMaxVectorSegments are
 /// freed, and at most kMaxSegments slots (256 KiB) are kept in all.
 class SegmentPool {
- public:
+public:
     static constexpr std::size_t kMaxVectorSegments = 64;
     static constexpr std::size_t kMaxSegments = 8192;
 
@@ -42,7 +43,7 @@ class SegmentPool {
         return slots_ * sizeof(OutputSegment) + spares_.capacity() * sizeof(spares_[0]);
     }
 
- private:
+private:
     friend class OutputQueue;
     /// An empty vector with some capacity, or an empty one without any.
     std::vector<OutputSegment> take();
@@ -61,7 +62,7 @@ class SegmentPool {
 //
 // An empty queue owns no heap memory (capacity 0), which is what keeps idle connections small.
 class OutputQueue {
- public:
+public:
     using Segment = OutputSegment;
 
     /// Appends the unwritten part [offset, size) of `bytes`; a fully written segment is ignored.
@@ -84,7 +85,7 @@ class OutputQueue {
     /// Heap owned by the queue itself (not the shared segments).
     [[nodiscard]] std::size_t heapBytes() const { return segs_.capacity() * sizeof(Segment); }
 
- private:
+private:
     std::vector<Segment> segs_;
     std::size_t head_ = 0;
     std::size_t bytes_ = 0;

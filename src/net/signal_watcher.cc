@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// SignalWatcher: signals as loop events through signalfd, so handlers run as ordinary loop
-// callbacks instead of in async-signal context.
+// SignalWatcher: blocks the signals, reads them from a signalfd and calls back (see
+// signal_watcher.h).
+#include "net/signal_watcher.h"
+
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -11,7 +13,6 @@
 #include <utility>
 
 #include "net/socket_ops.h"
-#include "net/tcp_server.h"
 
 namespace tundra::net {
 

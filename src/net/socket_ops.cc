@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// Syscall wrappers used by the reactor (see socket_ops.h); they report errno as a value.
+// Syscall wrappers used by the reactor, address parsing and formatting, the fd limit (see
+// socket_ops.h); they report errno as a value.
 #include "net/socket_ops.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -48,6 +51,8 @@ std::optional<Address> parseAddress(std::string_view host, std::uint16_t port) {
     }
     return std::nullopt;
 }
+
+bool isIpLiteral(std::string_view host) { return parseAddress(host, 0).has_value(); }
 
 std::string formatAddress(const sockaddr* addr) {
     char text[INET6_ADDRSTRLEN] = {};
@@ -163,18 +168,6 @@ IoResult readSome(int fd, void* buf, std::size_t len) {
     }
 }
 
-IoResult sendSome(int fd, const void* buf, std::size_t len) {
-    for (;;) {
-        const ssize_t n = ::send(fd, buf, len, MSG_NOSIGNAL);
-        if (n >= 0) {
-            return {n, 0};
-        }
-        if (errno != EINTR) {
-            return {-1, errno};
-        }
-    }
-}
-
 IoResult sendVec(int fd, const iovec* iov, std::size_t count) {
     msghdr msg{};
     msg.msg_iov = const_cast<iovec*>(iov);  // sendmsg does not write through it
@@ -203,6 +196,22 @@ void closeFd(int fd) {
     if (fd >= 0) {
         ::close(fd);
     }
+}
+
+std::uint64_t raiseFdLimit(std::uint64_t wanted) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return 0;
+    }
+    const auto want = static_cast<rlim_t>(wanted);
+    if (lim.rlim_cur < want) {
+        const rlim_t old = lim.rlim_cur;
+        lim.rlim_cur = std::min(want, lim.rlim_max);  // RLIM_INFINITY is the largest rlim_t
+        if (lim.rlim_cur > old && ::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+            lim.rlim_cur = old;
+        }
+    }
+    return static_cast<std::uint64_t>(lim.rlim_cur);
 }
 
 }  // namespace tundra::net::sockets

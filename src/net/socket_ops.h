@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Thin syscall wrappers for the reactor: retry EINTR, capture errno at once and hand it back as a
-// value (callers never read the global errno later). No policy and no logging here.
+// value (callers never read the global errno later). Also the one place for IP literals, the
+// "host:port" text of an address and the process's fd limit. No policy and no logging here.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -29,6 +31,8 @@ struct Address {
 
 /// Parses an IPv4 or IPv6 literal (no names, no brackets) plus a port.
 std::optional<Address> parseAddress(std::string_view host, std::uint16_t port);
+/// True if `host` is an IPv4 or IPv6 literal as parseAddress() takes it.
+bool isIpLiteral(std::string_view host);
 /// "1.2.3.4:80", "[::1]:80"; IPv4-mapped IPv6 addresses are shown as IPv4.
 std::string formatAddress(const sockaddr* addr);
 /// "host:port" or "[host]:port" for a literal as given in the options.
@@ -51,10 +55,11 @@ struct AcceptResult {
 /// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC), retrying EINTR.
 AcceptResult acceptPeer(int listen_fd);
 
+/// EAGAIN or EWOULDBLOCK: a non-blocking socket has nothing more for now.
+inline bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
 IoResult readSome(int fd, void* buf, std::size_t len);
-/// send(MSG_NOSIGNAL): a closed peer yields EPIPE, never SIGPIPE.
-IoResult sendSome(int fd, const void* buf, std::size_t len);
-/// sendmsg(MSG_NOSIGNAL) of `count` iovecs (writev without SIGPIPE).
+/// sendmsg(MSG_NOSIGNAL) of `count` iovecs (writev without SIGPIPE: a closed peer yields EPIPE).
 IoResult sendVec(int fd, const iovec* iov, std::size_t count);
 
 /// Turns TCP_NODELAY on; false on failure.
@@ -63,5 +68,10 @@ bool setNoDelay(int fd);
 bool setSendBuffer(int fd, int bytes);
 /// close(2) that ignores EINTR (Linux always releases the fd) and -1.
 void closeFd(int fd);
+
+/// Raises the soft RLIMIT_NOFILE to `wanted`, or to the hard limit if that is lower; never
+/// lowers it. Returns the soft limit in effect afterwards (RLIM_INFINITY as the largest value),
+/// or 0 if it cannot be read.
+std::uint64_t raiseFdLimit(std::uint64_t wanted);
 
 }  // namespace tundra::net::sockets

@@ -2,7 +2,8 @@
 // Accepts TCP connections and owns them: non-blocking sockets, bounded reads, output coalesced
 // into one writev per connection per loop iteration with EPOLLOUT only after a partial write,
 // shared (refcounted) output segments, close after flush, deferred destruction, the spare-fd
-// EMFILE trick and an output cap. Moves bytes only.
+// EMFILE trick and an output cap. Moves bytes only. The listening socket is an Acceptor
+// (acceptor.h), each connection a TcpServer::Connection (connection.h).
 #pragma once
 
 #include <cstddef>
@@ -19,9 +20,10 @@
 
 namespace tundra::net {
 
+class Acceptor;
+
 /// Never reused within a process; never an fd.
 using ConnId = std::uint64_t;
-using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
 
 enum class CloseReason {
     PeerClosed,    ///< EOF from the peer
@@ -46,7 +48,7 @@ struct ConnInfo {
 };
 
 class TcpServer {
- public:
+public:
     /// Called after accept. The connection is live; send() works.
     using ConnectCallback = std::function<void(ConnId, const ConnInfo&)>;
     /// Called with all unconsumed input (left-over partial bytes + new bytes). Returns how
@@ -92,8 +94,8 @@ class TcpServer {
     void closeAfterFlush(ConnId id);
     /// Closes now, discarding queued output (reason Local; the discarded segments' tags are
     /// reported). Output of this iteration still waiting for its flush is offered to the kernel
-    /// once first (best effort, as a direct write would have). Any other close (peer EOF, read
-    /// error) does the same. No-op for unknown or already closed connections.
+    /// once first (best effort: a peer that only half-closed still reads it). Any other close
+    /// (peer EOF, read error) does the same. No-op for unknown or already closed connections.
     void close(ConnId id);
 
     /// Connections not yet reaped (closing ones included until their CloseCallback runs; a
@@ -101,7 +103,7 @@ class TcpServer {
     [[nodiscard]] std::size_t connectionCount() const;
     [[nodiscard]] std::size_t queuedBytes(ConnId id) const;
     /// Heap attributable to one connection: its object, its map node and bucket slot, and its
-    /// input/output storage (malloc rounding not included); 0 if unknown. See tcp_server.cc
+    /// input/output storage (malloc rounding not included); 0 if unknown. See connection.h
     /// for the idle figure.
     [[nodiscard]] std::size_t heapBytes(ConnId id) const;
     std::uint64_t bytesIn() const { return bytes_in_; }
@@ -110,13 +112,11 @@ class TcpServer {
     /// iteration when the kernel takes everything offered.
     std::uint64_t writeCalls() const { return write_calls_; }
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
-    std::uint64_t acceptErrors() const { return accept_errors_; }
+    [[nodiscard]] std::uint64_t acceptErrors() const;
 
- private:
-    class Acceptor;
+private:
     class Connection;
-    friend class Connection;
-    void onAccept(int fd, const ConnInfo& info);
+    bool onAccept(int fd, std::string peer);
     void scheduleClose(Connection& c, CloseReason reason);
     void reap();
     void markForFlush(Connection& c);
@@ -134,38 +134,16 @@ class TcpServer {
     // closed and reaped first). A deferred flushMarked() is pending exactly while non-empty;
     // cleared, not freed, after each flush, so marking does not allocate in the steady state.
     std::vector<ConnId> to_flush_;
-    // Deferred callbacks and timers hold a weak_ptr to this: they may outlive the server.
+    // Deferred callbacks and flush timers hold a weak_ptr to this: they may outlive the server.
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
     ConnId next_id_ = 1;
     std::uint16_t port_ = 0;
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     std::uint64_t write_calls_ = 0;
-    std::uint64_t accept_errors_ = 0;
     ConnectCallback on_connect_;
     DataCallback on_data_;
     CloseCallback on_close_;
-};
-
-/// Delivers SIGTERM/SIGINT/SIGHUP through a signalfd registered with the loop; blocks those
-/// signals for the process and ignores SIGPIPE.
-/// Create it before starting any thread (pthread_sigmask only covers the calling thread and
-/// threads it creates later). The signals stay blocked after destruction, so one that arrives
-/// late is left pending instead of killing the process with its default action.
-class SignalWatcher : public IoHandler {
- public:
-    /// `cb` gets the signal number, from the loop, once per delivered signal (standard signals
-    /// raised twice before the loop reads them are merged by the kernel).
-    SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb);
-    ~SignalWatcher() override;
-    SignalWatcher(const SignalWatcher&) = delete;
-    SignalWatcher& operator=(const SignalWatcher&) = delete;
-    void onEvents(std::uint32_t events) override;
-
- private:
-    EventLoop& loop_;
-    int fd_ = -1;
-    std::function<void(int)> cb_;
 };
 
 }  // namespace tundra::net

@@ -14,6 +14,7 @@
 #include "core/outbox.h"
 #include "core/session_manager.h"
 #include "net/event_loop.h"
+#include "net/signal_watcher.h"
 #include "net/tcp_server.h"
 #include "server/admin_http.h"
 #include "server/config.h"

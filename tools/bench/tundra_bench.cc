@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/socket_ops.h"
 #include "tundra/codec.h"
 #include "tundra/messages.h"
 
@@ -179,14 +179,9 @@ void sendBlocking(Conn& c, const Bytes& frame) {
     }
 }
 
+// `wanted` descriptors for the connections plus 64 for everything else.
 void raiseFdLimit(int wanted) {
-    rlimit lim{};
-    ::getrlimit(RLIMIT_NOFILE, &lim);
-    auto need = static_cast<rlim_t>(wanted + 64);
-    if (lim.rlim_cur < need) {
-        lim.rlim_cur = std::min(need, lim.rlim_max);
-        ::setrlimit(RLIMIT_NOFILE, &lim);
-    }
+    net::sockets::raiseFdLimit(static_cast<std::uint64_t>(wanted) + 64);
 }
 
 std::string uniqueName(const char* prefix, int i) {

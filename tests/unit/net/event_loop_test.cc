@@ -23,7 +23,7 @@ using test::runUntil;
 
 // One end of a socketpair registered with the loop; the other end makes it readable.
 class PairHandler : public IoHandler {
- public:
+public:
     PairHandler(EventLoop& loop, std::function<void()> on_event)
         : loop_(loop), on_event_(std::move(on_event)) {
         EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds_), 0);
@@ -56,7 +56,7 @@ class PairHandler : public IoHandler {
     }
     int events_ = 0;
 
- private:
+private:
     EventLoop& loop_;
     std::function<void()> on_event_;
     int fds_[2] = {-1, -1};

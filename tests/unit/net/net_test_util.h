@@ -55,7 +55,7 @@ inline std::string pattern(std::size_t n, std::size_t start = 0) {
 // listen backlog without the server's help), then turns non-blocking. Reads only while
 // registered with the loop (startReading), which is how tests make the server's writes back up.
 class LoopClient : public IoHandler {
- public:
+public:
     LoopClient(EventLoop& loop, const std::string& host, std::uint16_t port, int rcvbuf = 0)
         : loop_(loop) {
         auto addr = sockets::parseAddress(host, port);
@@ -139,7 +139,7 @@ class LoopClient : public IoHandler {
     [[nodiscard]] int readErrno() const { return read_errno_; }
     [[nodiscard]] int fd() const { return fd_; }
 
- private:
+private:
     EventLoop& loop_;
     int fd_ = -1;
     bool connected_ = false;

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // SignalWatcher: signals raised at the process arrive as loop callbacks via signalfd; SIGPIPE is
 // ignored so a write to a dead peer cannot kill the daemon.
+#include "net/signal_watcher.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <vector>
 
-#include "net/tcp_server.h"
 #include "unit/net/net_test_util.h"
 
 namespace tundra::net {

@@ -42,7 +42,7 @@ struct Closed {
 };
 
 class TcpServerTest : public ::testing::Test {
- protected:
+protected:
     void start(TcpServerOptions options = {}) {
         server_ = std::make_unique<TcpServer>(loop_, std::move(options));
         server_->setConnectCallback([this](ConnId id, const ConnInfo& info) {
@@ -470,8 +470,8 @@ TEST_F(TcpServerTest, SendsOfOneIterationLeaveInOneWritevIntactAndInOrder) {
     std::size_t queued_inside_callback = 0;
     on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
         for (std::size_t i = 0; i < kPieces; ++i) {
-            EXPECT_TRUE(server_->send(id, bytesOf(std::string_view(all).substr(i * 100, 100)),
-                                      i + 1));
+            EXPECT_TRUE(
+                server_->send(id, bytesOf(std::string_view(all).substr(i * 100, 100)), i + 1));
         }
         queued_inside_callback = server_->queuedBytes(id);
         return bytes.size();
@@ -575,8 +575,8 @@ TEST_F(TcpServerTest, SendThenCloseAfterFlushInTheSameIterationDeliversAllThenCl
     const std::string all = pattern(5000);
     on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
         for (std::size_t i = 0; i < 10; ++i) {
-            EXPECT_TRUE(server_->send(id, bytesOf(std::string_view(all).substr(i * 500, 500)),
-                                      i + 1));
+            EXPECT_TRUE(
+                server_->send(id, bytesOf(std::string_view(all).substr(i * 500, 500)), i + 1));
         }
         server_->closeAfterFlush(id);
         EXPECT_FALSE(server_->send(id, bytesOf("late"))) << "closing connections refuse output";
@@ -715,7 +715,7 @@ TEST_F(TcpServerTest, DestroyingTheServerOffersMarkedOutputOnce) {
 
 // Lowers RLIMIT_NOFILE for one test and restores it.
 class FdLimit {
- public:
+public:
     explicit FdLimit(rlim_t soft) {
         ::getrlimit(RLIMIT_NOFILE, &saved_);
         rlimit lowered = saved_;
@@ -727,7 +727,7 @@ class FdLimit {
     FdLimit& operator=(const FdLimit&) = delete;
     [[nodiscard]] bool ok() const { return ok_; }
 
- private:
+private:
     rlimit saved_{};
     bool ok_ = false;
 };
