@@ -126,7 +126,9 @@ struct Identity {
     std::string token;  ///< empty unless the server requires one
     Uuid session{};     ///< a session to resume; all zero = start a new one
     /// Id of the last delivery already processed: the server replays what came after it, and
-    /// the client drops deliveries with this id or lower.
+    /// the client drops deliveries with this id or lower (unless the session is new and the
+    /// server's ids turn out to have started again lower, as after a restart whose clock
+    /// stepped back: see docs/CLIENT.md).
     std::uint64_t last_id = 0;
     /// When `session` has expired, start a new session (keeping last_id) instead of failing.
     bool new_session_if_expired = true;
