@@ -29,6 +29,7 @@ enum class ErrorKind : std::uint8_t {
     Disconnected,     ///< the connection broke; a request in flight may or may not have run
     Protocol,         ///< the server sent something this client cannot decode
     Closed,           ///< logged out, taken over, gave up reconnecting, or never connected
+    Overflow,  ///< the event queue was full: the oldest events were discarded (ErrorEvent only)
 };
 
 /// Lower-case name of an ErrorKind ("server", "connect", ...).
@@ -111,6 +112,10 @@ struct Options {
     BackoffPolicy backoff{};
     /// How many recent delivery ids are remembered to drop duplicates.
     std::size_t dedupe_window = 4096;
+    /// Most events held for nextEvent() (frames that arrive while the application waits in
+    /// request calls are queued). When full, the oldest event is discarded and counted: the
+    /// next nextEvent() returns an ErrorEvent of kind Overflow saying how many. 0 = no limit.
+    std::size_t max_queued_events = 10000;
 };
 
 /// Who to register as. A saved `session` and `last_id` let a new process resume where an
@@ -121,7 +126,9 @@ struct Identity {
     std::string token;  ///< empty unless the server requires one
     Uuid session{};     ///< a session to resume; all zero = start a new one
     /// Id of the last delivery already processed: the server replays what came after it, and
-    /// the client drops deliveries with this id or lower.
+    /// the client drops deliveries with this id or lower (unless the session is new and the
+    /// server's ids turn out to have started again lower, as after a restart whose clock
+    /// stepped back: see docs/CLIENT.md).
     std::uint64_t last_id = 0;
     /// When `session` has expired, start a new session (keeping last_id) instead of failing.
     bool new_session_if_expired = true;
@@ -182,9 +189,13 @@ struct SystemNotice {
 
 /// An ERROR that is not the answer to a request still being waited for, e.g. the refusal of a
 /// postMessage(): `sequence` is the refused frame's (0 when the server sent it on its own).
+/// Also the client's own report that its event queue overflowed: `error.kind` Overflow,
+/// `dropped` the number of events discarded (the oldest ones, just before the events that
+/// follow this one) since the previous such report.
 struct ErrorEvent {
     ClientError error;
     std::uint16_t sequence = 0;
+    std::uint64_t dropped = 0;  ///< Overflow: events discarded
 };
 
 /// A change of the connection, reported in order with the deliveries around it.
@@ -204,6 +215,18 @@ struct ConnectionEvent {
 /// Everything nextEvent() can return.
 using Event = std::variant<Delivery, SystemNotice, ErrorEvent, ConnectionEvent>;
 
+/// What the client discarded on its own, since it was created (Client::stats()).
+struct ClientStats {
+    /// Events discarded because the queue held Options::max_queued_events (each batch is also
+    /// reported by an ErrorEvent of kind Overflow).
+    std::uint64_t events_dropped = 0;
+    /// Deliveries not returned because they had been returned already (replays).
+    std::uint64_t duplicates_dropped = 0;
+    /// Times a new session brought ids below those seen before (a server restarted with its
+    /// clock behind): the duplicate filter then started over and lastId() went down.
+    std::uint64_t id_sequence_resets = 0;
+};
+
 /// Where a Client stands.
 enum class ConnectionState : std::uint8_t {
     Disconnected,  ///< not connected yet, or close()d
@@ -217,14 +240,17 @@ enum class ConnectionState : std::uint8_t {
 
 /// A connection to one tundrad. Every call blocks for at most its timeout (plus one reconnect
 /// attempt when one is due). Frames that arrive while a request waits for its answer (matched
-/// by sequence number) are queued as events; server PINGs are answered on the spot, and after
+/// by sequence number) are queued as events (at most Options::max_queued_events; past that the
+/// oldest are discarded and counted); server PINGs are answered on the spot, and after
 /// a heartbeat of silence the client pings the server itself. All of this happens only inside
 /// calls, so call nextEvent() at least once per heartbeat interval, or the server will close
 /// the connection (the client then resumes the session, with no loss).
 ///
 /// When a registered connection breaks, the client reconnects with exponential backoff,
 /// registers again with its session UUID and the last delivery id it received, and reports a
-/// ConnectionEvent; replays are deduplicated by id, so each delivery is returned once.
+/// ConnectionEvent; replays are deduplicated by id, so each delivery is returned once. A
+/// delivery is only discarded as a duplicate when it was returned before; after a new session
+/// (not a resume) a server whose ids restarted lower is followed, not ignored.
 ///
 /// Not thread-safe: use each Client from one thread at a time. Movable, not copyable.
 /// Destroying it closes the socket without LOGOUT (the session detaches and can be resumed).
@@ -286,10 +312,13 @@ public:
     [[nodiscard]] int fd() const;
     /// The latest WELCOME (session UUID to save for a later resume, limits).
     [[nodiscard]] const Welcome& welcome() const;
-    /// Highest delivery id received: save it with the session to resume without loss.
+    /// Highest delivery id received: save it with the session to resume without loss. It can go
+    /// down once, when a new session shows the server's ids started again lower (see stats()).
     [[nodiscard]] std::uint64_t lastId() const;
     /// Successful reconnects so far.
     [[nodiscard]] std::uint64_t reconnects() const;
+    /// Counters of what the client discarded (overflowed events, duplicate deliveries).
+    [[nodiscard]] ClientStats stats() const;
     [[nodiscard]] const Options& options() const;
     /// "host:port" ("[::1]:4242" for IPv6 literals), as used in messages.
     [[nodiscard]] std::string endpoint() const;

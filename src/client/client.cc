@@ -22,6 +22,8 @@ const char* errorKindName(ErrorKind kind) {
             return "protocol";
         case ErrorKind::Closed:
             return "closed";
+        case ErrorKind::Overflow:
+            return "overflow";
     }
     return "unknown";
 }
@@ -45,12 +47,17 @@ Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 
-bool Client::hasQueuedEvents() const { return !impl_->events.empty(); }
+bool Client::hasQueuedEvents() const {
+    return !impl_->events.empty() || impl_->overflow_unreported != 0;
+}
 ConnectionState Client::state() const { return impl_->state; }
 int Client::fd() const { return impl_->fd; }
 const Welcome& Client::welcome() const { return impl_->welcome; }
 std::uint64_t Client::lastId() const { return impl_->dedupe.highest(); }
 std::uint64_t Client::reconnects() const { return impl_->reconnect_count; }
+ClientStats Client::stats() const {
+    return ClientStats{impl_->events_dropped, impl_->dedupe.duplicates(), impl_->dedupe.resets()};
+}
 const Options& Client::options() const { return impl_->opt; }
 std::string Client::endpoint() const { return impl_->endpoint(); }
 

@@ -49,6 +49,8 @@ struct Client::Impl {
     FrameDecoder decoder{kMaxPayload};
     std::uint16_t next_seq = 1;
     std::deque<Event> events;
+    std::uint64_t overflow_unreported = 0;  // events discarded since the last Overflow report
+    std::uint64_t events_dropped = 0;       // all events discarded, for stats()
     ConnectionState state = ConnectionState::Disconnected;
     std::optional<Identity> identity;  // set while registered: what a reconnect registers as
     Welcome welcome;
@@ -72,6 +74,18 @@ struct Client::Impl {
     }
 
     [[nodiscard]] std::string endpoint() const { return formatEndpoint(opt.host, opt.port); }
+
+    // Queues an event for nextEvent(). At opt.max_queued_events the oldest one is discarded
+    // and counted; nextEvent() reports the count (ErrorEvent Overflow) before the rest.
+    template <typename E>
+    void queueEvent(E&& e) {
+        if (opt.max_queued_events != 0 && events.size() >= opt.max_queued_events) {
+            events.pop_front();
+            ++overflow_unreported;
+            ++events_dropped;
+        }
+        events.emplace_back(std::forward<E>(e));
+    }
 
     // ---- connection.cc: the socket ------------------------------------------------------------
 

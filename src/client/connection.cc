@@ -42,10 +42,10 @@ void Client::Impl::connectionLost(const ClientError& reason) {
         attempts_this_outage = 0;
         next_attempt = SteadyClock::now() + retry_hint;
         retry_hint = std::chrono::seconds(0);
-        events.push_back(ConnectionEvent{ConnectionEvent::Kind::Lost, reason, {}, 0});
+        queueEvent(ConnectionEvent{ConnectionEvent::Kind::Lost, reason, {}, 0});
     } else if (state == ConnectionState::Registered) {
         state = ConnectionState::Closed;
-        events.push_back(ConnectionEvent{ConnectionEvent::Kind::Closed, reason, {}, 0});
+        queueEvent(ConnectionEvent{ConnectionEvent::Kind::Closed, reason, {}, 0});
     } else if (state == ConnectionState::Connected) {
         state = ConnectionState::Disconnected;
     }
@@ -55,7 +55,7 @@ void Client::Impl::giveUp(const ClientError& reason) {
     closeSocket();
     state = ConnectionState::Closed;
     identity.reset();
-    events.push_back(ConnectionEvent{ConnectionEvent::Kind::Closed, reason, {}, 0});
+    queueEvent(ConnectionEvent{ConnectionEvent::Kind::Closed, reason, {}, 0});
 }
 
 // ---- writing ----------------------------------------------------------------------------------

@@ -41,26 +41,27 @@ void Client::Impl::dispatch(const OwnedFrame& f) {
         case MsgType::Image: {
             msg::Delivery d;
             if (msg::parse(f.type(), f.span(), d) != nullptr) {
-                events.push_back(ErrorEvent{protocolError(msgTypeName(f.header.type)), 0});
+                queueEvent(ErrorEvent{protocolError(msgTypeName(f.header.type)), 0});
                 return;
             }
-            if (!dedupe.accept(d.id)) {
-                return;  // already returned before the reconnect
+            const bool replayed = (f.header.flags & flags::kReplay) != 0;
+            if (!dedupe.accept(d.id, !replayed)) {
+                return;  // already returned (counted in stats().duplicates_dropped)
             }
-            events.push_back(toDelivery(d, (f.header.flags & flags::kReplay) != 0));
+            queueEvent(toDelivery(d, replayed));
             return;
         }
         case MsgType::System: {
             msg::System s;
             if (msg::parse(f.span(), s) != nullptr) {
-                events.push_back(ErrorEvent{protocolError("SYSTEM"), 0});
+                queueEvent(ErrorEvent{protocolError("SYSTEM"), 0});
                 return;
             }
             if (s.event == SystemEvent::Welcome) {
                 return;  // only meaningful as the answer to REGISTER
             }
-            events.push_back(SystemNotice{s.event, std::string(s.text), std::string(s.name),
-                                          s.dropped, s.retry_after_s});
+            queueEvent(SystemNotice{s.event, std::string(s.text), std::string(s.name), s.dropped,
+                                    s.retry_after_s});
             if (s.event == SystemEvent::Shutdown) {
                 retry_hint = std::chrono::seconds(s.retry_after_s);
             } else if (s.event == SystemEvent::Bye) {
@@ -74,10 +75,10 @@ void Client::Impl::dispatch(const OwnedFrame& f) {
         case MsgType::Error: {
             msg::Error e;
             if (msg::parse(f.span(), e) != nullptr) {
-                events.push_back(ErrorEvent{protocolError("ERROR"), f.header.sequence});
+                queueEvent(ErrorEvent{protocolError("ERROR"), f.header.sequence});
                 return;
             }
-            events.push_back(ErrorEvent{
+            queueEvent(ErrorEvent{
                 ClientError{ErrorKind::Server, static_cast<ErrorCode>(e.code), std::string(e.text)},
                 f.header.sequence});
             return;
@@ -95,6 +96,16 @@ std::optional<Event> Client::nextEvent(std::chrono::milliseconds timeout) {
     OwnedFrame f;
     ClientError error;
     for (;;) {
+        if (m.overflow_unreported != 0) {
+            // The discarded events were the oldest: report them where they were.
+            std::uint64_t n = m.overflow_unreported;
+            m.overflow_unreported = 0;
+            return ErrorEvent{localError(ErrorKind::Overflow,
+                                         std::to_string(n) + " event(s) discarded: more than " +
+                                             std::to_string(m.opt.max_queued_events) +
+                                             " were waiting for nextEvent()"),
+                              0, n};
+        }
         if (!m.events.empty()) {
             Event e = std::move(m.events.front());
             m.events.pop_front();

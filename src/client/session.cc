@@ -68,6 +68,11 @@ Result<Welcome> Client::Impl::registerOnce(const Identity& id, Uuid session, Tim
         return protocolError("answer to REGISTER");
     }
     Welcome w = toWelcome(s.welcome);
+    if (!w.resumed) {
+        // A new session: perhaps a new server process, whose ids may restart lower than those
+        // seen so far if its wall clock stepped back. Do not let the floor swallow them.
+        dedupe.newSession();
+    }
     welcome = w;
     max_payload = w.max_payload == 0 ? static_cast<std::uint16_t>(kMaxPayload) : w.max_payload;
     state = ConnectionState::Registered;
@@ -108,7 +113,7 @@ void Client::Impl::attemptReconnect() {
     ++reconnect_count;
     // Constructed in place: moving a temporary Event here trips a GCC 12 false
     // -Wmaybe-uninitialized once this function is compiled apart from the rest of the client.
-    events.emplace_back(ConnectionEvent{
+    queueEvent(ConnectionEvent{
         w->resumed ? ConnectionEvent::Kind::Resumed : ConnectionEvent::Kind::NewSession,
         {},
         *w,

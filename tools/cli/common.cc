@@ -48,6 +48,7 @@ int exitCodeFor(const client::ClientError& e) {
         case client::ErrorKind::Server:
         case client::ErrorKind::InvalidArgument:
         case client::ErrorKind::Protocol:
+        case client::ErrorKind::Overflow:
             return kExitFailed;
         case client::ErrorKind::Timeout:
             return kExitTimeout;

@@ -251,6 +251,42 @@ TEST_F(ClientLibraryTest, LogoutEndsTheSession) {
     EXPECT_FALSE(bob->sendMessage("", "x"));
 }
 
+// An application that sits in request calls while messages pour in: the queue holds at most
+// max_queued_events, the oldest are discarded, and the count comes first.
+TEST_F(ClientLibraryTest, EventQueueStaysBoundedWhileTheAppSitsInRequests) {
+    auto alice = login("alice");
+    Options o = options();
+    o.max_queued_events = 5;
+    Client bob(o);
+    Identity id;
+    id.name = "bob";
+    ASSERT_TRUE(bob.registerAs(id));
+    std::uint64_t last = 0;
+    for (int i = 0; i < 20; ++i) {
+        auto ack = alice->sendMessage("bob", "m" + std::to_string(i));
+        ASSERT_TRUE(ack) << ack.error().message();
+        EXPECT_EQ(ack->delivered, 1U);
+        last = ack->id;
+    }
+    // Every delivery was queued to bob's connection before this answer.
+    ASSERT_TRUE(bob.listUsers());
+    EXPECT_EQ(bob.stats().events_dropped, 15U);
+    auto first = bob.nextEvent(0ms);
+    ASSERT_TRUE(first);
+    const auto* overflow = std::get_if<ErrorEvent>(&*first);
+    ASSERT_NE(overflow, nullptr);
+    EXPECT_EQ(overflow->error.kind, ErrorKind::Overflow);
+    EXPECT_EQ(overflow->dropped, 15U);
+    std::vector<std::string> texts;
+    while (auto e = bob.nextEvent(0ms)) {
+        if (const auto* d = std::get_if<Delivery>(&*e)) {
+            texts.push_back(d->text);
+        }
+    }
+    EXPECT_EQ(texts, (std::vector<std::string>{"m15", "m16", "m17", "m18", "m19"}));
+    EXPECT_EQ(bob.lastId(), last);
+}
+
 // The server wrote frames into a connection that then died: the unread ones are lost with the
 // socket. The client must get them back by resuming with its last id, once each.
 TEST_F(ClientLibraryTest, DroppedConnectionLosesNothingAndDuplicatesNothing) {

@@ -518,6 +518,91 @@ TEST(ClientScripted, ExpiredSessionIsReplacedByANewOneKeepingLastId) {
     server.join();
 }
 
+// The server restarts with its wall clock stepped back: the resume is refused, the new
+// session's ids are below everything seen before, and they must still be delivered.
+TEST(ClientScripted, ServerRestartWithClockBehindStartsANewIdSequence) {
+    Listener l;
+    std::thread server([&] {
+        auto p1 = l.accept();
+        ASSERT_TRUE(p1);
+        p1->send(welcomeFrame(expectRegister(*p1), uuidOf(1)));
+        p1->send(deliveryFrame(1'000'000, "before"));
+        p1->send(deliveryFrame(1'000'001, "before too"));
+        p1->closeNow();  // the old process is gone
+
+        auto p2 = l.accept();  // the new process: nothing to resume, nothing to replay
+        ASSERT_TRUE(p2);
+        RegisterSeen resume;
+        std::uint16_t seq = expectRegister(*p2, &resume);
+        EXPECT_EQ(resume.last_id, 1'000'001U);
+        p2->send(errorFrame(seq, ErrorCode::SessionExpired, "session expired"));
+        seq = expectRegister(*p2);
+        p2->send(welcomeFrame(seq, uuidOf(2), false, 0));
+        p2->send(deliveryFrame(500, "after"));
+        p2->send(deliveryFrame(501, "after too"));
+        p2->send(deliveryFrame(501, "after too"));  // a real duplicate: dropped
+        p2->closeNow();
+
+        auto p3 = l.accept();  // same process again: a resume with the new sequence's last id
+        ASSERT_TRUE(p3);
+        RegisterSeen again;
+        seq = expectRegister(*p3, &again);
+        EXPECT_EQ(again.session, uuidOf(2));
+        EXPECT_EQ(again.last_id, 501U);
+        p3->send(welcomeFrame(seq, uuidOf(2), /*resumed=*/true, 1));
+        p3->send(deliveryFrame(502, "replayed", true));
+        p3->send(deliveryFrame(500, "after"));  // seen in the new sequence: a duplicate
+        p3->waitEof();
+    });
+    Client c(fastOptions(l.port()));
+    ASSERT_TRUE(c.registerAs(bob()));
+    auto events = collect(c, 9);
+    ASSERT_EQ(events.size(), 9U);
+    EXPECT_EQ(deliveryId(events[0]), 1'000'000U);
+    EXPECT_EQ(deliveryId(events[1]), 1'000'001U);
+    EXPECT_EQ(connectionKind(events[2]), ConnectionEvent::Kind::Lost);
+    EXPECT_EQ(connectionKind(events[3]), ConnectionEvent::Kind::NewSession);
+    EXPECT_EQ(deliveryId(events[4]), 500U);
+    EXPECT_EQ(deliveryId(events[5]), 501U);
+    EXPECT_EQ(connectionKind(events[6]), ConnectionEvent::Kind::Lost);
+    EXPECT_EQ(connectionKind(events[7]), ConnectionEvent::Kind::Resumed);
+    EXPECT_EQ(deliveryId(events[8]), 502U);
+    EXPECT_FALSE(c.nextEvent(100ms).has_value());
+    EXPECT_EQ(c.lastId(), 502U);
+    EXPECT_EQ(c.stats().id_sequence_resets, 1U);
+    EXPECT_EQ(c.stats().duplicates_dropped, 2U);
+    c.close();
+    server.join();
+}
+
+// A process that saved last_id before the server restarted with its clock behind.
+TEST(ClientScripted, SavedLastIdFromBeforeARestartDoesNotHideNewMessages) {
+    Listener l;
+    std::thread server([&] {
+        auto p = l.accept();
+        ASSERT_TRUE(p);
+        std::uint16_t seq = expectRegister(*p);
+        p->send(errorFrame(seq, ErrorCode::SessionExpired, "session expired"));
+        seq = expectRegister(*p);
+        p->send(welcomeFrame(seq, uuidOf(4), false, 0));
+        p->send(deliveryFrame(70, "new"));
+        p->waitEof();
+    });
+    Client c(fastOptions(l.port()));
+    Identity id = bob();
+    id.session = uuidOf(3);
+    id.last_id = 90;
+    auto w = c.registerAs(id);
+    ASSERT_TRUE(w) << w.error().message();
+    EXPECT_FALSE(w->resumed);
+    auto events = collect(c, 1);
+    ASSERT_EQ(events.size(), 1U);
+    EXPECT_EQ(deliveryId(events[0]), 70U);
+    EXPECT_EQ(c.lastId(), 70U);
+    c.close();
+    server.join();
+}
+
 TEST(ClientScripted, ResumeRefusedWhenFallbackIsOff) {
     Listener l;
     std::thread server([&] {
@@ -567,6 +652,122 @@ TEST(ClientScripted, GivesUpAfterMaxAttempts) {
     auto send = c.sendMessage("", "x");
     ASSERT_FALSE(send);
     EXPECT_EQ(send.error().kind, ErrorKind::Closed);
+}
+
+// Each outage gets the full max_attempts: the count starts over after a successful
+// reconnect. Without that, the second outage would end in Closed after its first failure.
+TEST(ClientScripted, BackoffStartsOverAfterASuccessfulReconnect) {
+    Listener l;
+    std::thread server([&] {
+        auto p = l.accept();
+        ASSERT_TRUE(p);
+        p->send(welcomeFrame(expectRegister(*p), uuidOf(1)));
+        for (int outage = 0; outage < 2; ++outage) {
+            p->closeNow();
+            for (int failure = 0; failure < 2; ++failure) {  // two failed attempts: under 3
+                auto busy = l.accept();
+                ASSERT_TRUE(busy) << "outage " << outage << ": no attempt " << failure + 1;
+                std::uint16_t seq = expectRegister(*busy);
+                busy->send(errorFrame(seq, ErrorCode::ServerFull, "server full"));
+                busy->waitEof();
+            }
+            p = l.accept();
+            ASSERT_TRUE(p) << "outage " << outage << ": no third attempt";
+            p->send(welcomeFrame(expectRegister(*p), uuidOf(1), /*resumed=*/true));
+        }
+        p->send(deliveryFrame(1, "still here"));
+        p->waitEof();
+    });
+    Options o = fastOptions(l.port());
+    o.backoff.max_attempts = 3;
+    Client c(o);
+    ASSERT_TRUE(c.registerAs(bob()));
+    auto events = collect(c, 5);
+    const ConnectionState state = c.state();
+    c.close();
+    server.join();  // before any ASSERT, so a failure here is a failure, not a crash
+    EXPECT_EQ(state, ConnectionState::Registered);
+    ASSERT_EQ(events.size(), 5U);
+    for (int i : {0, 2}) {
+        EXPECT_EQ(connectionKind(events[i]), ConnectionEvent::Kind::Lost) << i;
+        ASSERT_EQ(connectionKind(events[i + 1]), ConnectionEvent::Kind::Resumed) << i;
+        EXPECT_EQ(std::get<ConnectionEvent>(events[i + 1]).attempts, 3U) << i;
+    }
+    EXPECT_EQ(deliveryId(events[4]), 1U);
+    EXPECT_EQ(c.reconnects(), 2U);
+}
+
+// While the application waits in request calls, what arrives is queued, up to
+// max_queued_events: the oldest are discarded and the count is the next event.
+TEST(ClientScripted, EventQueueIsBoundedAndReportsWhatItDropped) {
+    Listener l;
+    std::thread server([&] {
+        auto p = l.accept();
+        ASSERT_TRUE(p);
+        p->send(welcomeFrame(expectRegister(*p), uuidOf(1)));
+        for (int round = 0; round < 2; ++round) {
+            auto m = p->read();
+            ASSERT_TRUE(m);
+            for (std::uint64_t i = 1; i <= 10; ++i) {
+                p->send(deliveryFrame(static_cast<std::uint64_t>(round) * 100 + i, "flood"));
+            }
+            p->send(msg::encode(msg::Ack{1, 1, 0}, m->header.sequence));
+        }
+        p->waitEof();
+    });
+    Options o = fastOptions(l.port());
+    o.max_queued_events = 4;
+    Client c(o);
+    ASSERT_TRUE(c.registerAs(bob()));
+    ASSERT_TRUE(c.sendMessage("carol", "one"));
+    ASSERT_TRUE(c.sendMessage("carol", "two"));  // 20 deliveries arrived meanwhile
+    EXPECT_TRUE(c.hasQueuedEvents());
+    EXPECT_EQ(c.stats().events_dropped, 16U);
+    auto first = c.nextEvent(0ms);
+    ASSERT_TRUE(first);
+    const auto* overflow = std::get_if<ErrorEvent>(&*first);
+    ASSERT_NE(overflow, nullptr);
+    EXPECT_EQ(overflow->error.kind, ErrorKind::Overflow);
+    EXPECT_EQ(overflow->dropped, 16U);
+    EXPECT_EQ(overflow->error.message(),
+              "16 event(s) discarded: more than 4 were waiting for "
+              "nextEvent()");
+    auto rest = collect(c, 4, 500ms);
+    ASSERT_EQ(rest.size(), 4U);
+    for (std::size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(deliveryId(rest[i]), 107U + i);  // the newest four
+    }
+    EXPECT_FALSE(c.hasQueuedEvents());
+    EXPECT_FALSE(c.nextEvent(50ms).has_value());  // reported once
+    EXPECT_EQ(c.lastId(), 110U);
+    c.close();
+    server.join();
+}
+
+TEST(ClientScripted, UnlimitedEventQueueWhenMaxIsZero) {
+    Listener l;
+    std::thread server([&] {
+        auto p = l.accept();
+        ASSERT_TRUE(p);
+        p->send(welcomeFrame(expectRegister(*p), uuidOf(1)));
+        auto m = p->read();
+        ASSERT_TRUE(m);
+        for (std::uint64_t i = 1; i <= 50; ++i) {
+            p->send(deliveryFrame(i, "x"));
+        }
+        p->send(msg::encode(msg::Ack{1, 1, 0}, m->header.sequence));
+        p->waitEof();
+    });
+    Options o = fastOptions(l.port());
+    o.max_queued_events = 0;
+    Client c(o);
+    ASSERT_TRUE(c.registerAs(bob()));
+    ASSERT_TRUE(c.sendMessage("carol", "hi"));
+    auto events = collect(c, 50, 1s);
+    EXPECT_EQ(events.size(), 50U);
+    EXPECT_EQ(c.stats().events_dropped, 0U);
+    c.close();
+    server.join();
 }
 
 TEST(ClientScripted, PermanentRefusalOnReconnectStopsRetrying) {
@@ -734,6 +935,7 @@ TEST(ClientErrorTest, MessageFormats) {
     EXPECT_TRUE(local.local());
     EXPECT_EQ(local.message(), "no answer");
     EXPECT_STREQ(errorKindName(ErrorKind::Disconnected), "disconnected");
+    EXPECT_STREQ(errorKindName(ErrorKind::Overflow), "overflow");
 }
 
 TEST(ClientErrorTest, ResultHoldsValueOrError) {
