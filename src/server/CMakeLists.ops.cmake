@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-# Operations pieces of the server, included from src/server/CMakeLists.txt: the TOML config
-# file, sd_notify, the admin HTTP listener and the Prometheus page. No dependency on Server.
+# Operations pieces of the server, included from src/server/CMakeLists.txt: the settings
+# table, the TOML config file, sd_notify, the admin HTTP listener and the Prometheus page. No dependency on Server.
 find_package(tomlplusplus 3 REQUIRED)
 # Static libraries carry their link dependencies to the final executables in other
 # directories, so the imported target must be visible there too.
@@ -10,6 +10,7 @@ if(NOT tundra_toml_global)
 endif()
 
 add_library(tundra_ops STATIC
+    ${CMAKE_CURRENT_LIST_DIR}/settings.cc
     ${CMAKE_CURRENT_LIST_DIR}/config_file.cc
     ${CMAKE_CURRENT_LIST_DIR}/sd_notify.cc
     ${CMAKE_CURRENT_LIST_DIR}/admin_http.cc

@@ -1,161 +1,47 @@
 // SPDX-License-Identifier: Apache-2.0
-// tundrad command-line flags: one table, values validated with clear messages, never a throw.
+// tundrad command-line flags: every setting's flag comes from the settings table (settings.h),
+// checked there like the file's keys; --config, --check-config, --help and --version are ours.
 #include "server/config.h"
 
-#include <charconv>
-#include <cmath>
-#include <functional>
-#include <string_view>
-
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
-#include "common/logging.h"
-#include "server/config_file.h"
+#include <algorithm>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "server/settings.h"
 
 namespace tundra::server {
 
 namespace {
 
-// Parses a whole decimal integer in [lo, hi].
-bool parseInt(std::string_view text, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
-    std::int64_t v = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || ptr != text.data() + text.size() || v < lo || v > hi) {
-        return false;
+// "--name=value" -> ("--name", "value"); anything else -> (arg, nullopt).
+std::pair<std::string_view, std::optional<std::string_view>> splitFlag(std::string_view arg) {
+    if (auto eq = arg.find('='); eq != std::string_view::npos && arg.starts_with("--")) {
+        return {arg.substr(0, eq), arg.substr(eq + 1)};
     }
-    out = v;
-    return true;
+    return {arg, std::nullopt};
 }
 
-// Parses seconds (decimals allowed, e.g. "0.5") in [lo, hi] into milliseconds.
-bool parseSeconds(std::string_view text, double lo, double hi, std::int64_t& out_ms) {
-    double v = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v) || v < lo ||
-        v > hi) {
-        return false;
+bool isFileFlag(std::string_view name) { return name == "--config" || name == "--check-config"; }
+
+std::string unknownOption(std::string_view arg, std::string_view name) {
+    std::vector<std::string> names = {"--config", "--check-config", "--help", "--version"};
+    for (const auto& s : settings()) {
+        names.push_back(s.flag);
+        if (s.type == SettingType::Bool) {
+            names.push_back("--no-" + s.flag.substr(2));
+        }
     }
-    out_ms = static_cast<std::int64_t>(std::llround(v * 1000.0));
-    return true;
-}
-
-struct Flag {
-    std::string_view name;
-    std::string_view arg;  // empty: takes no value
-    std::string_view help;
-    // Applies the value; returns an error message or "" on success.
-    std::function<std::string(Config&, std::string_view)> apply;
-};
-
-std::string rangeError(std::string_view flag, std::string_view value, std::string_view what) {
-    return fmt::format("{}: '{}' is not {}", flag, value, what);
-}
-
-const std::vector<Flag>& flags() {
-    static const std::vector<Flag> kFlags = {
-        {"--bind", "ADDR", "address to listen on, IPv4 or IPv6 (default 127.0.0.1)",
-         [](Config& c, std::string_view v) -> std::string {
-             if (v.empty()) {
-                 return "--bind: empty address";
-             }
-             c.bind = std::string(v);
-             return "";
-         }},
-        {"--port", "N", "TCP port, 0 = let the OS choose (default 4242)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 0, 65535, n)) {
-                 return rangeError("--port", v, "a port number (0-65535)");
-             }
-             c.port = static_cast<std::uint16_t>(n);
-             return "";
-         }},
-        {"--max-clients", "N", "most simultaneous connections; more get SERVER_FULL (default 1000)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 1, 1'000'000, n)) {
-                 return rangeError("--max-clients", v, "a number from 1 to 1000000");
-             }
-             c.core.max_clients = static_cast<std::size_t>(n);
-             return "";
-         }},
-        {"--max-payload", "N", "largest payload a client may send, bytes (default 65534)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 64, 65534, n)) {
-                 return rangeError("--max-payload", v, "a number from 64 to 65534");
-             }
-             c.core.max_payload = static_cast<std::size_t>(n);
-             return "";
-         }},
-        {"--session-timeout", "SECONDS", "how long a detached session can be resumed (default 120)",
-         [](Config& c, std::string_view v) -> std::string {
-             if (!parseSeconds(v, 0.1, 65535, c.core.session_timeout_ms)) {
-                 return rangeError("--session-timeout", v, "a number of seconds from 0.1 to 65535");
-             }
-             return "";
-         }},
-        {"--ping-interval", "SECONDS", "silence before a PING; as long again means dead (default 30)",
-         [](Config& c, std::string_view v) -> std::string {
-             if (!parseSeconds(v, 0.1, 65535, c.core.ping_interval_ms)) {
-                 return rangeError("--ping-interval", v, "a number of seconds from 0.1 to 65535");
-             }
-             return "";
-         }},
-        {"--max-buffered", "N", "offline messages kept per user (default 50)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 1, 100'000, n)) {
-                 return rangeError("--max-buffered", v, "a number from 1 to 100000");
-             }
-             c.core.max_buffered = static_cast<std::size_t>(n);
-             return "";
-         }},
-        {"--output-cap", "BYTES", "queued output per connection before it is cut off (default 8388608)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 131072, std::int64_t{1} << 32, n)) {
-                 return rangeError("--output-cap", v, "a number of bytes from 131072 to 4294967296");
-             }
-             c.output_cap_bytes = static_cast<std::size_t>(n);
-             return "";
-         }},
-        {"--max-users", "N", "users remembered with their buffers (default 100000)",
-         [](Config& c, std::string_view v) -> std::string {
-             std::int64_t n = 0;
-             if (!parseInt(v, 1, 100'000'000, n)) {
-                 return rangeError("--max-users", v, "a number from 1 to 100000000");
-             }
-             c.core.max_users = static_cast<std::size_t>(n);
-             return "";
-         }},
-        {"--no-presence", "", "do not send JOINED/LEFT presence events",
-         [](Config& c, std::string_view) -> std::string {
-             c.core.presence_events = false;
-             return "";
-         }},
-        {"--log-level", "LEVEL", "trace, debug, info, warn, error, critical or off (default info)",
-         [](Config& c, std::string_view v) -> std::string {
-             auto level = common::parseLogLevel(v);
-             if (!level) {
-                 return rangeError("--log-level", v,
-                                   "a log level (trace, debug, info, warn, error, critical, off)");
-             }
-             c.log_level = *level;
-             return "";
-         }},
-        {"--admin", "ADDR:PORT", "admin HTTP listener (/healthz, /readyz, /metrics); off by default",
-         [](Config& c, std::string_view v) -> std::string {
-             std::string host;
-             std::uint16_t port = 0;
-             if (!parseHostPort(v, host, port)) {
-                 return rangeError("--admin", v, "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090)");
-             }
-             c.admin = std::string(v);
-             return "";
-         }},
-    };
-    return kFlags;
+    const std::string_view best =
+        closestName(name, std::vector<std::string_view>(names.begin(), names.end()));
+    if (best.empty()) {
+        return fmt::format("unknown option '{}'", arg);
+    }
+    return fmt::format("unknown option '{}' (did you mean '{}'?)", arg, best);
 }
 
 }  // namespace
@@ -164,20 +50,25 @@ std::string usage() {
     std::string out =
         "Usage: tundrad [OPTIONS]\n"
         "The Tundra chat and agent-messaging server (protocol v1).\n\n"
-        "Options:\n";
-    auto line = [&](std::string_view name, std::string_view arg, std::string_view help) {
-        std::string left = fmt::format("  {} {}", name, arg);
-        out += fmt::format("{:<28}{}\n", left, help);
-    };
-    line("--config", "FILE", "read settings from a TOML file; flags override it");
-    line("--check-config", "FILE", "validate FILE and exit (0 valid, 2 invalid)");
-    for (const auto& f : flags()) {
-        line(f.name, f.arg, f.help);
+        "Options (each also takes --option=VALUE; each setting is also a tundra.conf key):\n";
+    std::vector<std::pair<std::string, std::string>> lines = {
+        {"--config FILE", "read settings from a TOML file; flags override it"},
+        {"--check-config FILE", "validate FILE and exit (0 valid, 2 invalid)"}};
+    for (auto& line : settingsUsage()) {
+        lines.push_back(std::move(line));
     }
-    line("--help", "", "show this help and exit");
-    line("--version", "", "print the version and exit");
-    out += "\nOnce ready, tundrad logs 'listening on ADDR:PORT'. SIGTERM/SIGINT drain and exit 0.\n"
-           "Exit codes: 0 clean exit, 1 runtime failure (e.g. cannot bind), 2 bad flags or config.\n";
+    lines.emplace_back("--help", "show this help and exit");
+    lines.emplace_back("--version", "print the version and exit");
+    std::size_t width = 0;
+    for (const auto& line : lines) {
+        width = std::max(width, line.first.size());
+    }
+    for (const auto& [left, help] : lines) {
+        out += fmt::format("  {:<{}}  {}\n", left, width, help);
+    }
+    out +=
+        "\nOnce ready, tundrad logs 'listening on ADDR:PORT'. SIGTERM/SIGINT drain and exit 0.\n"
+        "Exit codes: 0 clean exit, 1 runtime failure (e.g. cannot bind), 2 bad flags or config.\n";
     return out;
 }
 
@@ -191,15 +82,22 @@ ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoade
 
     // Pass 1: the config file, so that flags can override what it sets.
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" || args[i] == "--check-config") {
-            if (i + 1 >= args.size()) {
-                return fail(fmt::format("{} needs a FILE argument", args[i]));
-            }
-            result.config.config_file = args[i + 1];
-            if (args[i] == "--check-config") {
-                result.action = ParsedArgs::Action::CheckConfig;
-            }
-            ++i;
+        auto [name, inline_value] = splitFlag(args[i]);
+        if (!isFileFlag(name)) {
+            continue;
+        }
+        if (inline_value) {
+            result.config.config_file = std::string(*inline_value);
+        } else if (i + 1 < args.size()) {
+            result.config.config_file = args[++i];
+        } else {
+            return fail(fmt::format("{} needs a FILE argument", name));
+        }
+        if (result.config.config_file.empty()) {
+            return fail(fmt::format("{} needs a FILE argument", name));
+        }
+        if (name == "--check-config") {
+            result.action = ParsedArgs::Action::CheckConfig;
         }
     }
     if (!result.config.config_file.empty()) {
@@ -214,7 +112,7 @@ ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoade
 
     // Pass 2: flags, in order.
     for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string_view arg = args[i];
+        const std::string_view arg = args[i];
         if (arg == "--help" || arg == "-h") {
             result.action = ParsedArgs::Action::Help;
             result.message = usage();
@@ -224,44 +122,49 @@ ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoade
             result.action = ParsedArgs::Action::Version;
             return result;
         }
-        if (arg == "--config" || arg == "--check-config") {
-            ++i;
+        auto [name, inline_value] = splitFlag(arg);
+        if (isFileFlag(name)) {
+            i += inline_value ? 0 : 1;
             continue;
         }
-        std::string_view name = arg;
-        std::optional<std::string_view> inline_value;
-        if (auto eq = arg.find('='); eq != std::string_view::npos && arg.starts_with("--")) {
-            name = arg.substr(0, eq);
-            inline_value = arg.substr(eq + 1);
-        }
-        const Flag* flag = nullptr;
-        for (const auto& f : flags()) {
-            if (f.name == name) {
-                flag = &f;
+        if (name == "--print-settings") {  // hidden: generates the settings docs
+            const std::string_view format =
+                inline_value ? *inline_value : (i + 1 < args.size() ? args[i + 1] : "");
+            auto doc = renderSettingsDoc(format);
+            if (!doc) {
+                return fail(fmt::format("--print-settings: '{}' is not one of {}", format,
+                                        fmt::join(settingsDocFormats(), ", ")));
             }
+            result.action = ParsedArgs::Action::Help;
+            result.message = std::move(*doc);
+            return result;
         }
-        if (flag == nullptr) {
-            return fail(fmt::format("unknown option '{}'", arg));
+        bool negated = false;
+        const Setting* setting = findSettingByFlag(name, negated);
+        if (setting == nullptr) {
+            return fail(unknownOption(arg, name));
         }
-        std::string_view value;
-        if (!flag->arg.empty()) {
-            if (inline_value) {
-                value = *inline_value;
-            } else if (i + 1 < args.size()) {
-                value = args[++i];
-            } else {
-                return fail(fmt::format("{} needs a {} argument", name, flag->arg));
+        std::string_view text;
+        if (setting->type == SettingType::Bool) {
+            if (negated && inline_value) {
+                return fail(fmt::format("{} takes no value", name));
             }
+            text = negated ? "false" : inline_value.value_or("true");
         } else if (inline_value) {
-            return fail(fmt::format("{} takes no value", name));
+            text = *inline_value;
+        } else if (i + 1 < args.size()) {
+            text = args[++i];
+        } else {
+            return fail(fmt::format("{} needs a {} argument", name, flagArgName(*setting)));
         }
-        if (auto error = flag->apply(result.config, value); !error.empty()) {
+        SettingValue value;
+        if (auto error = parseFlagValue(*setting, text, value); !error.empty()) {
             return fail(error);
         }
+        setting->access.set(result.config, value);
     }
-    if (result.config.core.ping_interval_ms > 65535'000 ||
-        result.config.core.session_timeout_ms > 65535'000) {
-        return fail("timeouts must fit 65535 seconds");
+    if (auto bad = checkConsistency(result.config)) {
+        return fail(bad->message);
     }
     return result;
 }

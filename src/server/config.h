@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// Server configuration: defaults, command-line flags, validation. Config files (TOML) layer
+// Server configuration: the Config struct (its defaults are the settings' defaults) and argv
+// parsing. The settings themselves are listed once, in settings.h; a config file (TOML) layers
 // under the flags: file values first, then flags override.
 #pragma once
+
+#include <spdlog/common.h>
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <spdlog/common.h>
 
 #include "core/session_manager.h"
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The TOML configuration file (tundra.conf(5)): one flat table whose keys mirror the flags.
+// The TOML configuration file (tundra.conf(5)): one flat table of the keys in settings.h.
 // Loads into a Config and reports every problem as "FILE:LINE: message"; never throws.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "server/config.h"
+#include "server/settings.h"  // parseHostPort, restartRequiredChanges
 
 namespace tundra::server {
 
@@ -24,15 +25,5 @@ bool loadConfigString(std::string_view text, const std::string& source_name, Con
 
 /// Every key the file accepts, in documentation order (for tests and tooling).
 std::vector<std::string_view> configFileKeys();
-
-/// Names of the settings that differ between `old` and `fresh` but only take effect after a
-/// restart (the listeners: bind, port, admin; and output_cap_bytes, fixed by the TcpServer at
-/// construction), in a fixed order. Everything else is applied by a SIGHUP reload.
-std::vector<std::string> restartRequiredChanges(const Config& old, const Config& fresh);
-
-/// Splits "ADDR:PORT" or "[V6ADDR]:PORT" into a numeric IP literal and a port (0 = any).
-/// False when the form is wrong, the address is not an IPv4/IPv6 literal or the port is not
-/// 0-65535.
-bool parseHostPort(std::string_view text, std::string& host, std::uint16_t& port);
 
 }  // namespace tundra::server

@@ -256,11 +256,8 @@ void Server::reload() {
         spdlog::warn("reload: {} changed and needs a restart; keeping the running value",
                      fmt::join(restart, ", "));
     }
-    // Listeners and the per-connection output cap are fixed at start: keep the running ones.
-    fresh.bind = config_.bind;
-    fresh.port = config_.port;
-    fresh.admin = config_.admin;
-    fresh.output_cap_bytes = config_.output_cap_bytes;
+    // Restart-only settings (listeners, the output cap) are fixed at start: keep them.
+    keepRestartSettings(config_, fresh);
     sessions_->reconfigure(fresh.core);
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);

@@ -136,22 +136,23 @@ TEST(ConfigFile, AnEmptyFileKeepsEveryValue) {
 }
 
 TEST(ConfigFile, EveryKeyIsListedOnce) {
+    // Documentation order (the groups of tundra.conf(5)).
     const std::vector<std::string_view> expected = {"bind",
                                                     "port",
                                                     "max_clients",
                                                     "max_payload",
+                                                    "output_cap_bytes",
                                                     "session_timeout",
                                                     "ping_interval",
-                                                    "max_buffered",
                                                     "presence",
-                                                    "log_level",
-                                                    "admin",
-                                                    "output_cap_bytes",
+                                                    "max_buffered",
                                                     "user_buffer_bytes",
                                                     "total_buffer_bytes",
                                                     "max_users",
                                                     "shutdown_retry_after",
-                                                    "drain_timeout"};
+                                                    "drain_timeout",
+                                                    "log_level",
+                                                    "admin"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 
@@ -398,7 +399,7 @@ TEST(RestartRequiredChanges, ListenersAndTheOutputCapNeedARestart) {
     b.output_cap_bytes = 65536;
     b.core.max_clients = 1;  // reloadable: not listed
     EXPECT_EQ(restartRequiredChanges(a, b),
-              (std::vector<std::string>{"bind", "port", "admin", "output_cap_bytes"}));
+              (std::vector<std::string>{"bind", "port", "output_cap_bytes", "admin"}));
     Config c;
     c.port = 9;
     EXPECT_EQ(restartRequiredChanges(a, c), (std::vector<std::string>{"port"}));

@@ -1,0 +1,666 @@
+// SPDX-License-Identifier: Apache-2.0
+// The settings table and everything derived from it: value checks shared by flags and the
+// file, the restart check, --help lines and the generated docs (OPERATIONS.md, man pages).
+#include "server/settings.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <spdlog/common.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <concepts>
+
+#include "common/logging.h"
+
+namespace tundra::server {
+
+namespace {
+
+// Smallest output cap and buffer budgets: room for two deliveries of the largest size (a
+// 65534-byte payload plus header and routing fields), so a maximum-size message can always be
+// queued and buffered.
+constexpr double kMinBufferBytes = 131072;
+
+// ---- access helpers: a Config member <-> SettingValue ----------------------------------
+
+SettingValue toValue(bool v) { return v; }
+SettingValue toValue(const std::string& v) { return v; }
+SettingValue toValue(spdlog::level::level_enum v) {
+    return std::string(spdlog::level::to_string_view(v).data(),
+                       spdlog::level::to_string_view(v).size());
+}
+template <std::integral T>
+requires(!std::same_as<T, bool>) SettingValue toValue(T v) { return static_cast<std::int64_t>(v); }
+
+void fromValue(const SettingValue& v, bool& out) { out = std::get<bool>(v); }
+void fromValue(const SettingValue& v, std::string& out) { out = std::get<std::string>(v); }
+void fromValue(const SettingValue& v, spdlog::level::level_enum& out) {
+    out = common::parseLogLevel(std::get<std::string>(v)).value_or(spdlog::level::info);
+}
+template <std::integral T>
+requires(!std::same_as<T, bool>) void fromValue(const SettingValue& v, T& out) {
+    out = static_cast<T>(std::get<std::int64_t>(v));
+}
+
+// A setting stored as is. `ref` is a generic lambda returning the member: [](auto& c) ->
+// auto& { return c.core.max_clients; }.
+template <typename Ref>
+SettingAccess field(Ref ref) {
+    return {[ref](const Config& c) { return toValue(ref(c)); },
+            [ref](Config& c, const SettingValue& v) { fromValue(v, ref(c)); }};
+}
+
+// Seconds (a double) stored as integer milliseconds.
+template <typename Ref>
+SettingAccess millis(Ref ref) {
+    return {[ref](const Config& c) -> SettingValue { return static_cast<double>(ref(c)) / 1000.0; },
+            [ref](Config& c, const SettingValue& v) {
+                ref(c) = static_cast<std::int64_t>(std::llround(std::get<double>(v) * 1000.0));
+            }};
+}
+
+using T = SettingType;
+
+// The table. To add a setting: add its Config member, then one entry here.
+std::vector<Setting> makeTable() {
+    std::vector<Setting> table = {
+        {.key = "bind",
+         .type = T::Address,
+         .group = "Chat listener",
+         .summary = "address to listen on, an IPv4 or IPv6 literal (\"::\" = all)",
+         .details = "the address to listen on. \"0.0.0.0\" or \"::\" listens on every interface.",
+         .access = field([](auto& c) -> auto& { return c.bind; })},
+        {.key = "port",
+         .type = T::Port,
+         .min = 0,
+         .max = 65535,
+         .group = "Chat listener",
+         .summary = "TCP port, 0 = kernel's choice",
+         .details = "the TCP port; 0 lets the kernel choose.",
+         .access = field([](auto& c) -> auto& { return c.port; })},
+        {.key = "max_clients",
+         .type = T::Int,
+         .min = 1,
+         .max = 1'000'000,
+         .reloadable = true,
+         .group = "Limits",
+         .summary = "most simultaneous connections; more get SERVER_FULL",
+         .details = "the most simultaneous client connections; more are answered ERROR "
+                    "SERVER_FULL and closed. Keep the unit's LimitNOFILE above this plus 64.",
+         .access = field([](auto& c) -> auto& { return c.core.max_clients; })},
+        {.key = "max_payload",
+         .type = T::Int,
+         .min = 64,
+         .max = 65534,
+         .reloadable = true,
+         .group = "Limits",
+         .summary = "largest payload a client may send, bytes",
+         .details = "the largest payload a client may send, in bytes.",
+         .access = field([](auto& c) -> auto& { return c.core.max_payload; })},
+        {.key = "output_cap_bytes",
+         .flag = "--output-cap",
+         .type = T::Bytes,
+         .min = kMinBufferBytes,
+         .max = 4294967296.0,
+         .group = "Limits",
+         .summary = "queued output per connection before a slow-consumer cut-off",
+         .details = "output queued for one connection beyond which it is closed as a slow "
+                    "consumer; what was not written moves to its offline buffer.",
+         .access = field([](auto& c) -> auto& { return c.output_cap_bytes; })},
+        {.key = "session_timeout",
+         .type = T::Seconds,
+         .min = 0.1,
+         .max = 65535,
+         .reloadable = true,
+         .group = "Sessions and heartbeats",
+         .summary = "seconds a detached session stays resumable",
+         .details = "how long a session whose connection dropped can be resumed; its name stays "
+                    "reserved meanwhile.",
+         .access = millis([](auto& c) -> auto& { return c.core.session_timeout_ms; })},
+        {.key = "ping_interval",
+         .type = T::Seconds,
+         .min = 0.1,
+         .max = 65535,
+         .reloadable = true,
+         .group = "Sessions and heartbeats",
+         .summary = "seconds of silence before a PING (as long again: dead)",
+         .details = "silence after which the server sends a PING; a connection silent for as "
+                    "long again is closed.",
+         .access = millis([](auto& c) -> auto& { return c.core.ping_interval_ms; })},
+        {.key = "presence",
+         .type = T::Bool,
+         .reloadable = true,
+         .group = "Sessions and heartbeats",
+         .summary = "JOINED/LEFT presence events",
+         .details = "send JOINED and LEFT presence events to online users.",
+         .access = field([](auto& c) -> auto& { return c.core.presence_events; })},
+        {.key = "max_buffered",
+         .type = T::Int,
+         .min = 1,
+         .max = 100'000,
+         .reloadable = true,
+         .group = "Offline buffers",
+         .summary = "offline messages kept per user",
+         .details = "messages kept per user while it has no connection, and deliveries kept "
+                    "for replay after a reconnect. On overflow the oldest is dropped and counted.",
+         .access = field([](auto& c) -> auto& { return c.core.max_buffered; })},
+        {.key = "user_buffer_bytes",
+         .type = T::Bytes,
+         .min = kMinBufferBytes,
+         .max = 1099511627776.0,
+         .reloadable = true,
+         .group = "Offline buffers",
+         .summary = "one user's buffer budget, at most total_buffer_bytes",
+         .details = "the byte budget of one user's buffers; at most total_buffer_bytes.",
+         .access = field([](auto& c) -> auto& { return c.core.user_buffer_bytes; })},
+        {.key = "total_buffer_bytes",
+         .type = T::Bytes,
+         .min = kMinBufferBytes,
+         .max = 1099511627776.0,
+         .reloadable = true,
+         .group = "Offline buffers",
+         .summary = "all users' buffers together",
+         .details = "the byte budget of all buffers together.",
+         .access = field([](auto& c) -> auto& { return c.core.total_buffer_bytes; })},
+        {.key = "max_users",
+         .type = T::Int,
+         .min = 1,
+         .max = 100'000'000,
+         .reloadable = true,
+         .group = "Offline buffers",
+         .summary = "users remembered with their buffers",
+         .details = "users remembered with their buffers; when full, the least recently seen "
+                    "offline user with an empty buffer is forgotten first.",
+         .access = field([](auto& c) -> auto& { return c.core.max_users; })},
+        {.key = "shutdown_retry_after",
+         .type = T::WholeSeconds,
+         .min = 0,
+         .max = 65535,
+         .reloadable = true,
+         .group = "Shutdown",
+         .summary = "retry_after_s in the SYSTEM SHUTDOWN sent on SIGTERM",
+         .details = "the retry_after value of the SYSTEM SHUTDOWN sent to every client on "
+                    "SIGTERM.",
+         .access = field([](auto& c) -> auto& { return c.shutdown_retry_after_s; })},
+        {.key = "drain_timeout",
+         .type = T::Seconds,
+         .min = 0,
+         .max = 3600,
+         .reloadable = true,
+         .group = "Shutdown",
+         .summary = "seconds a SIGTERM drain may take",
+         .details = "how long a SIGTERM drain waits for queued output to reach the clients "
+                    "before exiting anyway.",
+         .access = millis([](auto& c) -> auto& { return c.drain_timeout_ms; })},
+        {.key = "log_level",
+         .type = T::LogLevel,
+         .reloadable = true,
+         .group = "Operations",
+         .summary = "trace, debug, info, warn, error, critical or off",
+         .details = "the least severe level that is logged.",
+         .access = field([](auto& c) -> auto& { return c.log_level; })},
+        {.key = "admin",
+         .type = T::HostPort,
+         .group = "Operations",
+         .summary = "admin HTTP listener (/healthz, /readyz, /metrics)",
+         .details = "the admin HTTP listener (/healthz, /readyz, /metrics); port 0 lets the "
+                    "kernel choose. It has no authentication; keep it on loopback or a private "
+                    "network.",
+         .access = field([](auto& c) -> auto& { return c.admin; })},
+    };
+    for (auto& s : table) {
+        if (s.flag.empty()) {
+            s.flag = "--" + std::string(s.key);
+            std::replace(s.flag.begin(), s.flag.end(), '_', '-');
+        }
+    }
+    return table;
+}
+
+bool isInteger(SettingType t) {
+    return t == T::Int || t == T::Port || t == T::Bytes || t == T::WholeSeconds;
+}
+
+std::int64_t whole(double v) { return static_cast<std::int64_t>(v); }
+
+constexpr std::string_view kLevels = "trace, debug, info, warn, error, critical, off";
+
+// What a flag's value must be, after "is not ".
+std::string expectation(const Setting& s) {
+    switch (s.type) {
+        case T::Bool:
+            return "true or false";
+        case T::Int:
+            return fmt::format("a number from {} to {}", whole(s.min), whole(s.max));
+        case T::Port:
+            return fmt::format("a port number ({}-{})", whole(s.min), whole(s.max));
+        case T::Bytes:
+            return fmt::format("a number of bytes from {} to {}", whole(s.min), whole(s.max));
+        case T::Seconds:
+            return fmt::format("a number of seconds from {} to {}", s.min, s.max);
+        case T::WholeSeconds:
+            return fmt::format("a whole number of seconds from {} to {}", whole(s.min),
+                               whole(s.max));
+        case T::LogLevel:
+            return fmt::format("a log level ({})", kLevels);
+        case T::Address:
+            return "an IPv4 or IPv6 address";
+        case T::HostPort:
+            return "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090), or "
+                   "empty for off";
+    }
+    return "valid";
+}
+
+// ---- docs ------------------------------------------------------------------------------
+
+enum class Style { Plain, Markdown, Man };
+
+// Escapes plain text for roff: hyphens become minus signs, quotes \(dq, and a sentence
+// starts a new line (a line starting with '.' would be a request: none in the table).
+std::string roff(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
+        if (ch == '-') {
+            out += "\\-";
+        } else if (ch == '"') {
+            out += "\\(dq";
+        } else if (ch == '\\') {
+            out += "\\e";
+        } else if (ch == ' ' && i > 0 && text[i - 1] == '.') {
+            out += '\n';
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+std::string capitalized(std::string_view text) {
+    std::string out(text);
+    if (!out.empty() && out[0] >= 'a' && out[0] <= 'z') {
+        out[0] = static_cast<char>(out[0] - 'a' + 'A');
+    }
+    return out;
+}
+
+std::string valueText(const Setting& s, const SettingValue& v, Style style) {
+    if (const auto* b = std::get_if<bool>(&v)) {
+        if (style == Style::Plain) {
+            return *b ? "on" : "off";
+        }
+        return *b ? "true" : "false";
+    }
+    if (const auto* n = std::get_if<std::int64_t>(&v)) {
+        constexpr std::int64_t kMiB = 1 << 20;
+        if (style == Style::Man && s.type == T::Bytes && *n >= kMiB && *n % kMiB == 0) {
+            return fmt::format("{} ({} MiB)", *n, *n / kMiB);
+        }
+        return fmt::format("{}", *n);
+    }
+    if (const auto* d = std::get_if<double>(&v)) {
+        return fmt::format("{}", *d);
+    }
+    const auto& text = std::get<std::string>(v);
+    switch (style) {
+        case Style::Plain:
+            return text.empty() ? "off" : text;
+        case Style::Markdown:
+            return text.empty() ? "`\"\"` (off)" : fmt::format("`\"{}\"`", text);
+        case Style::Man:
+            return text.empty() ? "\\(dq\\(dq (off)" : fmt::format("\\(dq{}\\(dq", roff(text));
+    }
+    return text;
+}
+
+std::string defaultText(const Setting& s, Style style) {
+    const SettingValue v = s.access.get(Config{});
+    if (style == Style::Markdown && !std::holds_alternative<std::string>(v)) {
+        return fmt::format("`{}`", valueText(s, v, style));
+    }
+    return valueText(s, v, style);
+}
+
+// "Integer, 1 to 1000000" and the like: the type and range, for the docs.
+std::string typeText(const Setting& s) {
+    switch (s.type) {
+        case T::Bool:
+            return "Boolean";
+        case T::Int:
+        case T::Port:
+        case T::Bytes:
+            return fmt::format("Integer, {} to {}", whole(s.min), whole(s.max));
+        case T::Seconds:
+            return fmt::format("Seconds, {} to {}", s.min, s.max);
+        case T::WholeSeconds:
+            return fmt::format("Integer seconds, {} to {}", whole(s.min), whole(s.max));
+        case T::LogLevel:
+            return "String, one of trace, debug, info, warn, error, critical or off";
+        case T::Address:
+            return "String, an IPv4 or IPv6 address literal";
+        case T::HostPort:
+            return "String, \"ADDR:PORT\" or \"[IPv6]:PORT\" with a numeric address, or \"\" "
+                   "for off";
+    }
+    return "";
+}
+
+std::string negatedFlag(const Setting& s) { return "--no-" + s.flag.substr(2); }
+
+std::string renderMarkdown() {
+    std::string out =
+        "| key | flag | default | type and range | meaning | on SIGHUP |\n"
+        "|---|---|---|---|---|---|\n";
+    for (const auto& s : settings()) {
+        std::string flag = fmt::format("`{}`", s.flag);
+        if (s.type == T::Bool) {
+            flag += fmt::format(", `{}`", negatedFlag(s));
+        }
+        std::string type = typeText(s);
+        type[0] = static_cast<char>(type[0] - 'A' + 'a');
+        out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", s.key, flag,
+                           defaultText(s, Style::Markdown), type, s.summary,
+                           s.reloadable ? "applied" : "restart");
+    }
+    return out;
+}
+
+std::string renderManKeys() {
+    std::string out;
+    std::string_view group;
+    for (const auto& s : settings()) {
+        if (s.group != group) {
+            group = s.group;
+            out += fmt::format(".SS {}\n", group);
+        }
+        out += fmt::format(".TP\n.B {}\n{}: {}\nDefault {}.\n", s.key, roff(typeText(s)),
+                           roff(s.details), defaultText(s, Style::Man));
+        if (!s.reloadable) {
+            out += "Restart to change.\n";
+        }
+    }
+    return out;
+}
+
+std::string renderManFlags() {
+    std::string out;
+    for (const auto& s : settings()) {
+        if (s.type == T::Bool) {
+            out += fmt::format(".TP\n.BR {} \", \" {}\n", roff(s.flag), roff(negatedFlag(s)));
+        } else {
+            out += fmt::format(".TP\n.BI {} \" {}\"\n", roff(s.flag), flagArgName(s));
+        }
+        out += fmt::format("{} (key\n.BR {} ,\ndefault {}).\n", roff(capitalized(s.summary)), s.key,
+                           defaultText(s, Style::Man));
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::vector<Setting>& settings() {
+    static const std::vector<Setting> kTable = makeTable();
+    return kTable;
+}
+
+const Setting* findSettingByKey(std::string_view key) {
+    for (const auto& s : settings()) {
+        if (s.key == key) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+const Setting* findSettingByFlag(std::string_view flag, bool& negated) {
+    negated = false;
+    for (const auto& s : settings()) {
+        if (s.flag == flag) {
+            return &s;
+        }
+        if (s.type == T::Bool && negatedFlag(s) == flag) {
+            negated = true;
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
+std::string checkSettingValue(const Setting& s, const SettingValue& value) {
+    if (s.type == T::Bool) {
+        return std::holds_alternative<bool>(value) ? "" : "expected true or false";
+    }
+    if (isInteger(s.type)) {
+        const auto* n = std::get_if<std::int64_t>(&value);
+        if (n == nullptr) {
+            return "expected an integer";
+        }
+        if (static_cast<double>(*n) < s.min || static_cast<double>(*n) > s.max) {
+            return fmt::format("{} is out of range ({} to {})", *n, whole(s.min), whole(s.max));
+        }
+        return "";
+    }
+    if (s.type == T::Seconds) {
+        const auto* v = std::get_if<double>(&value);
+        if (v == nullptr) {
+            return "expected a number of seconds";
+        }
+        if (!std::isfinite(*v) || *v < s.min || *v > s.max) {
+            return fmt::format("{} is out of range ({} to {} seconds)", *v, s.min, s.max);
+        }
+        return "";
+    }
+    const auto* text = std::get_if<std::string>(&value);
+    if (text == nullptr) {
+        return "expected a string";
+    }
+    switch (s.type) {
+        case T::LogLevel:
+            if (!common::parseLogLevel(*text)) {
+                return fmt::format("'{}' is not a log level ({})", *text, kLevels);
+            }
+            return "";
+        case T::Address:
+            if (!isIpLiteral(*text)) {
+                return fmt::format("'{}' is not an IPv4 or IPv6 address", *text);
+            }
+            return "";
+        case T::HostPort: {
+            std::string host;
+            std::uint16_t port = 0;
+            if (!text->empty() && !parseHostPort(*text, host, port)) {
+                return fmt::format(
+                    "'{}' is not ADDR:PORT with a numeric address (e.g. \"127.0.0.1:9090\", "
+                    "\"[::1]:9090\"; \"\" = off)",
+                    *text);
+            }
+            return "";
+        }
+        default:
+            return "";
+    }
+}
+
+std::string parseFlagValue(const Setting& s, std::string_view text, SettingValue& out) {
+    const char* first = text.data();
+    const char* last = text.data() + text.size();
+    bool converted = true;
+    SettingValue value;
+    if (s.type == T::Bool) {
+        converted = text == "true" || text == "false";
+        value = text == "true";
+    } else if (isInteger(s.type)) {
+        std::int64_t n = 0;
+        auto [ptr, ec] = std::from_chars(first, last, n);
+        converted = ec == std::errc() && ptr == last && !text.empty();
+        value = n;
+    } else if (s.type == T::Seconds) {
+        double v = 0;
+        auto [ptr, ec] = std::from_chars(first, last, v);
+        converted = ec == std::errc() && ptr == last && !text.empty();
+        value = v;
+    } else {
+        value = std::string(text);
+    }
+    if (!converted || !checkSettingValue(s, value).empty()) {
+        return fmt::format("{}: '{}' is not {}", s.flag, text, expectation(s));
+    }
+    out = std::move(value);
+    return "";
+}
+
+std::string_view flagArgName(const Setting& s) {
+    switch (s.type) {
+        case T::Bool:
+            return "";
+        case T::Int:
+        case T::Port:
+            return "N";
+        case T::Bytes:
+            return "BYTES";
+        case T::Seconds:
+        case T::WholeSeconds:
+            return "SECONDS";
+        case T::LogLevel:
+            return "LEVEL";
+        case T::Address:
+            return "ADDR";
+        case T::HostPort:
+            return "ADDR:PORT";
+    }
+    return "VALUE";
+}
+
+std::optional<Inconsistency> checkConsistency(const Config& config) {
+    if (config.core.user_buffer_bytes > config.core.total_buffer_bytes) {
+        return Inconsistency{
+            {"user_buffer_bytes", "total_buffer_bytes"},
+            fmt::format("user_buffer_bytes ({}) must not exceed total_buffer_bytes ({})",
+                        config.core.user_buffer_bytes, config.core.total_buffer_bytes)};
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> restartRequiredChanges(const Config& old, const Config& fresh) {
+    std::vector<std::string> changed;
+    for (const auto& s : settings()) {
+        if (!s.reloadable && s.access.get(old) != s.access.get(fresh)) {
+            changed.emplace_back(s.key);
+        }
+    }
+    return changed;
+}
+
+void keepRestartSettings(const Config& running, Config& fresh) {
+    for (const auto& s : settings()) {
+        if (!s.reloadable) {
+            s.access.set(fresh, s.access.get(running));
+        }
+    }
+}
+
+std::vector<std::pair<std::string, std::string>> settingsUsage() {
+    std::vector<std::pair<std::string, std::string>> lines;
+    for (const auto& s : settings()) {
+        lines.emplace_back(s.type == T::Bool ? fmt::format("{}, {}", s.flag, negatedFlag(s))
+                                             : fmt::format("{} {}", s.flag, flagArgName(s)),
+                           fmt::format("{} (default {})", s.summary, defaultText(s, Style::Plain)));
+    }
+    return lines;
+}
+
+std::vector<std::string_view> settingsDocFormats() { return {"markdown", "man-keys", "man-flags"}; }
+
+std::optional<std::string> renderSettingsDoc(std::string_view format) {
+    if (format == "markdown") {
+        return renderMarkdown();
+    }
+    if (format == "man-keys") {
+        return renderManKeys();
+    }
+    if (format == "man-flags") {
+        return renderManFlags();
+    }
+    return std::nullopt;
+}
+
+std::string_view closestName(std::string_view name,
+                             const std::vector<std::string_view>& candidates) {
+    // Levenshtein distance; only close matches are suggested.
+    auto distance = [](std::string_view a, std::string_view b) {
+        std::vector<std::size_t> row(b.size() + 1);
+        for (std::size_t j = 0; j <= b.size(); ++j) {
+            row[j] = j;
+        }
+        for (std::size_t i = 1; i <= a.size(); ++i) {
+            std::size_t diag = row[0];
+            row[0] = i;
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                const std::size_t up = row[j];
+                row[j] =
+                    std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                diag = up;
+            }
+        }
+        return row[b.size()];
+    };
+    std::string_view best;
+    std::size_t best_distance = 3;
+    for (auto candidate : candidates) {
+        if (auto d = distance(name, candidate); d < best_distance) {
+            best = candidate;
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
+bool isIpLiteral(std::string_view host) {
+    const std::string text(host);
+    unsigned char buf[sizeof(in6_addr)];
+    return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
+           ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+bool parseHostPort(std::string_view text, std::string& host, std::uint16_t& port) {
+    std::string_view addr;
+    std::string_view port_text;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return false;
+        }
+        addr = text.substr(1, close - 1);
+        port_text = text.substr(close + 2);
+        if (addr.find(':') == std::string_view::npos) {
+            return false;  // brackets are for IPv6 only
+        }
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return false;
+        }
+        addr = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+        if (addr.find(':') != std::string_view::npos) {
+            return false;  // an IPv6 address needs brackets
+        }
+    }
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
+        value > 65535) {
+        return false;
+    }
+    if (!isIpLiteral(addr)) {
+        return false;
+    }
+    host = std::string(addr);
+    port = static_cast<std::uint16_t>(value);
+    return true;
+}
+
+}  // namespace tundra::server
