@@ -134,6 +134,60 @@ const std::vector<Flag>& flags() {
              c.core.presence_events = false;
              return "";
          }},
+        {"--register-timeout", "SECONDS", "close connections not registered in time, 0 = never (default 10)",
+         [](Config& c, std::string_view v) -> std::string {
+             if (!parseSeconds(v, 0, 65535, c.core.register_timeout_ms)) {
+                 return rangeError("--register-timeout", v, "a number of seconds from 0 to 65535");
+             }
+             return "";
+         }},
+        {"--max-unregistered", "N", "connections awaiting REGISTER; more get SERVER_FULL, 0 = no cap (default 1024)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, 1'000'000, n)) {
+                 return rangeError("--max-unregistered", v, "a number from 0 to 1000000");
+             }
+             c.core.max_unregistered = static_cast<std::size_t>(n);
+             return "";
+         }},
+        {"--max-connections-per-ip", "N", "connections per source address, 0 = no cap (default 64)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, 1'000'000, n)) {
+                 return rangeError("--max-connections-per-ip", v, "a number from 0 to 1000000");
+             }
+             c.core.max_connections_per_ip = static_cast<std::size_t>(n);
+             return "";
+         }},
+        {"--register-rate", "N", "REGISTERs per second per source address, 0 = no limit (default 20)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, 1'000'000, n)) {
+                 return rangeError("--register-rate", v, "a number from 0 to 1000000");
+             }
+             c.core.register_rate = static_cast<std::uint32_t>(n);
+             return "";
+         }},
+        {"--register-burst", "N", "REGISTERs a source address may send at once (default 40)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 1, 1'000'000, n)) {
+                 return rangeError("--register-burst", v, "a number from 1 to 1000000");
+             }
+             c.core.register_burst = static_cast<std::uint32_t>(n);
+             return "";
+         }},
+        {"--presence", "MODE", "push (JOINED/LEFT sent) or on_demand (LIST_USERS only) (default push)",
+         [](Config& c, std::string_view v) -> std::string {
+             if (v == "push") {
+                 c.core.presence = core::PresenceMode::Push;
+             } else if (v == "on_demand") {
+                 c.core.presence = core::PresenceMode::OnDemand;
+             } else {
+                 return rangeError("--presence", v, "push or on_demand");
+             }
+             return "";
+         }},
         {"--log-level", "LEVEL", "trace, debug, info, warn, error, critical or off (default info)",
          [](Config& c, std::string_view v) -> std::string {
              auto level = common::parseLogLevel(v);

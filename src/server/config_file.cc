@@ -153,13 +153,30 @@ const std::vector<Key>& keys() {
         {"max_buffered", coreInteger<std::size_t>(1, 100'000, &CoreConfig::max_buffered)},
         {"presence",
          [](const toml::node& node, Config& c) -> std::string {
-             const auto* v = node.as_boolean();
-             if (v == nullptr) {
-                 return wrongType(node, "true or false");
+             if (const auto* b = node.as_boolean()) {
+                 c.core.presence_events = b->get();  // the older form: on (push) or off
+                 return "";
              }
-             c.core.presence_events = v->get();
+             const auto* v = node.as_string();
+             if (v == nullptr) {
+                 return wrongType(node, "\"push\", \"on_demand\", true or false");
+             }
+             if (v->get() == "push") {
+                 c.core.presence = core::PresenceMode::Push;
+             } else if (v->get() == "on_demand") {
+                 c.core.presence = core::PresenceMode::OnDemand;
+             } else {
+                 return fmt::format("'{}' is not \"push\" or \"on_demand\"", v->get());
+             }
              return "";
          }},
+        {"register_timeout",
+         seconds(0, 65535, [](Config& c) -> std::int64_t& { return c.core.register_timeout_ms; })},
+        {"max_unregistered", coreInteger<std::size_t>(0, 1'000'000, &CoreConfig::max_unregistered)},
+        {"max_connections_per_ip",
+         coreInteger<std::size_t>(0, 1'000'000, &CoreConfig::max_connections_per_ip)},
+        {"register_rate", coreInteger<std::uint32_t>(0, 1'000'000, &CoreConfig::register_rate)},
+        {"register_burst", coreInteger<std::uint32_t>(1, 1'000'000, &CoreConfig::register_burst)},
         {"log_level",
          [](const toml::node& node, Config& c) -> std::string {
              const auto* v = node.as_string();

@@ -73,13 +73,34 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{{"--frobnicate"}, "unknown option '--frobnicate'"},
                       BadCase{{"--config"}, "--config needs a FILE argument"}));
 
+TEST(ConfigFlags, AbuseLimitsAndPresenceMode) {
+    auto p = parseArgs({"--register-timeout", "2.5", "--max-unregistered", "0",
+                        "--max-connections-per-ip", "3", "--register-rate", "0",
+                        "--register-burst", "9", "--presence", "on_demand"});
+    ASSERT_EQ(p.action, Action::Run) << p.message;
+    EXPECT_EQ(p.config.core.register_timeout_ms, 2500);
+    EXPECT_EQ(p.config.core.max_unregistered, 0U);
+    EXPECT_EQ(p.config.core.max_connections_per_ip, 3U);
+    EXPECT_EQ(p.config.core.register_rate, 0U);
+    EXPECT_EQ(p.config.core.register_burst, 9U);
+    EXPECT_EQ(p.config.core.presence, core::PresenceMode::OnDemand);
+    EXPECT_EQ(parseArgs({"--presence", "sometimes"}).action, Action::Error);
+    EXPECT_EQ(parseArgs({"--register-burst", "0"}).action, Action::Error);
+    auto d = parseArgs({});
+    EXPECT_EQ(d.config.core.register_timeout_ms, 10'000);
+    EXPECT_EQ(d.config.core.max_connections_per_ip, 64U);
+    EXPECT_EQ(d.config.core.register_rate, 20U);
+}
+
 TEST(ConfigFlags, HelpListsEveryFlag) {
     auto p = parseArgs({"--help"});
     ASSERT_EQ(p.action, Action::Help);
     for (const char* flag : {"--bind", "--port", "--max-clients", "--max-payload",
                              "--session-timeout", "--ping-interval", "--max-buffered",
                              "--no-presence", "--log-level", "--config", "--check-config",
-                             "--admin", "--version"}) {
+                             "--admin", "--version", "--register-timeout",
+                             "--max-unregistered", "--max-connections-per-ip", "--register-rate",
+                             "--register-burst", "--presence"}) {
         EXPECT_NE(p.message.find(flag), std::string::npos) << flag;
     }
 }

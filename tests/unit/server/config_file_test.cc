@@ -77,6 +77,12 @@ void expectSameConfig(const Config& a, const Config& b) {
     EXPECT_EQ(a.core.total_buffer_bytes, b.core.total_buffer_bytes);
     EXPECT_EQ(a.core.max_users, b.core.max_users);
     EXPECT_EQ(a.core.presence_events, b.core.presence_events);
+    EXPECT_EQ(a.core.presence, b.core.presence);
+    EXPECT_EQ(a.core.register_timeout_ms, b.core.register_timeout_ms);
+    EXPECT_EQ(a.core.max_unregistered, b.core.max_unregistered);
+    EXPECT_EQ(a.core.max_connections_per_ip, b.core.max_connections_per_ip);
+    EXPECT_EQ(a.core.register_rate, b.core.register_rate);
+    EXPECT_EQ(a.core.register_burst, b.core.register_burst);
     EXPECT_EQ(a.output_cap_bytes, b.output_cap_bytes);
     EXPECT_EQ(a.log_level, b.log_level);
     EXPECT_EQ(a.shutdown_retry_after_s, b.shutdown_retry_after_s);
@@ -103,6 +109,11 @@ total_buffer_bytes = 200000
 max_users = 10
 shutdown_retry_after = 9
 drain_timeout = 0.25
+register_timeout = 0.5
+max_unregistered = 7
+max_connections_per_ip = 0
+register_rate = 3
+register_burst = 4
 )",
                                    c);
     ASSERT_EQ(error, "");
@@ -120,6 +131,11 @@ drain_timeout = 0.25
     EXPECT_EQ(c.core.user_buffer_bytes, 200000U);
     EXPECT_EQ(c.core.total_buffer_bytes, 200000U);
     EXPECT_EQ(c.core.max_users, 10U);
+    EXPECT_EQ(c.core.register_timeout_ms, 500);
+    EXPECT_EQ(c.core.max_unregistered, 7U);
+    EXPECT_EQ(c.core.max_connections_per_ip, 0U);
+    EXPECT_EQ(c.core.register_rate, 3U);
+    EXPECT_EQ(c.core.register_burst, 4U);
     EXPECT_EQ(c.shutdown_retry_after_s, 9);
     EXPECT_EQ(c.drain_timeout_ms, 250);
 }
@@ -135,6 +151,18 @@ TEST(ConfigFile, AnEmptyFileKeepsEveryValue) {
     EXPECT_EQ(c.config_file, "x.conf");
 }
 
+TEST(ConfigFile, PresenceTakesAModeOrTheOlderBoolean) {
+    Config c;
+    std::string error;
+    ASSERT_TRUE(loadConfigString("presence = \"on_demand\"\n", "t.conf", c, error)) << error;
+    EXPECT_EQ(c.core.presence, core::PresenceMode::OnDemand);
+    EXPECT_TRUE(c.core.presence_events);
+    ASSERT_TRUE(loadConfigString("presence = \"push\"\n", "t.conf", c, error)) << error;
+    EXPECT_EQ(c.core.presence, core::PresenceMode::Push);
+    ASSERT_TRUE(loadConfigString("presence = false\n", "t.conf", c, error)) << error;
+    EXPECT_FALSE(c.core.presence_events);
+}
+
 TEST(ConfigFile, EveryKeyIsListedOnce) {
     const std::vector<std::string_view> expected = {"bind",
                                                     "port",
@@ -144,6 +172,11 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "ping_interval",
                                                     "max_buffered",
                                                     "presence",
+                                                    "register_timeout",
+                                                    "max_unregistered",
+                                                    "max_connections_per_ip",
+                                                    "register_rate",
+                                                    "register_burst",
                                                     "log_level",
                                                     "admin",
                                                     "output_cap_bytes",
@@ -186,7 +219,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"port = \"4242\"\n", "1: port: expected an integer, got a string"},
         BadCase{"port = 4242.0\n", "1: port: expected an integer, got a floating-point number"},
         BadCase{"bind = 127\n", "1: bind: expected a string, got an integer"},
-        BadCase{"presence = \"yes\"\n", "1: presence: expected true or false, got a string"},
+        BadCase{"presence = \"yes\"\n", "1: presence: 'yes' is not \"push\" or \"on_demand\""},
+        BadCase{"presence = 3\n",
+                "1: presence: expected \"push\", \"on_demand\", true or false, got an integer"},
+        BadCase{"register_burst = 0\n", "1: register_burst: 0 is out of range (1 to 1000000)"},
         BadCase{"session_timeout = \"2m\"\n",
                 "1: session_timeout: expected a number of seconds, got a string"},
         BadCase{"ping_interval = [1, 2]\n",
@@ -385,6 +421,12 @@ TEST(RestartRequiredChanges, NothingWhenOnlyReloadableSettingsChange) {
     b.log_level = spdlog::level::trace;
     b.shutdown_retry_after_s = 1;
     b.drain_timeout_ms = 1;
+    b.core.register_timeout_ms = 1;
+    b.core.max_unregistered = 1;
+    b.core.max_connections_per_ip = 1;
+    b.core.register_rate = 1;
+    b.core.register_burst = 1;
+    b.core.presence = core::PresenceMode::OnDemand;
     EXPECT_TRUE(restartRequiredChanges(a, b).empty());
     EXPECT_TRUE(restartRequiredChanges(a, a).empty());
 }
