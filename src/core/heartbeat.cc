@@ -91,7 +91,7 @@ void SessionManager::Impl::flushPresence() {
             continue;
         }
         const User* subject = users_.find(name);  // null once forgotten: everyone hears it
-        SharedFrame frame;                         // built once, on the first recipient
+        SharedFrame frame;                        // built once, on the first recipient
         for (auto kind : {ClientKind::User, ClientKind::Agent}) {
             for (User* r : users_.online(kind)) {
                 if (r == subject || r->conn == nullptr || r->conn->closed) {

@@ -227,9 +227,10 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
         ++metrics().register_rate_limited_total;
         std::uint64_t held = 0;
         if (log_register_rate_.allow(now(), held)) {
-            spdlog::warn("conn={} REGISTER refused: register_rate ({}/s) exceeded ({} more not "
-                         "logged)",
-                         c.id, cfg().register_rate, held);
+            spdlog::warn(
+                "conn={} REGISTER refused: register_rate ({}/s) exceeded ({} more not "
+                "logged)",
+                c.id, cfg().register_rate, held);
         }
         sendError(c, seq, ErrorCode::RateLimited, "too many registrations from your address");
         return;

@@ -71,7 +71,7 @@ struct Conn {
     /// decides a chat connection is closing: the server keeps no set of its own, and net only
     /// executes the close-after-flush.
     bool closed = false;
-    bool counted = true;  ///< counts toward max_clients (false for SERVER_FULL refusals)
+    bool counted = true;             ///< counts toward max_clients (false for SERVER_FULL refusals)
     bool awaiting_register = false;  ///< counted, and no REGISTER has succeeded on it yet
     SourceEntry* source = nullptr;   ///< its source address entry; null = unknown source
 

@@ -39,7 +39,7 @@ struct User {
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
     std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
-    bool window_replayed = false;  ///< the current registration asked for last_id > 0
+    bool window_replayed = false;      ///< the current registration asked for last_id > 0
     std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
     /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
     std::uint64_t replay_floor = UINT64_MAX;
