@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Bounded load: 1,000 concurrent clients register and all receive one broadcast.
-#include <gtest/gtest.h>
 #include <sys/resource.h>
+
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
@@ -17,13 +18,8 @@ using namespace std::chrono_literals;
 class LoadTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
-        return {"--no-presence",
-                "--max-clients",
-                "1100",
-                "--max-connections-per-ip",
-                "0",
-                "--register-rate",
-                "0"};
+        return {"--no-presence", "--max-clients", "1100", "--max-connections-per-ip", "0",
+                "--register-rate", "0"};
     }
     void SetUp() override {
         rlimit lim{};

@@ -24,27 +24,10 @@ TEST(ConfigFlags, DefaultsMatchTheDesign) {
 }
 
 TEST(ConfigFlags, EveryFlagIsApplied) {
-    auto p = parseArgs({"--bind",
-                        "::1",
-                        "--port",
-                        "0",
-                        "--max-clients",
-                        "5",
-                        "--max-payload",
-                        "1024",
-                        "--session-timeout",
-                        "2.5",
-                        "--ping-interval=0.5",
-                        "--max-buffered",
-                        "3",
-                        "--no-presence",
-                        "--log-level",
-                        "debug",
-                        "--output-cap",
-                        "131072",
-                        "--max-users",
-                        "10",
-                        "--admin",
+    auto p = parseArgs({"--bind", "::1", "--port", "0", "--max-clients", "5", "--max-payload",
+                        "1024", "--session-timeout", "2.5", "--ping-interval=0.5",
+                        "--max-buffered", "3", "--no-presence", "--log-level", "debug",
+                        "--output-cap", "131072", "--max-users", "10", "--admin",
                         "127.0.0.1:0"});
     ASSERT_EQ(p.action, Action::Run) << p.message;
     EXPECT_EQ(p.config.bind, "::1");
@@ -92,8 +75,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(ConfigFlags, AbuseLimitsAndPresenceMode) {
     auto p = parseArgs({"--register-timeout", "2.5", "--max-unregistered", "0",
-                        "--max-connections-per-ip", "3", "--register-rate", "0", "--register-burst",
-                        "9", "--presence", "on_demand"});
+                        "--max-connections-per-ip", "3", "--register-rate", "0",
+                        "--register-burst", "9", "--presence", "on_demand"});
     ASSERT_EQ(p.action, Action::Run) << p.message;
     EXPECT_EQ(p.config.core.register_timeout_ms, 2500);
     EXPECT_EQ(p.config.core.max_unregistered, 0U);
@@ -112,11 +95,12 @@ TEST(ConfigFlags, AbuseLimitsAndPresenceMode) {
 TEST(ConfigFlags, HelpListsEveryFlag) {
     auto p = parseArgs({"--help"});
     ASSERT_EQ(p.action, Action::Help);
-    for (const char* flag :
-         {"--bind", "--port", "--max-clients", "--max-payload", "--session-timeout",
-          "--ping-interval", "--max-buffered", "--no-presence", "--log-level", "--config",
-          "--check-config", "--admin", "--version", "--register-timeout", "--max-unregistered",
-          "--max-connections-per-ip", "--register-rate", "--register-burst", "--presence"}) {
+    for (const char* flag : {"--bind", "--port", "--max-clients", "--max-payload",
+                             "--session-timeout", "--ping-interval", "--max-buffered",
+                             "--no-presence", "--log-level", "--config", "--check-config",
+                             "--admin", "--version", "--register-timeout",
+                             "--max-unregistered", "--max-connections-per-ip", "--register-rate",
+                             "--register-burst", "--presence"}) {
         EXPECT_NE(p.message.find(flag), std::string::npos) << flag;
     }
 }
