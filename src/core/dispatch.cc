@@ -109,18 +109,19 @@ void SessionManager::Impl::handleListUsers(Conn& c, std::uint16_t seq, ByteSpan 
     // Collect only what fits one frame (count:u16, then name:str kind:u8 state:u8 each).
     msg::UserList list;
     std::size_t room = kMaxPayload - 2;
-    bool full = false;
-    users_.forEach([&](const User& u) {
-        if (full || !std::string_view(u.name).starts_with(q.prefix)) {
-            return;
+    // Stops at the first user that does not fit: the walk is bounded by what one frame holds
+    // and by max_users (detached sessions count toward it too).
+    users_.forEachWhile([&](const User& u) {
+        if (!std::string_view(u.name).starts_with(q.prefix)) {
+            return true;
         }
         std::size_t need = 2 + u.name.size() + 2;
         if (need > room || list.users.size() == UINT16_MAX) {
-            full = true;
-            return;
+            return false;
         }
         room -= need;
         list.users.push_back(msg::UserEntry{u.name, u.kind, u.state});
+        return true;
     });
     send(c, share(msg::encode(list, seq)));
 }

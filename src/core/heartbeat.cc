@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Heartbeats and timers: PING/PONG (echo, RTT, window confirmation), the connection wheel
-// (server PINGs, heartbeat timeouts) and the session wheel (expiry of detached sessions).
+// (server PINGs, heartbeat timeouts), the REGISTER deadline, the session wheel (expiry of
+// detached sessions), and the per-tick presence flush (JOINED/LEFT coalesced per tick).
 #include <spdlog/spdlog.h>
 
 #include "core/session_state.h"
@@ -44,8 +45,94 @@ void SessionManager::Impl::handlePong(Conn& c, std::uint16_t seq, ByteSpan paylo
 void SessionManager::Impl::tick() {
     const std::int64_t t = now();
     conn_wheel_.advance(t, [&](ConnId id, std::int64_t) { onConnTimer(id, t); });
+    register_wheel_.advance(
+        t, [&](ConnId id, std::int64_t deadline) { onRegisterTimer(id, deadline, t); });
     session_wheel_.advance(
         t, [&](const Uuid& sid, std::int64_t deadline) { onSessionTimer(sid, deadline, t); });
+    flushPresence();
+    sweepSources(t);
+}
+
+// ---- presence -------------------------------------------------------------------------------
+
+// Queues JOINED or LEFT about `subject` for the next tick. A queued opposite event for the same
+// name cancels out: a connect/REGISTER/close cycle inside one tick costs the others nothing.
+void SessionManager::Impl::announce(const User& subject, SystemEvent event) {
+    if (!presencePush()) {
+        return;
+    }
+    auto it = presence_pending_.find(subject.name);
+    if (it != presence_pending_.end()) {
+        auto& queued = presence_queue_[it->second];
+        if (queued.second != event) {
+            queued.first.clear();  // cancelled: the others never saw the change
+            presence_pending_.erase(it);
+            ++metrics().presence_coalesced_total;
+        }
+        return;  // the same event again: already queued
+    }
+    presence_pending_.emplace(subject.name, presence_queue_.size());
+    presence_queue_.emplace_back(subject.name, event);
+}
+
+// Sends the queued JOINED/LEFT to every online user but their subject.
+void SessionManager::Impl::flushPresence() {
+    if (presence_queue_.empty()) {
+        return;
+    }
+    auto queue = std::move(presence_queue_);
+    presence_queue_.clear();
+    presence_pending_.clear();
+    if (!presencePush()) {
+        return;  // turned off by a reload since they were queued
+    }
+    for (auto& [name, event] : queue) {
+        if (name.empty()) {
+            continue;
+        }
+        const User* subject = users_.find(name);  // null once forgotten: everyone hears it
+        SharedFrame frame;                        // built once, on the first recipient
+        for (auto kind : {ClientKind::User, ClientKind::Agent}) {
+            for (User* r : users_.online(kind)) {
+                if (r == subject || r->conn == nullptr || r->conn->closed) {
+                    continue;
+                }
+                if (!frame) {
+                    msg::System s;
+                    s.event = event;
+                    s.name = name;
+                    frame = share(msg::encode(s, 0));
+                }
+                send(*r->conn, frame);
+            }
+        }
+    }
+}
+
+// ---- REGISTER deadline ----------------------------------------------------------------------
+
+void SessionManager::Impl::onRegisterTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || cfg().register_timeout_ms <= 0) {
+        return;
+    }
+    Conn& c = it->second;
+    if (c.closed || !c.awaiting_register ||
+        c.connected_ms + cfg().register_timeout_ms != deadline) {
+        return;  // registered, closing, or a newer entry exists (the timeout was changed)
+    }
+    if (t < deadline) {
+        register_wheel_.schedule(id, deadline);
+        return;
+    }
+    ++metrics().register_timeouts_total;
+    std::uint64_t held = 0;
+    if (log_register_timeout_.allow(t, held)) {
+        spdlog::info("conn={} closed: no REGISTER within {} ms ({} more not logged)", id,
+                     cfg().register_timeout_ms, held);
+    }
+    sendError(c, 0, ErrorCode::NotRegistered, "no REGISTER in time");
+    closeConn(c);
 }
 
 void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
@@ -98,9 +185,13 @@ void SessionManager::Impl::onSessionTimer(const Uuid& sid, std::int64_t deadline
 void SessionManager::Impl::rebuildTimers() {
     conn_wheel_.clear();
     session_wheel_.clear();
+    register_wheel_.clear();
     for (auto& [id, c] : conns_) {
         if (!c.closed && heartbeatsOn()) {
             conn_wheel_.schedule(id, connDeadline(c));
+        }
+        if (!c.closed && c.awaiting_register && cfg().register_timeout_ms > 0) {
+            register_wheel_.schedule(id, c.connected_ms + cfg().register_timeout_ms);
         }
     }
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {

@@ -126,6 +126,39 @@ const std::array kTable = {
               false,
               [](const Src& s,
                  std::uint16_t) -> MetricValue { return s.metrics.sessions_expired_total; }},
+    MetricDef{"tundra_register_timeouts_total", kCounter,
+              "Connections closed for not registering within register_timeout.", "",
+              "limits_hit.register_timeouts", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.metrics.register_timeouts_total;
+              }},
+    MetricDef{"tundra_unregistered_refused_total", kCounter,
+              "Connections refused because max_unregistered connections awaited REGISTER.", "",
+              "limits_hit.unregistered_refused", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.metrics.unregistered_refused_total;
+              }},
+    MetricDef{
+        "tundra_per_ip_refused_total", kCounter,
+        "Connections refused because their address had max_connections_per_ip open.", "",
+        "limits_hit.per_ip_refused", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.per_ip_refused_total; }},
+    MetricDef{"tundra_register_rate_limited_total", kCounter,
+              "REGISTERs refused with RATE_LIMITED by the per-address register_rate.", "",
+              "limits_hit.register_rate_limited", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.metrics.register_rate_limited_total;
+              }},
+    MetricDef{"tundra_detached_evicted_total", kCounter,
+              "Detached sessions ended early to keep users within max_users.", "",
+              "limits_hit.detached_evicted", false,
+              [](const Src& s,
+                 std::uint16_t) -> MetricValue { return s.metrics.detached_evicted_total; }},
+    MetricDef{"tundra_presence_coalesced_total", kCounter,
+              "JOINED/LEFT pairs for one user cancelled within one tick (never sent).", "",
+              "presence_coalesced", false,
+              [](const Src& s,
+                 std::uint16_t) -> MetricValue { return s.metrics.presence_coalesced_total; }},
 };
 
 void writeValue(JsonWriter& w, const MetricValue& v) {

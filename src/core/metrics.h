@@ -26,6 +26,12 @@ struct Metrics {
     std::uint64_t heartbeat_timeouts_total = 0;
     std::uint64_t slow_consumer_disconnects_total = 0;
     std::uint64_t sessions_expired_total = 0;
+    std::uint64_t register_timeouts_total = 0;      ///< closed for not registering in time
+    std::uint64_t unregistered_refused_total = 0;   ///< refused: max_unregistered reached
+    std::uint64_t per_ip_refused_total = 0;         ///< refused: max_connections_per_ip reached
+    std::uint64_t register_rate_limited_total = 0;  ///< REGISTERs refused by register_rate
+    std::uint64_t detached_evicted_total = 0;       ///< detached sessions ended for max_users
+    std::uint64_t presence_coalesced_total = 0;     ///< JOINED/LEFT pairs cancelled in a tick
     std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
 };
 

@@ -22,7 +22,7 @@ std::uint16_t ceilSeconds(std::int64_t ms) {
 
 }  // namespace
 
-void SessionManager::Impl::onConnect(ConnId id) {
+void SessionManager::Impl::onConnect(ConnId id, std::string_view source) {
     auto [it, inserted] = conns_.try_emplace(id);
     if (!inserted) {
         spdlog::warn("conn={} connected twice; ignored", id);
@@ -34,16 +34,101 @@ void SessionManager::Impl::onConnect(ConnId id) {
     c.last_activity_ms = c.connected_ms;
     ++metrics().connections_total;
     if (live_conns_ >= cfg().max_clients) {
-        c.counted = false;
-        spdlog::warn("conn={} refused: server full ({} connections)", id, live_conns_);
-        sendError(c, 0, ErrorCode::ServerFull, "server full");
-        closeConn(c);
+        refuse(c, metrics().errors_total[static_cast<std::uint16_t>(ErrorCode::ServerFull)],
+               log_full_, "server full");
         return;
     }
+    if (cfg().max_unregistered > 0 && unregistered_ >= cfg().max_unregistered) {
+        refuse(c, metrics().unregistered_refused_total, log_unregistered_,
+               "too many connections waiting to register");
+        return;
+    }
+    if (!source.empty()) {
+        auto [sit, fresh] = sources_.try_emplace(std::string(source));
+        SourceEntry& src = sit->second;
+        if (fresh) {
+            src.tokens_milli = std::int64_t{cfg().register_burst} * 1000;
+            src.refill_ms = c.connected_ms;
+        }
+        if (cfg().max_connections_per_ip > 0 && src.conns >= cfg().max_connections_per_ip) {
+            refuse(c, metrics().per_ip_refused_total, log_per_ip_,
+                   "too many connections from your address");
+            return;  // the entry stays (a sweep forgets it once unused)
+        }
+        ++src.conns;
+        c.source = &src;
+    }
     ++live_conns_;
+    ++unregistered_;
+    c.awaiting_register = true;
     if (heartbeatsOn()) {
         conn_wheel_.schedule(id, connDeadline(c));
     }
+    if (cfg().register_timeout_ms > 0) {
+        register_wheel_.schedule(id, c.connected_ms + cfg().register_timeout_ms);
+    }
+}
+
+void SessionManager::Impl::refuse(Conn& c, std::uint64_t& counter, common::LogThrottle& throttle,
+                                  std::string_view why) {
+    c.counted = false;
+    if (&counter != &metrics().errors_total[static_cast<std::uint16_t>(ErrorCode::ServerFull)]) {
+        ++counter;  // SERVER_FULL itself is counted by sendError below
+    }
+    std::uint64_t held = 0;
+    if (throttle.allow(now(), held)) {
+        spdlog::warn("conn={} refused: {} ({} connections, {} unregistered; {} more not logged)",
+                     c.id, why, live_conns_, unregistered_, held);
+    }
+    sendError(c, 0, ErrorCode::ServerFull, why);
+    closeConn(c);
+}
+
+void SessionManager::Impl::markRegistered(Conn& c) {
+    if (c.awaiting_register) {
+        c.awaiting_register = false;
+        --unregistered_;
+    }
+}
+
+bool SessionManager::Impl::takeRegisterToken(Conn& c) {
+    if (c.source == nullptr || cfg().register_rate == 0) {
+        return true;
+    }
+    SourceEntry& src = *c.source;
+    const std::int64_t t = now();
+    const std::int64_t cap = std::int64_t{std::max<std::uint32_t>(cfg().register_burst, 1)} * 1000;
+    if (t > src.refill_ms) {
+        // elapsed ms x rate/s = milli-tokens; capped before multiplying to stay in range
+        const std::int64_t elapsed = std::min<std::int64_t>(t - src.refill_ms, 3'600'000);
+        src.tokens_milli = std::min(cap, src.tokens_milli + elapsed * cfg().register_rate);
+        src.refill_ms = t;
+    }
+    if (src.tokens_milli < 1000) {
+        return false;
+    }
+    src.tokens_milli -= 1000;
+    return true;
+}
+
+void SessionManager::Impl::sweepSources(std::int64_t t) {
+    if (t < next_source_sweep_ms_) {
+        return;
+    }
+    next_source_sweep_ms_ = t + 1000;
+    const std::int64_t cap = std::int64_t{std::max<std::uint32_t>(cfg().register_burst, 1)} * 1000;
+    std::erase_if(sources_, [&](const auto& kv) {
+        const SourceEntry& src = kv.second;
+        if (src.conns > 0) {
+            return false;
+        }
+        const std::int64_t refilled =
+            cfg().register_rate == 0
+                ? cap
+                : src.tokens_milli +
+                      std::min<std::int64_t>(t - src.refill_ms, 3'600'000) * cfg().register_rate;
+        return refilled >= cap;  // a new entry would start the same: nothing to remember
+    });
 }
 
 void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
@@ -65,8 +150,12 @@ void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
         }
         requeueUnwritten(*u, c, unwritten);
     }
+    markRegistered(c);
     if (c.counted) {
         --live_conns_;
+        if (c.source != nullptr) {
+            --c.source->conns;
+        }
     }
     spdlog::debug("conn={} gone ({}, {} unwritten)", id, reasonName(reason), unwritten.size());
     conns_.erase(it);
@@ -99,6 +188,27 @@ void SessionManager::Impl::expireIfDue(User& u) {
     }
 }
 
+// Before a new user is created at max_users: ends the oldest detached sessions while no
+// offline user can be forgotten instead. Online users are never touched (they are bounded by
+// max_clients), so users_known stays within max_users + online users.
+void SessionManager::Impl::makeRoomForUser() {
+    while (users_.size() >= cfg().max_users && !users_.forgetOne()) {
+        User* oldest = users_.oldestDetached();
+        if (oldest == nullptr) {
+            return;
+        }
+        ++metrics().detached_evicted_total;
+        std::uint64_t held = 0;
+        if (log_detached_evicted_.allow(now(), held)) {
+            spdlog::warn(
+                "max_users ({}) reached: detached session of user={} ended early ({} more not "
+                "logged)",
+                cfg().max_users, oldest->name, held);
+        }
+        expire(*oldest);  // now offline: the next forgetOne() can forget it
+    }
+}
+
 void SessionManager::Impl::expire(User& u) {
     spdlog::info("conn=- session={} user={} expired", sessionText(&u), u.name);
     sessions_.erase(u.session);
@@ -110,6 +220,19 @@ void SessionManager::Impl::expire(User& u) {
 void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload) {
     if (c.user != nullptr) {
         sendError(c, seq, ErrorCode::AlreadyRegistered, "already registered");
+        return;
+    }
+    if (!takeRegisterToken(c)) {
+        // The connection stays open (its REGISTER deadline still runs): it may try again.
+        ++metrics().register_rate_limited_total;
+        std::uint64_t held = 0;
+        if (log_register_rate_.allow(now(), held)) {
+            spdlog::warn(
+                "conn={} REGISTER refused: register_rate ({}/s) exceeded ({} more not "
+                "logged)",
+                c.id, cfg().register_rate, held);
+        }
+        sendError(c, seq, ErrorCode::RateLimited, "too many registrations from your address");
         return;
     }
     msg::Register r;
@@ -136,6 +259,7 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
             return;
         }
         if (u == nullptr) {
+            makeRoomForUser();
             u = &users_.create(r.username, r.kind, cfg().max_users, now());
         }
         u->session = sid;
@@ -176,7 +300,9 @@ void SessionManager::Impl::attach(Conn& c, User& u, const msg::Register& r, std:
                                   bool resumed, bool announce_join) {
     users_.setOnline(u, &c, r.kind);
     c.user = &u;
+    markRegistered(c);
     u.window_replayed = r.last_id > 0;
+    u.resume_last_id = r.last_id;
 
     // Replay plan (docs/PROTOCOL.md, "Replay order after WELCOME"): kept window deliveries
     // above last_id, then every never-written offline entry; both are in id order and the
@@ -184,6 +310,9 @@ void SessionManager::Impl::attach(Conn& c, User& u, const msg::Register& r, std:
     const std::size_t win_from = r.last_id > 0 ? u.window.upperBound(r.last_id) : u.window.size();
     const std::size_t win_count = u.window.size() - win_from;
     const std::size_t pending = win_count + u.offline.size();
+    // Window entries from here on are replayed now; anything older the window no longer
+    // holds (requeueUnwritten() counts such entries as lost).
+    u.replay_floor = win_count > 0 ? u.window.at(win_from).id : UINT64_MAX;
 
     msg::System w;
     w.event = SystemEvent::Welcome;
@@ -233,6 +362,71 @@ void SessionManager::Impl::handleLogout(Conn& c, std::uint16_t seq) {
     users_.setOffline(u, now());
     closeConn(c);  // its onDisconnect() finds u.conn != c: no second LEFT
     announce(u, SystemEvent::Left);
+}
+
+// Deliveries that were queued to a dead connection but never written. Each one is either sent
+// again, kept in the offline buffer, known to the client (at or below its last_id), or counted
+// in DROPPED: nothing accepted vanishes uncounted.
+void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
+                                            const std::vector<std::uint64_t>& unwritten) {
+    if (unwritten.empty()) {
+        return;
+    }
+    std::vector<std::uint64_t> ids(unwritten);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::uint64_t lost = 0;
+    if (u.conn != nullptr && u.conn != &c && !u.conn->closed) {
+        // The user is already live on another connection (a takeover, or a resume before
+        // this close was reported). If its REGISTER asked for last_id > 0, every window entry
+        // above last_id was replayed to it already; otherwise send what the old connection
+        // never wrote now (the client dedupes by id). What the window no longer holds and was
+        // not replayed is lost: counted, and reported at once in SYSTEM DROPPED.
+        Conn& live = *u.conn;
+        for (auto id : ids) {
+            if (id == 0 || (u.window_replayed && id <= u.resume_last_id)) {
+                continue;  // the client has it (or it was no delivery)
+            }
+            std::size_t idx = u.window.find(id);
+            if (idx < u.window.size()) {
+                if (!u.window_replayed) {
+                    replay(live, u.window.at(idx));
+                }
+                continue;
+            }
+            if (u.window_replayed && id >= u.replay_floor) {
+                continue;  // replayed after WELCOME, gone from the window since
+            }
+            ++lost;
+        }
+        if (lost > 0) {
+            users_.countDropped(u, lost);
+            std::uint64_t held = 0;
+            if (log_takeover_lost_.allow(now(), held)) {
+                spdlog::warn(
+                    "conn={} session={} user={}: {} deliveries never written to the replaced "
+                    "connection were no longer kept; reported in DROPPED ({} more not logged)",
+                    live.id, sessionText(&u), u.name, lost, held);
+            }
+            msg::System d;
+            d.event = SystemEvent::Dropped;
+            d.text = "messages lost when the connection was replaced";
+            d.dropped = u.dropped;
+            sendSystem(live, d, 0);
+            u.dropped = 0;
+        }
+        return;
+    }
+    // Detached, offline, or its newer connection is closing as well: the offline buffer keeps
+    // what the window still holds; the rest is counted and reported at the next WELCOME.
+    for (auto id : ids) {
+        if (id != 0 && !users_.moveToOffline(u, id, limits())) {
+            ++lost;  // already pushed out of the window: the user never gets it
+        }
+    }
+    if (lost > 0) {
+        users_.countDropped(u, lost);
+    }
 }
 
 }  // namespace tundra::core

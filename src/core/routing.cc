@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Routing: MESSAGE, AGENT_COMMAND and IMAGE to one user, everyone or the agents; live
 // delivery with its window, offline buffering, replays (REPLAY flag), unwritten deliveries of a
-// dead connection, and JOINED/LEFT presence.
+// dead connection (requeueUnwritten, in registration.cc); JOINED/LEFT presence is queued and
+// flushed per tick (heartbeat.cc).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -9,28 +10,6 @@
 #include "core/session_state.h"
 
 namespace tundra::core {
-
-// JOINED or LEFT about `subject` to every other online user (presence_events on).
-void SessionManager::Impl::announce(const User& subject, SystemEvent event) {
-    if (!cfg().presence_events) {
-        return;
-    }
-    SharedFrame frame;  // built once, on the first recipient
-    for (auto kind : {ClientKind::User, ClientKind::Agent}) {
-        for (User* r : users_.online(kind)) {
-            if (r == &subject || r->conn == nullptr || r->conn->closed) {
-                continue;
-            }
-            if (!frame) {
-                msg::System s;
-                s.event = event;
-                s.name = subject.name;
-                frame = share(msg::encode(s, 0));
-            }
-            send(*r->conn, frame);
-        }
-    }
-}
 
 // To one recipient: its live connection if it has one that takes the frame, else its
 // offline buffer.
@@ -177,41 +156,6 @@ bool SessionManager::Impl::replay(Conn& c, const StoredFrame& e) {
     }
     ++metrics().messages_out_total;
     return true;
-}
-
-// Deliveries that were queued to a dead connection but never written.
-void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
-                                            const std::vector<std::uint64_t>& unwritten) {
-    if (unwritten.empty()) {
-        return;
-    }
-    std::vector<std::uint64_t> ids(unwritten);
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    if (u.conn != nullptr && u.conn != &c) {
-        // The user is already live on another connection (a takeover, or a resume before
-        // this close was reported). If its REGISTER asked for last_id > 0, every window
-        // entry above last_id was replayed to it already; otherwise send what the old
-        // connection never wrote now (the client dedupes by id).
-        if (!u.window_replayed && !u.conn->closed) {
-            for (auto id : ids) {
-                std::size_t idx = u.window.find(id);
-                if (idx < u.window.size()) {
-                    replay(*u.conn, u.window.at(idx));
-                }
-            }
-        }
-        return;
-    }
-    std::uint64_t lost = 0;
-    for (auto id : ids) {
-        if (id != 0 && !users_.moveToOffline(u, id, limits())) {
-            ++lost;  // already pushed out of the window: the user never gets it
-        }
-    }
-    if (lost > 0) {
-        users_.countDropped(u, lost);
-    }
 }
 
 }  // namespace tundra::core

@@ -44,6 +44,7 @@ SessionManager::Impl::Impl(SessionManager& self, Outbox& outbox, const common::C
       users_(self.metrics_),
       conn_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       session_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
+      register_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       start_ms_(clock.steadyMs()),
       last_id_(static_cast<std::uint64_t>(clock.wallMs()) << 12) {}
 
@@ -104,7 +105,9 @@ SessionManager::SessionManager(CoreConfig config, Outbox& outbox, const common::
 
 SessionManager::~SessionManager() = default;
 
-void SessionManager::onConnect(ConnId conn) { impl_->onConnect(conn); }
+void SessionManager::onConnect(ConnId conn, std::string_view source) {
+    impl_->onConnect(conn, source);
+}
 
 bool SessionManager::onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload) {
     return impl_->onFrame(conn, header, payload);
@@ -128,7 +131,8 @@ void SessionManager::shutdown(std::uint16_t retry_after_s) { impl_->shutdown(ret
 
 void SessionManager::reconfigure(const CoreConfig& config) {
     const bool timers_changed = config.ping_interval_ms != config_.ping_interval_ms ||
-                                config.session_timeout_ms != config_.session_timeout_ms;
+                                config.session_timeout_ms != config_.session_timeout_ms ||
+                                config.register_timeout_ms != config_.register_timeout_ms;
     config_ = config;
     if (timers_changed) {
         impl_->rebuildTimers();
@@ -136,9 +140,11 @@ void SessionManager::reconfigure(const CoreConfig& config) {
     impl_->users_.enforce(impl_->limits());
     spdlog::info(
         "core reconfigured (max_clients={} max_payload={} ping_interval={}ms "
-        "session_timeout={}ms max_buffered={})",
+        "session_timeout={}ms max_buffered={} register_timeout={}ms max_unregistered={} "
+        "max_connections_per_ip={} register_rate={}/s)",
         config_.max_clients, config_.max_payload, config_.ping_interval_ms,
-        config_.session_timeout_ms, config_.max_buffered);
+        config_.session_timeout_ms, config_.max_buffered, config_.register_timeout_ms,
+        config_.max_unregistered, config_.max_connections_per_ip, config_.register_rate);
 }
 
 Gauges SessionManager::gauges() const { return impl_->gauges(); }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -19,6 +20,8 @@
 
 namespace tundra::core {
 
+/// How presence reaches clients (docs/PROTOCOL.md, "Presence").
+
 struct CoreConfig {
     std::size_t max_clients = 1000;
     std::size_t max_payload = kMaxPayload;  ///< bound on client frames
@@ -28,7 +31,22 @@ struct CoreConfig {
     std::size_t user_buffer_bytes = 1U << 20;     ///< per-user budget (offline + window)
     std::size_t total_buffer_bytes = 256U << 20;  ///< all users together
     std::size_t max_users = 100'000;
-    bool presence_events = true;
+    bool presence_events = true;  ///< false: presence on demand (LIST_USERS only)
+    /// Push: JOINED/LEFT sent to every online user, coalesced per tick (a join and a leave of
+    /// the same user within one tick cancel out). OnDemand: none; clients ask LIST_USERS.
+    /// A connection that has not registered within this long gets ERROR NOT_REGISTERED and is
+    /// closed after flush; 0 = no deadline.
+    std::int64_t register_timeout_ms = 10'000;
+    /// Connections not yet registered, server-wide; beyond it a new connection gets
+    /// SERVER_FULL. 0 = no cap.
+    std::size_t max_unregistered = 1024;
+    /// Open connections per source address (the peer IP, loopback included); beyond it a new
+    /// connection gets SERVER_FULL. 0 = no cap.
+    std::size_t max_connections_per_ip = 64;
+    /// REGISTER attempts per second per source address (token bucket refilled at this rate,
+    /// holding up to register_burst); beyond it ERROR RATE_LIMITED. 0 = no limit.
+    std::uint32_t register_rate = 20;
+    std::uint32_t register_burst = 40;
     std::string software_version = "0.1.0";
 };
 
@@ -53,8 +71,11 @@ public:
     SessionManager(const SessionManager&) = delete;
     SessionManager& operator=(const SessionManager&) = delete;
 
-    /// A new connection. Beyond max_clients it gets ERROR SERVER_FULL and closeAfterFlush.
-    void onConnect(ConnId conn);
+    /// A new connection. `source` is an opaque key for where it comes from (the peer IP
+    /// without port; empty = unknown, not counted per source). Beyond max_clients,
+    /// max_unregistered or max_connections_per_ip it gets ERROR SERVER_FULL and
+    /// closeAfterFlush.
+    void onConnect(ConnId conn, std::string_view source = {});
     /// A complete frame whose header passed decodeFrame(). Handles flags, type, registration
     /// state, payload rules and routing. Never calls back into the caller synchronously other
     /// than through Outbox. Returns false once the core has closed `conn` (this frame's LOGOUT,

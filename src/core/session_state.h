@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/log_throttle.h"
 #include "core/deadline_wheel.h"
 #include "core/metrics.h"
 #include "core/session_manager.h"
@@ -40,6 +41,15 @@ struct UuidHash {
     }
 };
 
+/// What the core keeps per source address (SessionManager::onConnect's `source`): open
+/// connections and the REGISTER token bucket. Kept while it has connections or its bucket is not
+/// full again, so closing and reconnecting does not reset the bucket.
+struct SourceEntry {
+    std::size_t conns = 0;
+    std::int64_t tokens_milli = 0;  ///< REGISTER tokens x 1000
+    std::int64_t refill_ms = 0;     ///< when tokens_milli was last brought up to date
+};
+
 /// For logs: "peer closed", "heartbeat timeout", ...
 const char* reasonName(DisconnectReason r);
 
@@ -61,7 +71,9 @@ struct Conn {
     /// decides a chat connection is closing: the server keeps no set of its own, and net only
     /// executes the close-after-flush.
     bool closed = false;
-    bool counted = true;  ///< counts toward max_clients (false for SERVER_FULL refusals)
+    bool counted = true;             ///< counts toward max_clients (false for SERVER_FULL refusals)
+    bool awaiting_register = false;  ///< counted, and no REGISTER has succeeded on it yet
+    SourceEntry* source = nullptr;   ///< its source address entry; null = unknown source
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
 };
@@ -81,8 +93,11 @@ struct SessionManager::Impl {
     BufferLimits limits() const {
         return BufferLimits{cfg().max_buffered, cfg().user_buffer_bytes, cfg().total_buffer_bytes};
     }
+    /// For logs: never the whole session id (whoever reads the logs could resume the session
+    /// with it), only its first 4 hex digits, enough to tell sessions apart in one log.
     static std::string sessionText(const User* u) {
-        return u == nullptr || isNil(u->session) ? std::string("-") : uuidToString(u->session);
+        return u == nullptr || isNil(u->session) ? std::string("-")
+                                                 : uuidToString(u->session).substr(0, 4) + "..";
     }
 
     bool send(Conn& c, SharedFrame frame, std::uint64_t delivery_id = 0);
@@ -104,7 +119,19 @@ struct SessionManager::Impl {
 
     // ---- connections, REGISTER, resume, takeover, LOGOUT, expiry (registration.cc) ----------
 
-    void onConnect(ConnId id);
+    void onConnect(ConnId id, std::string_view source);
+    /// Refuses a new connection with ERROR SERVER_FULL (not counted toward the limits).
+    void refuse(Conn& c, std::uint64_t& counter, common::LogThrottle& throttle,
+                std::string_view why);
+    /// The connection's REGISTER succeeded (or it is gone): it stops counting as unregistered.
+    void markRegistered(Conn& c);
+    /// Takes one REGISTER token from the source of `c`; false if its bucket is empty.
+    bool takeRegisterToken(Conn& c);
+    /// Forgets source entries with no connection and a full bucket (from tick()).
+    void sweepSources(std::int64_t t);
+    /// Before a new user is created at max_users: ends the oldest detached sessions while no
+    /// offline user can be forgotten instead.
+    void makeRoomForUser();
     void onDisconnect(ConnId id, DisconnectReason reason,
                       const std::vector<std::uint64_t>& unwritten);
     /// The session of `c` loses its connection without LOGOUT: it waits session_timeout.
@@ -123,8 +150,6 @@ struct SessionManager::Impl {
     // ---- presence, routing, delivery windows and replay (routing.cc) -------------------------
 
     enum class Outcome { None, Delivered, Buffered };
-    /// JOINED or LEFT about `subject` to every other online user (presence_events on).
-    void announce(const User& subject, SystemEvent event);
     /// To one recipient: its live connection if it has one that takes the frame, else its
     /// offline buffer.
     Outcome deliver(User& r, const StoredFrame& e);
@@ -139,6 +164,17 @@ struct SessionManager::Impl {
     /// Deliveries that were queued to a dead connection but never written.
     void requeueUnwritten(User& u, const Conn& c, const std::vector<std::uint64_t>& unwritten);
 
+    // ---- presence (heartbeat.cc: flushed by tick) ---------------------------------------------
+
+    bool presencePush() const {
+        return cfg().presence_events;
+    }
+    /// Queues JOINED or LEFT about `subject` for the next tick; a queued opposite event for the
+    /// same user cancels out instead (nothing is sent for a join and leave within one tick).
+    void announce(const User& subject, SystemEvent event);
+    /// Sends the queued JOINED/LEFT to every online user but their subject.
+    void flushPresence();
+
     // ---- PING/PONG, heartbeat and expiry timers (heartbeat.cc) -------------------------------
 
     /// ping_interval_ms <= 0 turns heartbeats off (no PINGs, nobody declared dead).
@@ -151,6 +187,7 @@ struct SessionManager::Impl {
     void tick();
     void onConnTimer(ConnId id, std::int64_t t);
     void onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t);
+    void onRegisterTimer(ConnId id, std::int64_t deadline, std::int64_t t);
     /// Re-files every deadline (after the intervals changed).
     void rebuildTimers();
 
@@ -172,6 +209,24 @@ struct SessionManager::Impl {
     std::unordered_map<Uuid, User*, UuidHash> sessions_;  // online and detached sessions only
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
+    DeadlineWheel<ConnId> register_wheel_;
+    // Source addresses (client-controlled only through which address they connect from).
+    // TODO(#9): use the keyed hash from src/common (issue #9 point 7) instead of std::hash.
+    std::unordered_map<std::string, SourceEntry> sources_;
+    std::int64_t next_source_sweep_ms_ = 0;
+    std::size_t unregistered_ = 0;  // counted connections without a successful REGISTER
+    // Presence queued for the next tick: (name, event) in order; a cancelled entry has an
+    // empty name. presence_pending_ maps a name to its live entry.
+    // TODO(#9): keyed hash (src/common) for this table keyed by user names.
+    std::vector<std::pair<std::string, SystemEvent>> presence_queue_;
+    std::unordered_map<std::string, std::size_t> presence_pending_;
+    common::LogThrottle log_full_;
+    common::LogThrottle log_unregistered_;
+    common::LogThrottle log_per_ip_;
+    common::LogThrottle log_register_timeout_;
+    common::LogThrottle log_register_rate_;
+    common::LogThrottle log_detached_evicted_;
+    common::LogThrottle log_takeover_lost_;
     LatencyStats latency_;
     std::size_t live_conns_ = 0;  // counted toward max_clients
     std::int64_t start_ms_;

@@ -42,6 +42,7 @@ void UserRegistry::unlist(User& u) {
         list = &online_[index(u.kind)];
     } else if (u.state == UserState::Detached) {
         list = &detached_[index(u.kind)];
+        lruUnlink(u);
     } else {
         lruUnlink(u);
         return;
@@ -71,6 +72,8 @@ void UserRegistry::setDetached(User& u, std::int64_t now_ms) {
     auto& list = detached_[index(u.kind)];
     u.list_pos = static_cast<std::uint32_t>(list.size());
     list.push_back(&u);
+    u.lru = kLruDetached;  // appended: the list stays in detach order
+    lruAppend(u);
 }
 
 void UserRegistry::setOffline(User& u, std::int64_t now_ms) {
@@ -80,6 +83,8 @@ void UserRegistry::setOffline(User& u, std::int64_t now_ms) {
     u.session = Uuid{};
     u.since_ms = now_ms;
     u.window_replayed = false;
+    u.resume_last_id = 0;
+    u.replay_floor = UINT64_MAX;
     lruRelink(u);
 }
 

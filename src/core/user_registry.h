@@ -38,8 +38,11 @@ struct User {
     std::uint32_t lingering = 0;  ///< connections the core closed that await onDisconnect()
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
-    std::uint8_t lru = 0;          ///< which offline list holds it (0 none, 1 clean, 2 dirty)
-    bool window_replayed = false;  ///< the current registration asked for last_id > 0
+    std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
+    bool window_replayed = false;      ///< the current registration asked for last_id > 0
+    std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
+    /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
+    std::uint64_t replay_floor = UINT64_MAX;
     User* lru_prev = nullptr;
     User* lru_next = nullptr;
 };
@@ -71,7 +74,8 @@ public:
     /// Adds an offline user. With `max_users` already remembered, first forgets the least
     /// recently seen offline user with an empty offline buffer, else the one that has waited
     /// longest with a non-empty one; users online, detached or with lingering connections are
-    /// never forgotten (the registry grows past the limit rather than drop a live user).
+    /// never forgotten here (the SessionManager ends the oldest detached sessions first, see
+    /// oldestDetached(); the registry grows past the limit rather than drop an online user).
     User& create(std::string_view name, ClientKind kind, std::size_t max_users,
                  std::int64_t now_ms);
 
@@ -85,6 +89,10 @@ public:
     [[nodiscard]] const std::vector<User*>& detached(ClientKind kind) const {
         return detached_[index(kind)];
     }
+    /// The session detached longest ago, null if none.
+    [[nodiscard]] User* oldestDetached() const { return lru_[kLruDetached].head; }
+    /// Forgets one offline user (see create()); false if none can be forgotten.
+    bool forgetOne();
 
     /// Stores a delivery in the offline buffer (in id order). False if it could not be kept
     /// (then it counts as dropped).
@@ -110,6 +118,15 @@ public:
             f(*u);
         }
     }
+    /// forEach() that stops once `f` returns false.
+    template <class F>
+    void forEachWhile(F&& f) const {
+        for (const auto& [name, u] : users_) {
+            if (!f(*u)) {
+                return;
+            }
+        }
+    }
 
     [[nodiscard]] std::size_t size() const { return users_.size(); }
     [[nodiscard]] std::uint64_t offlineCount() const { return offline_count_; }
@@ -122,13 +139,13 @@ private:
         User* tail = nullptr;
     };
 
+    static constexpr std::uint8_t kLruDetached = 3;
     static std::size_t index(ClientKind kind) { return kind == ClientKind::Agent ? 1 : 0; }
     void unlist(User& u);
     void lruUnlink(User& u);
     void lruAppend(User& u);
     /// Puts an offline user on the clean or dirty list as its buffer dictates.
     void lruRelink(User& u);
-    bool forgetOne();
     void forget(User& u);
     /// Drops the user's oldest stored entry (window first); false if it has none.
     bool evictOldest(User& u);
@@ -138,10 +155,12 @@ private:
     bool makeRoom(User& u, std::size_t need, const BufferLimits& limits);
 
     Metrics& metrics_;
-    std::unordered_map<std::string_view, std::unique_ptr<User>> users_;  // key views User::name
+    // Key views User::name. TODO(#9): use the keyed hash from src/common (point 7).
+    std::unordered_map<std::string_view, std::unique_ptr<User>> users_;
     std::array<std::vector<User*>, 2> online_;
     std::array<std::vector<User*>, 2> detached_;
-    std::array<LruList, 3> lru_{};  // [1] offline with empty buffer, [2] with pending entries
+    // [1] offline with empty buffer, [2] offline with pending entries, [3] detached, oldest first
+    std::array<LruList, 4> lru_{};
     std::uint64_t offline_count_ = 0;
     std::uint64_t window_count_ = 0;
     std::uint64_t total_bytes_ = 0;

@@ -45,6 +45,17 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     return o;
 }
 
+// The source key the core counts connections and registrations by: the peer address without
+// its port ("1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1").
+std::string_view peerAddress(std::string_view peer) {
+    if (peer.starts_with('[')) {
+        const auto close = peer.find(']');
+        return close == std::string_view::npos ? peer : peer.substr(1, close - 1);
+    }
+    const auto colon = peer.rfind(':');
+    return colon == std::string_view::npos ? peer : peer.substr(0, colon);
+}
+
 std::string hostPort(const std::string& host, std::uint16_t port) {
     if (host.find(':') != std::string::npos) {
         return "[" + host + "]:" + std::to_string(port);
@@ -99,7 +110,7 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
         [this] { return stats(); });
     tcp_.setConnectCallback([this](net::ConnId id, const net::ConnInfo& info) {
         spdlog::debug("conn={} accepted from {}", id, info.peer);
-        sessions_->onConnect(id);
+        sessions_->onConnect(id, peerAddress(info.peer));
     });
     tcp_.setDataCallback(
         [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });

@@ -18,7 +18,8 @@ using namespace std::chrono_literals;
 class LoadTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
-        return {"--no-presence", "--max-clients", "1100"};
+        return {"--no-presence", "--max-clients", "1100", "--max-connections-per-ip", "0",
+                "--register-rate", "0"};
     }
     void SetUp() override {
         rlimit lim{};

@@ -31,8 +31,10 @@ struct RawFrame {
 
 class RawClient {
 public:
-    /// Connects to `host` (an IPv4 or IPv6 literal, loopback by default) on `port`.
-    explicit RawClient(std::uint16_t port, int rcvbuf = 0, const char* host = "127.0.0.1") {
+    /// Connects to `host` (an IPv4 or IPv6 literal, loopback by default) on `port`, from the
+    /// IPv4 address `source` if given (e.g. "127.0.0.2": another source on loopback).
+    explicit RawClient(std::uint16_t port, int rcvbuf = 0, const char* host = "127.0.0.1",
+                       const char* source = nullptr) {
         sockaddr_storage addr{};
         socklen_t len = 0;
         auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
@@ -51,6 +53,14 @@ public:
         fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (rcvbuf > 0) {
             ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        }
+        if (source != nullptr) {
+            sockaddr_in from{};
+            from.sin_family = AF_INET;
+            if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+                ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+                return;
+            }
         }
         connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0;
         int one = 1;

@@ -61,6 +61,7 @@ protected:
     // Logs stay quiet unless TUNDRA_TEST_LOG is set.
     CoreTest() {
         config.ping_interval_ms = 3'600'000;
+        config.register_timeout_ms = 0;  // likewise for silent unregistered connections
         if (std::getenv("TUNDRA_TEST_LOG") == nullptr) {
             spdlog::set_level(spdlog::level::warn);
         }
@@ -146,6 +147,9 @@ protected:
         }
         return asError(frames[0]).code;
     }
+
+    /// Ticks without moving the clock: sends the JOINED/LEFT queued since the last tick.
+    void flushPresence() { sm().tick(); }
 
     /// Advances the clock by `ms` and ticks once.
     void advance(std::int64_t ms) {

@@ -60,7 +60,9 @@ TEST_F(CoreHeartbeatTest, AnyFrameCountsAsLife) {
 TEST_F(CoreHeartbeatTest, NoAnswerForAnotherIntervalIsDeath) {
     login(1, "alice");
     auto w = login(2, "bob");
+    flushPresence();
     take(1);
+    take(2);  // JOINED alice: both joined within one tick
     advance(kInterval);
     EXPECT_EQ(one(2).type(), MsgType::Ping);
     answerPing(1, 0);  // alice stays alive

@@ -88,8 +88,11 @@ TEST_F(CoreTest, TokenIsIgnored) {
 TEST_F(CoreTest, DetachAndResumeWithinTimeout) {
     login(1, "alice");
     auto w = login(2, "bob");
+    flushPresence();
     take(1);  // JOINED bob
+    take(2);  // JOINED alice: both joined within one tick
     disconnect(2);
+    flushPresence();  // presence goes out on the next tick
     auto left = take(1);
     ASSERT_EQ(left.size(), 1U);
     auto ls = asSystem(left[0]);
@@ -110,6 +113,7 @@ TEST_F(CoreTest, DetachAndResumeWithinTimeout) {
     EXPECT_EQ(s.welcome.session, w.session);
     EXPECT_EQ(sm().metrics().resumes_total, 1U);
     // A resume announces JOINED again.
+    flushPresence();
     auto joined = take(1);
     ASSERT_EQ(joined.size(), 1U);
     EXPECT_EQ(asSystem(joined[0]).event, SystemEvent::Joined);
@@ -211,12 +215,15 @@ TEST_F(CoreTest, TakeoverClosesOldConnectionWithByeAndAnnouncesNothing) {
 TEST_F(CoreTest, LogoutSaysByeEndsSessionAndSendsOneLeft) {
     login(1, "alice");
     auto w = login(2, "bob");
+    flushPresence();
     take(1);
+    take(2);  // JOINED alice: both joined within one tick
     feed(2, msg::encodeEmpty(MsgType::Logout, 31));
     auto bye = one(2);
     EXPECT_EQ(bye.header.sequence, 31);
     EXPECT_EQ(asSystem(bye).event, SystemEvent::Bye);
     EXPECT_TRUE(out.isClosing(2));
+    flushPresence();
     auto left = take(1);
     ASSERT_EQ(left.size(), 1U);
     EXPECT_EQ(asSystem(left[0]).event, SystemEvent::Left);
@@ -224,6 +231,7 @@ TEST_F(CoreTest, LogoutSaysByeEndsSessionAndSendsOneLeft) {
     feed(2, msg::encode(msg::Message{"", "late"}, 32));
     EXPECT_TRUE(take(1).empty());
     disconnect(2);
+    flushPresence();
     EXPECT_TRUE(take(1).empty()) << "no second LEFT";
     EXPECT_EQ(stateOf(1, "bob"), UserState::Offline);
     EXPECT_EQ(sm().gauges().sessions_detached, 0U);
@@ -236,14 +244,17 @@ TEST_F(CoreTest, LogoutSaysByeEndsSessionAndSendsOneLeft) {
 
 TEST_F(CoreTest, PresenceGoesToEveryOnlineUserAndAgentButTheJoiner) {
     login(1, "alice");
+    flushPresence();
     EXPECT_TRUE(take(1).empty());
     login(2, "bot", ClientKind::Agent);
+    flushPresence();
     auto j = take(1);
     ASSERT_EQ(j.size(), 1U);
     EXPECT_EQ(asSystem(j[0]).name, "bot");
     EXPECT_EQ(j[0].header.sequence, 0);
     connect(3);
     feed(3, registerFrame("carol"));
+    flushPresence();
     auto mine = take(3);
     ASSERT_EQ(mine.size(), 1U) << "the joiner gets only its WELCOME";
     for (ConnId c : {1, 2}) {
@@ -254,6 +265,7 @@ TEST_F(CoreTest, PresenceGoesToEveryOnlineUserAndAgentButTheJoiner) {
     }
     // The JOINED frame is built once and shared.
     disconnect(3);
+    flushPresence();
     auto l1 = take(1);
     auto l2 = take(2);
     ASSERT_EQ(l1.size(), 1U);
