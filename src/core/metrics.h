@@ -26,6 +26,9 @@ struct Metrics {
     std::uint64_t heartbeat_timeouts_total = 0;
     std::uint64_t slow_consumer_disconnects_total = 0;
     std::uint64_t sessions_expired_total = 0;
+    std::uint64_t budget_evictions_total = 0;  ///< entries taken from the heaviest user for another
+    std::uint64_t rate_limited_total = 0;      ///< frames refused with RATE_LIMITED
+    std::uint64_t bad_frame_closes_total = 0;  ///< connections closed after max_bad_frames
     std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
 };
 

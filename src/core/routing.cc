@@ -71,6 +71,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         delivered += o == Outcome::Delivered ? 1U : 0U;
         buffered += o == Outcome::Buffered ? 1U : 0U;
     };
+    const std::uint64_t evictions_before = metrics().budget_evictions_total;
     if (target != &sender) {  // a message to oneself is accepted and delivered to nobody
         Bytes bytes = msg::encode(d);
         if (bytes.empty()) {
@@ -100,6 +101,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
             }
         }
     }
+    noteBudgetEvictions(evictions_before);
     spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
                   sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
                   delivered, buffered);
@@ -203,14 +205,28 @@ void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
         }
         return;
     }
-    std::uint64_t lost = 0;
-    for (auto id : ids) {
-        if (id != 0 && !users_.moveToOffline(u, id, limits())) {
-            ++lost;  // already pushed out of the window: the user never gets it
-        }
+    // All of them in one pass over the window and the buffer (a slow consumer cut with raised
+    // limits can leave thousands): never one ring erase per id.
+    if (!ids.empty() && ids.front() == 0) {
+        ids.erase(ids.begin());  // sorted and unique: at most one 0 (not a delivery)
     }
-    if (lost > 0) {
+    const std::uint64_t before = metrics().budget_evictions_total;
+    // What the window no longer holds was pushed out of it: the user never gets it.
+    if (const std::size_t lost = users_.moveToOffline(u, ids, limits()); lost > 0) {
         users_.countDropped(u, lost);
+    }
+    noteBudgetEvictions(before);
+}
+
+// A throttled log line when storing took entries from the heaviest user (fair share).
+void SessionManager::Impl::noteBudgetEvictions(std::uint64_t before) {
+    const std::uint64_t n = metrics().budget_evictions_total - before;
+    std::uint64_t held_back = 0;
+    if (n > 0 && budget_log_.allow(now(), held_back)) {
+        spdlog::warn(
+            "total_buffer_bytes reached: {} stored entries taken from the heaviest users "
+            "({} more such events held back)",
+            n, held_back);
     }
 }
 

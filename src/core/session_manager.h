@@ -29,6 +29,14 @@ struct CoreConfig {
     std::size_t total_buffer_bytes = 256U << 20;  ///< all users together
     std::size_t max_users = 100'000;
     bool presence_events = true;
+    /// Per-connection rate limits (token buckets; every frame counts, docs/PROTOCOL.md 2.5).
+    /// A rate of 0 turns that limit off.
+    std::uint64_t rate_messages_per_s = 1000;
+    std::uint64_t rate_messages_burst = 2000;
+    std::uint64_t rate_bytes_per_s = 8U << 20;
+    std::uint64_t rate_bytes_burst = 16U << 20;
+    /// Frames answered with a bad-frame ERROR before the connection is closed; 0 = never.
+    std::uint32_t max_bad_frames = 16;
     std::string software_version = "0.1.0";
 };
 

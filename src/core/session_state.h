@@ -16,8 +16,10 @@
 #include <utility>
 #include <vector>
 
+#include "common/log_throttle.h"
 #include "core/deadline_wheel.h"
 #include "core/metrics.h"
+#include "core/rate_limit.h"
 #include "core/session_manager.h"
 #include "core/user_registry.h"
 #include "tundra/messages.h"
@@ -55,8 +57,11 @@ struct Conn {
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
-    float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
-    bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
+    TokenBucket rate_frames;       ///< rate_messages_per_s / rate_messages_burst
+    TokenBucket rate_bytes;        ///< rate_bytes_per_s / rate_bytes_burst
+    std::uint32_t bad_frames = 0;  ///< frames answered with a bad-frame ERROR (max_bad_frames)
+    float rtt_ms = -1;             ///< last PING/PONG round trip, < 0 = none yet
+    bool awaiting_pong = false;    ///< a PING went out and no frame has arrived since
     /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
     /// decides a chat connection is closing: the server keeps no set of its own, and net only
     /// executes the close-after-flush.
@@ -101,6 +106,10 @@ struct SessionManager::Impl {
     /// ERROR with the header's sequence, then the one close request for the connection.
     void onHeaderError(ConnId id, std::uint16_t seq, ErrorCode code, std::string_view why);
     void handleListUsers(Conn& c, std::uint16_t seq, ByteSpan payload);
+    /// The per-connection rate limit: false (and ERROR RATE_LIMITED) if the frame is refused.
+    bool admitFrame(Conn& c, const FrameHeader& header, std::size_t payload_size);
+    /// Closes `c` once it has sent max_bad_frames frames answered with a bad-frame ERROR.
+    void checkBadFrames(Conn& c);
 
     // ---- connections, REGISTER, resume, takeover, LOGOUT, expiry (registration.cc) ----------
 
@@ -138,6 +147,8 @@ struct SessionManager::Impl {
     bool replay(Conn& c, const StoredFrame& e);
     /// Deliveries that were queued to a dead connection but never written.
     void requeueUnwritten(User& u, const Conn& c, const std::vector<std::uint64_t>& unwritten);
+    /// A throttled log line if storing took entries from the heaviest user since `before`.
+    void noteBudgetEvictions(std::uint64_t before);
 
     // ---- PING/PONG, heartbeat and expiry timers (heartbeat.cc) -------------------------------
 
@@ -177,6 +188,18 @@ struct SessionManager::Impl {
     std::int64_t start_ms_;
     std::uint64_t last_id_;
     std::uint64_t next_token_ = 1;
+    common::LogThrottle budget_log_;  // one line a second at most per event kind
+    common::LogThrottle rate_log_;
+    common::LogThrottle bad_frame_log_;
 };
+
+/// ERROR codes that mean the client sent a malformed or out-of-protocol frame (they count
+/// toward max_bad_frames): INVALID_FORMAT, NOT_REGISTERED, ALREADY_REGISTERED, INVALID_NAME,
+/// UNKNOWN_TYPE.
+inline bool isBadFrameError(ErrorCode code) {
+    return code == ErrorCode::InvalidFormat || code == ErrorCode::NotRegistered ||
+           code == ErrorCode::AlreadyRegistered || code == ErrorCode::InvalidName ||
+           code == ErrorCode::UnknownType;
+}
 
 }  // namespace tundra::core

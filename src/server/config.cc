@@ -129,6 +129,51 @@ const std::vector<Flag>& flags() {
              c.core.max_users = static_cast<std::size_t>(n);
              return "";
          }},
+        {"--rate-messages-per-s", "N", "frames per second per connection, 0 = no limit (default 1000)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, 10'000'000, n)) {
+                 return rangeError("--rate-messages-per-s", v, "a number from 0 to 10000000");
+             }
+             c.core.rate_messages_per_s = static_cast<std::uint64_t>(n);
+             return "";
+         }},
+        {"--rate-messages-burst", "N", "frames a connection may send at once (default 2000)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 1, 100'000'000, n)) {
+                 return rangeError("--rate-messages-burst", v, "a number from 1 to 100000000");
+             }
+             c.core.rate_messages_burst = static_cast<std::uint64_t>(n);
+             return "";
+         }},
+        {"--rate-bytes-per-s", "BYTES", "bytes per second per connection, 0 = no limit (default 8388608)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, std::int64_t{1} << 40, n)) {
+                 return rangeError("--rate-bytes-per-s", v, "a number of bytes from 0 to 1099511627776");
+             }
+             c.core.rate_bytes_per_s = static_cast<std::uint64_t>(n);
+             return "";
+         }},
+        {"--rate-bytes-burst", "BYTES", "bytes a connection may send at once (default 16777216)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 65541, std::int64_t{1} << 40, n)) {
+                 return rangeError("--rate-bytes-burst", v, "a number of bytes from 65541 to 1099511627776");
+             }
+             c.core.rate_bytes_burst = static_cast<std::uint64_t>(n);
+             return "";
+         }},
+        {"--max-bad-frames", "N", "malformed frames before a connection is closed, 0 = never (default 16)",
+         [](Config& c, std::string_view v) -> std::string {
+             std::int64_t n = 0;
+             if (!parseInt(v, 0, 1'000'000, n)) {
+                 return rangeError("--max-bad-frames", v, "a number from 0 to 1000000");
+             }
+             c.core.max_bad_frames = static_cast<std::uint32_t>(n);
+             return "";
+         }},
         {"--no-presence", "", "do not send JOINED/LEFT presence events",
          [](Config& c, std::string_view) -> std::string {
              c.core.presence_events = false;

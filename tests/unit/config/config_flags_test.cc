@@ -24,10 +24,27 @@ TEST(ConfigFlags, DefaultsMatchTheDesign) {
 }
 
 TEST(ConfigFlags, EveryFlagIsApplied) {
-    auto p = parseArgs({"--bind", "::1", "--port", "0", "--max-clients", "5", "--max-payload",
-                        "1024", "--session-timeout", "2.5", "--ping-interval=0.5",
-                        "--max-buffered", "3", "--no-presence", "--log-level", "debug",
-                        "--output-cap", "131072", "--max-users", "10", "--admin",
+    auto p = parseArgs({"--bind",
+                        "::1",
+                        "--port",
+                        "0",
+                        "--max-clients",
+                        "5",
+                        "--max-payload",
+                        "1024",
+                        "--session-timeout",
+                        "2.5",
+                        "--ping-interval=0.5",
+                        "--max-buffered",
+                        "3",
+                        "--no-presence",
+                        "--log-level",
+                        "debug",
+                        "--output-cap",
+                        "131072",
+                        "--max-users",
+                        "10",
+                        "--admin",
                         "127.0.0.1:0"});
     ASSERT_EQ(p.action, Action::Run) << p.message;
     EXPECT_EQ(p.config.bind, "::1");
@@ -76,10 +93,10 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ConfigFlags, HelpListsEveryFlag) {
     auto p = parseArgs({"--help"});
     ASSERT_EQ(p.action, Action::Help);
-    for (const char* flag : {"--bind", "--port", "--max-clients", "--max-payload",
-                             "--session-timeout", "--ping-interval", "--max-buffered",
-                             "--no-presence", "--log-level", "--config", "--check-config",
-                             "--admin", "--version"}) {
+    for (const char* flag :
+         {"--bind", "--port", "--max-clients", "--max-payload", "--session-timeout",
+          "--ping-interval", "--max-buffered", "--no-presence", "--log-level", "--config",
+          "--check-config", "--admin", "--version"}) {
         EXPECT_NE(p.message.find(flag), std::string::npos) << flag;
     }
 }
@@ -105,6 +122,33 @@ TEST(ConfigFlags, FileErrorsAreReportedAsIs) {
     auto p = parseArgs({"--check-config", "t.conf"}, loader);
     EXPECT_EQ(p.action, Action::Error);
     EXPECT_EQ(p.message, "t.conf:3: unknown key 'prot'");
+}
+
+TEST(ConfigFlags, RateLimitsAndBadFramesHaveDefaultsAndFlags) {
+    auto d = parseArgs({});
+    ASSERT_EQ(d.action, Action::Run) << d.message;
+    EXPECT_EQ(d.config.core.rate_messages_per_s, 1000U);
+    EXPECT_EQ(d.config.core.rate_messages_burst, 2000U);
+    EXPECT_EQ(d.config.core.rate_bytes_per_s, 8U << 20);
+    EXPECT_EQ(d.config.core.rate_bytes_burst, 16U << 20);
+    EXPECT_EQ(d.config.core.max_bad_frames, 16U);
+    auto p =
+        parseArgs({"--rate-messages-per-s", "0", "--rate-messages-burst", "5", "--rate-bytes-per-s",
+                   "1024", "--rate-bytes-burst=65541", "--max-bad-frames", "0"});
+    ASSERT_EQ(p.action, Action::Run) << p.message;
+    EXPECT_EQ(p.config.core.rate_messages_per_s, 0U);
+    EXPECT_EQ(p.config.core.rate_messages_burst, 5U);
+    EXPECT_EQ(p.config.core.rate_bytes_per_s, 1024U);
+    EXPECT_EQ(p.config.core.rate_bytes_burst, 65541U);
+    EXPECT_EQ(p.config.core.max_bad_frames, 0U);
+    EXPECT_EQ(parseArgs({"--rate-bytes-burst", "65540"}).action, Action::Error)
+        << "a burst smaller than the largest frame would refuse that frame forever";
+    EXPECT_EQ(parseArgs({"--rate-messages-burst", "0"}).action, Action::Error);
+    auto help = parseArgs({"--help"});
+    for (const char* flag : {"--rate-messages-per-s", "--rate-messages-burst", "--rate-bytes-per-s",
+                             "--rate-bytes-burst", "--max-bad-frames"}) {
+        EXPECT_NE(help.message.find(flag), std::string::npos) << flag;
+    }
 }
 
 }  // namespace

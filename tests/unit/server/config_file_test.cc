@@ -135,6 +135,23 @@ TEST(ConfigFile, AnEmptyFileKeepsEveryValue) {
     EXPECT_EQ(c.config_file, "x.conf");
 }
 
+TEST(ConfigFile, RateLimitAndBadFrameKeys) {
+    Config c;
+    ASSERT_EQ(load("rate_messages_per_s = 0\nrate_messages_burst = 7\nrate_bytes_per_s = 2048\n"
+                   "rate_bytes_burst = 131072\nmax_bad_frames = 3\n",
+                   c),
+              "");
+    EXPECT_EQ(c.core.rate_messages_per_s, 0U);
+    EXPECT_EQ(c.core.rate_messages_burst, 7U);
+    EXPECT_EQ(c.core.rate_bytes_per_s, 2048U);
+    EXPECT_EQ(c.core.rate_bytes_burst, 131072U);
+    EXPECT_EQ(c.core.max_bad_frames, 3U);
+    Config d;
+    std::string file;
+    EXPECT_EQ(load("rate_bytes_burst = 10\n", d, &file),
+              file + ":1: rate_bytes_burst: 10 is out of range (65541 to 1099511627776)");
+}
+
 TEST(ConfigFile, EveryKeyIsListedOnce) {
     const std::vector<std::string_view> expected = {"bind",
                                                     "port",
@@ -150,6 +167,11 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "user_buffer_bytes",
                                                     "total_buffer_bytes",
                                                     "max_users",
+                                                    "rate_messages_per_s",
+                                                    "rate_messages_burst",
+                                                    "rate_bytes_per_s",
+                                                    "rate_bytes_burst",
+                                                    "max_bad_frames",
                                                     "shutdown_retry_after",
                                                     "drain_timeout"};
     EXPECT_EQ(configFileKeys(), expected);
