@@ -45,7 +45,7 @@ struct UuidHash {
 /// For logs: "peer closed", "heartbeat timeout", ...
 const char* reasonName(DisconnectReason r);
 
-// Per-connection state: about 80 bytes plus the map node, nothing allocated while idle.
+// Per-connection state: about 120 bytes plus the map node, nothing allocated while idle.
 struct Conn {
     ConnId id = 0;
     User* user = nullptr;  ///< set by REGISTER; kept after the core closed it (for unwritten)
@@ -57,11 +57,13 @@ struct Conn {
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
-    TokenBucket rate_frames;       ///< rate_messages_per_s / rate_messages_burst
-    TokenBucket rate_bytes;        ///< rate_bytes_per_s / rate_bytes_burst
-    std::uint32_t bad_frames = 0;  ///< frames answered with a bad-frame ERROR (max_bad_frames)
-    float rtt_ms = -1;             ///< last PING/PONG round trip, < 0 = none yet
-    bool awaiting_pong = false;    ///< a PING went out and no frame has arrived since
+    /// Per-connection rate limits: rate_messages_per_s/_burst and rate_bytes_per_s/_burst.
+    TokenBucket rate_frames;
+    TokenBucket rate_bytes;
+    /// Frames answered with a bad-frame ERROR so far (closed at max_bad_frames).
+    std::uint32_t bad_frames = 0;
+    float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
+    bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
     /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
     /// decides a chat connection is closing: the server keeps no set of its own, and net only
     /// executes the close-after-flush.

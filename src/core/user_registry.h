@@ -37,8 +37,9 @@ struct User {
     std::size_t bytes = 0;       ///< window + offline, charged against user_buffer_bytes
     std::uint32_t dropped = 0;   ///< offline entries lost since the last WELCOME (DROPPED)
     std::uint32_t list_pos = 0;  ///< index in the registry's online/detached list
-    std::uint32_t heap_pos = UINT32_MAX;  ///< index in the registry's by-bytes heap (bytes > 0)
-    std::uint32_t lingering = 0;          ///< connections the core closed that await onDisconnect()
+    /// Index in the registry's by-bytes heap while bytes > 0 (UINT32_MAX: not in it).
+    std::uint32_t heap_pos = UINT32_MAX;
+    std::uint32_t lingering = 0;  ///< connections the core closed that await onDisconnect()
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
     std::uint8_t lru = 0;          ///< which offline list holds it (0 none, 1 clean, 2 dirty)

@@ -55,7 +55,8 @@ TEST(ProcessHashKey, IsStableAndNotZero) {
 TEST(KeyedStringHash, DifferentKeysGiveDifferentHashes) {
     const KeyedStringHash h1(SipKey{1, 2});
     const KeyedStringHash h2(SipKey{3, 4});
-    for (std::string name : {"alice", "bob", "a", "", std::string(32, 'z')}) {
+    for (const std::string& name :
+         std::vector<std::string>{"alice", "bob", "a", "", std::string(32, 'z')}) {
         EXPECT_NE(h1(name), h2(name)) << name;
         EXPECT_EQ(h1(name), h1(std::string_view(name)));  // string and view agree
         EXPECT_EQ(h1(name), h1(name.c_str()));

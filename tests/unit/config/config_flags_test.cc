@@ -24,27 +24,10 @@ TEST(ConfigFlags, DefaultsMatchTheDesign) {
 }
 
 TEST(ConfigFlags, EveryFlagIsApplied) {
-    auto p = parseArgs({"--bind",
-                        "::1",
-                        "--port",
-                        "0",
-                        "--max-clients",
-                        "5",
-                        "--max-payload",
-                        "1024",
-                        "--session-timeout",
-                        "2.5",
-                        "--ping-interval=0.5",
-                        "--max-buffered",
-                        "3",
-                        "--no-presence",
-                        "--log-level",
-                        "debug",
-                        "--output-cap",
-                        "131072",
-                        "--max-users",
-                        "10",
-                        "--admin",
+    auto p = parseArgs({"--bind", "::1", "--port", "0", "--max-clients", "5", "--max-payload",
+                        "1024", "--session-timeout", "2.5", "--ping-interval=0.5",
+                        "--max-buffered", "3", "--no-presence", "--log-level", "debug",
+                        "--output-cap", "131072", "--max-users", "10", "--admin",
                         "127.0.0.1:0"});
     ASSERT_EQ(p.action, Action::Run) << p.message;
     EXPECT_EQ(p.config.bind, "::1");
@@ -93,10 +76,10 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ConfigFlags, HelpListsEveryFlag) {
     auto p = parseArgs({"--help"});
     ASSERT_EQ(p.action, Action::Help);
-    for (const char* flag :
-         {"--bind", "--port", "--max-clients", "--max-payload", "--session-timeout",
-          "--ping-interval", "--max-buffered", "--no-presence", "--log-level", "--config",
-          "--check-config", "--admin", "--version"}) {
+    for (const char* flag : {"--bind", "--port", "--max-clients", "--max-payload",
+                             "--session-timeout", "--ping-interval", "--max-buffered",
+                             "--no-presence", "--log-level", "--config", "--check-config",
+                             "--admin", "--version"}) {
         EXPECT_NE(p.message.find(flag), std::string::npos) << flag;
     }
 }

@@ -148,8 +148,8 @@ TEST(ConfigFile, RateLimitAndBadFrameKeys) {
     EXPECT_EQ(c.core.max_bad_frames, 3U);
     Config d;
     std::string file;
-    EXPECT_EQ(load("rate_bytes_burst = 10\n", d, &file),
-              file + ":1: rate_bytes_burst: 10 is out of range (65541 to 1099511627776)");
+    const std::string error = load("rate_bytes_burst = 10\n", d, &file);
+    EXPECT_EQ(error, file + ":1: rate_bytes_burst: 10 is out of range (65541 to 1099511627776)");
 }
 
 TEST(ConfigFile, EveryKeyIsListedOnce) {
