@@ -15,7 +15,47 @@ bool SessionManager::Impl::onFrame(ConnId id, const FrameHeader& header, ByteSpa
     }
     Conn& c = it->second;  // stays valid: only onDisconnect() erases connections
     dispatch(c, header, payload);
+    checkBadFrames(c);
     return !c.closed;
+}
+
+// Every frame costs one token of the frame bucket and its size (header + payload) of the byte
+// bucket. A refused frame has no other effect; it is answered with ERROR RATE_LIMITED and its
+// sequence, except a PONG (never answered; it still counted as a sign of life).
+bool SessionManager::Impl::admitFrame(Conn& c, const FrameHeader& header,
+                                      std::size_t payload_size) {
+    const std::int64_t t = now();
+    const bool ok =
+        c.rate_frames.take(1, cfg().rate_messages_per_s, cfg().rate_messages_burst, t) &&
+        c.rate_bytes.take(kHeaderSize + payload_size, cfg().rate_bytes_per_s,
+                          cfg().rate_bytes_burst, t);
+    if (ok) {
+        return true;
+    }
+    ++metrics().rate_limited_total;
+    std::uint64_t held_back = 0;
+    if (rate_log_.allow(t, held_back)) {
+        spdlog::warn("conn={} session={} frame refused: rate limit ({} more refusals held back)",
+                     c.id, sessionText(c.user), held_back);
+    }
+    if (header.type != static_cast<std::uint8_t>(MsgType::Pong)) {
+        sendError(c, header.sequence, ErrorCode::RateLimited, "rate limited");
+    }
+    return false;
+}
+
+void SessionManager::Impl::checkBadFrames(Conn& c) {
+    if (c.closed || cfg().max_bad_frames == 0 || c.bad_frames < cfg().max_bad_frames) {
+        return;
+    }
+    ++metrics().bad_frame_closes_total;
+    std::uint64_t held_back = 0;
+    if (bad_frame_log_.allow(now(), held_back)) {
+        spdlog::warn(
+            "conn={} session={} closed after {} bad frames ({} more such closes held back)", c.id,
+            sessionText(c.user), c.bad_frames, held_back);
+    }
+    closeConn(c);
 }
 
 void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan payload) {
@@ -27,6 +67,9 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
     c.last_activity_ms = now();  // any frame counts as life
     c.awaiting_pong = false;
     const std::uint16_t seq = header.sequence;
+    if (!admitFrame(c, header, payload.size())) {
+        return;
+    }
     if ((header.flags & ~flags::kKnown) != 0) {
         sendError(c, seq, ErrorCode::InvalidFormat, "reserved flag bits set");
         return;

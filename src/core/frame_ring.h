@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "tundra/codec.h"
 
@@ -22,8 +23,10 @@ struct StoredFrame {
 
 // A growable circular buffer kept sorted by id. It allocates on the first push, doubles up to
 // what is needed, and frees its storage whenever it becomes empty, so an idle user with nothing
-// stored costs 16 bytes per ring. Sizes are bounded by CoreConfig::max_buffered (a few dozen),
-// so the O(n) sorted insert and erase are cheaper than any tree.
+// stored costs 16 bytes per ring. Sizes are bounded by CoreConfig::max_buffered (a few dozen by
+// default), so the O(n) sorted insert and single erase are cheaper than any tree; removing many
+// entries at once (a dead connection's unwritten deliveries) goes through extractSorted, one pass
+// whatever the count, so raised limits never make that cut quadratic.
 class FrameRing {
 public:
     FrameRing() = default;
@@ -76,6 +79,37 @@ public:
         buf_[slot(size_)] = StoredFrame{};
         releaseIfEmpty();
         return e;
+    }
+
+    /// Removes every entry whose id is in `ids` (sorted ascending, no duplicates) and appends
+    /// them to `out` in id order, in one pass over the ring: O(size + ids), however many go.
+    /// Returns how many were found.
+    std::size_t extractSorted(const std::vector<std::uint64_t>& ids,
+                              std::vector<StoredFrame>& out) {
+        std::size_t j = 0;
+        std::size_t kept = 0;
+        const std::size_t before = out.size();
+        for (std::size_t i = 0; i < size_; ++i) {
+            StoredFrame& e = buf_[slot(i)];
+            while (j < ids.size() && ids[j] < e.id) {
+                ++j;
+            }
+            if (j < ids.size() && ids[j] == e.id) {
+                out.push_back(std::move(e));
+                ++j;
+                continue;
+            }
+            if (kept != i) {
+                buf_[slot(kept)] = std::move(e);
+            }
+            ++kept;
+        }
+        for (std::size_t i = kept; i < size_; ++i) {
+            buf_[slot(i)] = StoredFrame{};  // drop moved-from slots' references for good
+        }
+        size_ = static_cast<std::uint32_t>(kept);
+        releaseIfEmpty();
+        return out.size() - before;
     }
 
     /// Index of the entry with `id`, or size() if absent (binary search: ids are sorted).

@@ -159,6 +159,22 @@ const std::array kTable = {
               "presence_coalesced", false,
               [](const Src& s,
                  std::uint16_t) -> MetricValue { return s.metrics.presence_coalesced_total; }},
+    MetricDef{"tundra_budget_evictions_total", kCounter,
+              "Stored entries taken from the user holding the most bytes so that another user's "
+              "delivery fits total_buffer_bytes.",
+              "", "budget_evictions", false,
+              [](const Src& s,
+                 std::uint16_t) -> MetricValue { return s.metrics.budget_evictions_total; }},
+    MetricDef{
+        "tundra_rate_limited_total", kCounter,
+        "Frames refused by the per-connection rate limits (answered with RATE_LIMITED).", "",
+        "rate_limited", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.rate_limited_total; }},
+    MetricDef{"tundra_bad_frame_closes_total", kCounter,
+              "Connections closed after max_bad_frames malformed frames.", "", "bad_frame_closes",
+              false,
+              [](const Src& s,
+                 std::uint16_t) -> MetricValue { return s.metrics.bad_frame_closes_total; }},
 };
 
 void writeValue(JsonWriter& w, const MetricValue& v) {

@@ -32,6 +32,9 @@ struct Metrics {
     std::uint64_t register_rate_limited_total = 0;  ///< REGISTERs refused by register_rate
     std::uint64_t detached_evicted_total = 0;       ///< detached sessions ended for max_users
     std::uint64_t presence_coalesced_total = 0;     ///< JOINED/LEFT pairs cancelled in a tick
+    std::uint64_t budget_evictions_total = 0;  ///< entries taken from the heaviest user for another
+    std::uint64_t rate_limited_total = 0;      ///< frames refused with RATE_LIMITED
+    std::uint64_t bad_frame_closes_total = 0;  ///< connections closed after max_bad_frames
     std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
 };
 

@@ -50,6 +50,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         delivered += o == Outcome::Delivered ? 1U : 0U;
         buffered += o == Outcome::Buffered ? 1U : 0U;
     };
+    const std::uint64_t evictions_before = metrics().budget_evictions_total;
     if (target != &sender) {  // a message to oneself is accepted and delivered to nobody
         Bytes bytes = msg::encode(d);
         if (bytes.empty()) {
@@ -79,6 +80,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
             }
         }
     }
+    noteBudgetEvictions(evictions_before);
     spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
                   sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
                   delivered, buffered);
@@ -156,6 +158,18 @@ bool SessionManager::Impl::replay(Conn& c, const StoredFrame& e) {
     }
     ++metrics().messages_out_total;
     return true;
+}
+
+// A throttled log line when storing took entries from the heaviest user (fair share).
+void SessionManager::Impl::noteBudgetEvictions(std::uint64_t before) {
+    const std::uint64_t n = metrics().budget_evictions_total - before;
+    std::uint64_t held_back = 0;
+    if (n > 0 && budget_log_.allow(now(), held_back)) {
+        spdlog::warn(
+            "total_buffer_bytes reached: {} stored entries taken from the heaviest users "
+            "({} more such events held back)",
+            n, held_back);
+    }
 }
 
 }  // namespace tundra::core

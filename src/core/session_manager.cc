@@ -65,6 +65,9 @@ void SessionManager::Impl::sendError(Conn& c, std::uint16_t seq, ErrorCode code,
     if (raw <= kMaxErrorCode) {
         ++metrics().errors_total[raw];
     }
+    if (isBadFrameError(code)) {
+        ++c.bad_frames;  // dispatch closes the connection at max_bad_frames
+    }
     spdlog::debug("conn={} session={} ERROR {} ({}): {}", c.id, sessionText(c.user), raw,
                   errorCodeName(code), text);
     send(c, share(msg::encode(msg::Error{raw, text}, seq)));

@@ -32,8 +32,6 @@ struct CoreConfig {
     std::size_t total_buffer_bytes = 256U << 20;  ///< all users together
     std::size_t max_users = 100'000;
     bool presence_events = true;  ///< false: presence on demand (LIST_USERS only)
-    /// Push: JOINED/LEFT sent to every online user, coalesced per tick (a join and a leave of
-    /// the same user within one tick cancel out). OnDemand: none; clients ask LIST_USERS.
     /// A connection that has not registered within this long gets ERROR NOT_REGISTERED and is
     /// closed after flush; 0 = no deadline.
     std::int64_t register_timeout_ms = 10'000;
@@ -47,6 +45,14 @@ struct CoreConfig {
     /// holding up to register_burst); beyond it ERROR RATE_LIMITED. 0 = no limit.
     std::uint32_t register_rate = 20;
     std::uint32_t register_burst = 40;
+    /// Per-connection rate limits (token buckets; every frame counts, docs/PROTOCOL.md 2.5).
+    /// A rate of 0 turns that limit off.
+    std::uint64_t rate_messages_per_s = 1000;
+    std::uint64_t rate_messages_burst = 2000;
+    std::uint64_t rate_bytes_per_s = 8U << 20;
+    std::uint64_t rate_bytes_burst = 16U << 20;
+    /// Frames answered with a bad-frame ERROR before the connection is closed; 0 = never.
+    std::uint32_t max_bad_frames = 16;
     std::string software_version = "0.1.0";
 };
 

@@ -16,9 +16,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/keyed_hash.h"
 #include "common/log_throttle.h"
 #include "core/deadline_wheel.h"
 #include "core/metrics.h"
+#include "core/rate_limit.h"
 #include "core/session_manager.h"
 #include "core/user_registry.h"
 #include "tundra/messages.h"
@@ -53,7 +55,7 @@ struct SourceEntry {
 /// For logs: "peer closed", "heartbeat timeout", ...
 const char* reasonName(DisconnectReason r);
 
-// Per-connection state: about 80 bytes plus the map node, nothing allocated while idle.
+// Per-connection state: about 120 bytes plus the map node, nothing allocated while idle.
 struct Conn {
     ConnId id = 0;
     User* user = nullptr;  ///< set by REGISTER; kept after the core closed it (for unwritten)
@@ -65,6 +67,11 @@ struct Conn {
     std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
+    /// Per-connection rate limits: rate_messages_per_s/_burst and rate_bytes_per_s/_burst.
+    TokenBucket rate_frames;
+    TokenBucket rate_bytes;
+    /// Frames answered with a bad-frame ERROR so far (closed at max_bad_frames).
+    std::uint32_t bad_frames = 0;
     float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
     bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
     /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
@@ -116,6 +123,10 @@ struct SessionManager::Impl {
     /// ERROR with the header's sequence, then the one close request for the connection.
     void onHeaderError(ConnId id, std::uint16_t seq, ErrorCode code, std::string_view why);
     void handleListUsers(Conn& c, std::uint16_t seq, ByteSpan payload);
+    /// The per-connection rate limit: false (and ERROR RATE_LIMITED) if the frame is refused.
+    bool admitFrame(Conn& c, const FrameHeader& header, std::size_t payload_size);
+    /// Closes `c` once it has sent max_bad_frames frames answered with a bad-frame ERROR.
+    void checkBadFrames(Conn& c);
 
     // ---- connections, REGISTER, resume, takeover, LOGOUT, expiry (registration.cc) ----------
 
@@ -163,6 +174,8 @@ struct SessionManager::Impl {
     bool replay(Conn& c, const StoredFrame& e);
     /// Deliveries that were queued to a dead connection but never written.
     void requeueUnwritten(User& u, const Conn& c, const std::vector<std::uint64_t>& unwritten);
+    /// A throttled log line if storing took entries from the heaviest user since `before`.
+    void noteBudgetEvictions(std::uint64_t before);
 
     // ---- presence (heartbeat.cc: flushed by tick) ---------------------------------------------
 
@@ -210,16 +223,15 @@ struct SessionManager::Impl {
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
     DeadlineWheel<ConnId> register_wheel_;
-    // Source addresses (client-controlled only through which address they connect from).
-    // TODO(#9): use the keyed hash from src/common (issue #9 point 7) instead of std::hash.
-    std::unordered_map<std::string, SourceEntry> sources_;
+    // Source addresses (client-controlled through which address they connect from): keyed
+    // hash, so no one can choose addresses that collide.
+    common::KeyedStringMap<SourceEntry> sources_;
     std::int64_t next_source_sweep_ms_ = 0;
     std::size_t unregistered_ = 0;  // counted connections without a successful REGISTER
     // Presence queued for the next tick: (name, event) in order; a cancelled entry has an
     // empty name. presence_pending_ maps a name to its live entry.
-    // TODO(#9): keyed hash (src/common) for this table keyed by user names.
     std::vector<std::pair<std::string, SystemEvent>> presence_queue_;
-    std::unordered_map<std::string, std::size_t> presence_pending_;
+    common::KeyedStringMap<std::size_t> presence_pending_;  // keyed: names are client-chosen
     common::LogThrottle log_full_;
     common::LogThrottle log_unregistered_;
     common::LogThrottle log_per_ip_;
@@ -232,6 +244,18 @@ struct SessionManager::Impl {
     std::int64_t start_ms_;
     std::uint64_t last_id_;
     std::uint64_t next_token_ = 1;
+    common::LogThrottle budget_log_;  // one line a second at most per event kind
+    common::LogThrottle rate_log_;
+    common::LogThrottle bad_frame_log_;
 };
+
+/// ERROR codes that mean the client sent a malformed or out-of-protocol frame (they count
+/// toward max_bad_frames): INVALID_FORMAT, NOT_REGISTERED, ALREADY_REGISTERED, INVALID_NAME,
+/// UNKNOWN_TYPE.
+inline bool isBadFrameError(ErrorCode code) {
+    return code == ErrorCode::InvalidFormat || code == ErrorCode::NotRegistered ||
+           code == ErrorCode::AlreadyRegistered || code == ErrorCode::InvalidName ||
+           code == ErrorCode::UnknownType;
+}
 
 }  // namespace tundra::core

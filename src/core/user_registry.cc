@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // UserRegistry implementation: presence lists, the offline LRU used to forget users, and the
-// count/byte budgets of offline buffers and delivery windows.
+// count/byte budgets of offline buffers and delivery windows (with the by-bytes heap behind the
+// fair share of the total budget).
 #include "core/user_registry.h"
 
 #include <spdlog/spdlog.h>
@@ -157,6 +158,9 @@ void UserRegistry::forget(User& u) {
 // ---- stored deliveries ----------------------------------------------------------------------
 
 void UserRegistry::account(User& u, std::size_t bytes, bool add) {
+    if (bytes == 0) {
+        return;
+    }
     if (add) {
         u.bytes += bytes;
         total_bytes_ += bytes;
@@ -164,6 +168,73 @@ void UserRegistry::account(User& u, std::size_t bytes, bool add) {
         u.bytes -= bytes;
         total_bytes_ -= bytes;
     }
+    heapFix(u);
+}
+
+// ---- the heap of users by bytes held --------------------------------------------------------
+// Only users holding something are in it, so idle users cost nothing here. Every change of a
+// user's bytes re-files it in O(log n); the heaviest is heap_.front().
+
+void UserRegistry::heapFix(User& u) {
+    if (u.bytes == 0) {
+        heapRemove(u);
+        return;
+    }
+    if (u.heap_pos == UINT32_MAX) {
+        heap_.push_back(&u);
+        u.heap_pos = static_cast<std::uint32_t>(heap_.size() - 1);
+    }
+    heapSiftUp(u.heap_pos);
+    heapSiftDown(u.heap_pos);
+}
+
+void UserRegistry::heapRemove(User& u) {
+    if (u.heap_pos == UINT32_MAX) {
+        return;
+    }
+    const std::size_t i = u.heap_pos;
+    u.heap_pos = UINT32_MAX;
+    User* last = heap_.back();
+    heap_.pop_back();
+    if (last == &u) {
+        return;
+    }
+    heapPlace(i, last);
+    heapSiftUp(i);
+    heapSiftDown(last->heap_pos);
+}
+
+void UserRegistry::heapSiftUp(std::size_t i) {
+    User* u = heap_[i];
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 2;
+        if (heap_[parent]->bytes >= u->bytes) {
+            break;
+        }
+        heapPlace(i, heap_[parent]);
+        i = parent;
+    }
+    heapPlace(i, u);
+}
+
+void UserRegistry::heapSiftDown(std::size_t i) {
+    User* u = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+        std::size_t child = 2 * i + 1;
+        if (child >= n) {
+            break;
+        }
+        if (child + 1 < n && heap_[child + 1]->bytes > heap_[child]->bytes) {
+            ++child;
+        }
+        if (heap_[child]->bytes <= u->bytes) {
+            break;
+        }
+        heapPlace(i, heap_[child]);
+        i = child;
+    }
+    heapPlace(i, u);
 }
 
 void UserRegistry::countDropped(User& u, std::uint64_t n) {
@@ -203,10 +274,20 @@ bool UserRegistry::makeRoom(User& u, std::size_t need, const BufferLimits& limit
             return false;
         }
     }
+    return fitTotal(u, need, limits);
+}
+
+bool UserRegistry::fitTotal(User& u, std::size_t need, const BufferLimits& limits) {
     while (total_bytes_ + need > limits.total_bytes) {
-        if (!evictOldest(u)) {
-            return false;
+        User* h = heap_.empty() ? nullptr : heap_.front();
+        if (h == nullptr || h == &u || u.bytes >= h->bytes) {
+            if (!evictOldest(u)) {  // u is (one of) the heaviest: it gives its own
+                return false;
+            }
+            continue;
         }
+        evictOldest(*h);  // h holds more than u: the heaviest gives first
+        ++metrics_.budget_evictions_total;
     }
     return true;
 }
@@ -262,16 +343,51 @@ void UserRegistry::confirmWindowThrough(User& u, std::uint64_t id) {
     }
 }
 
-bool UserRegistry::moveToOffline(User& u, std::uint64_t id, const BufferLimits& limits) {
-    std::size_t idx = u.window.find(id);
-    if (idx == u.window.size()) {
-        return false;
+std::size_t UserRegistry::moveToOffline(User& u, const std::vector<std::uint64_t>& ids,
+                                        const BufferLimits& limits) {
+    std::vector<StoredFrame> moved;
+    moved.reserve(ids.size());
+    const std::size_t found = u.window.extractSorted(ids, moved);
+    for (const StoredFrame& e : moved) {
+        account(u, e.bytes(), false);
     }
-    StoredFrame e = u.window.erase(idx);
-    account(u, e.bytes(), false);
-    --window_count_;
-    storeOffline(u, std::move(e), limits);
-    return true;
+    window_count_ -= found;
+    // Merge them with the offline buffer in id order, keeping the newest max_buffered: the
+    // oldest of the union go (counted as dropped), as storing them one by one would.
+    std::vector<StoredFrame> old;
+    old.reserve(u.offline.size());
+    while (!u.offline.empty()) {
+        old.push_back(u.offline.popFront());
+    }
+    const std::size_t total = old.size() + moved.size();
+    std::size_t drop = total > limits.max_buffered ? total - limits.max_buffered : 0;
+    std::size_t i = 0;
+    std::size_t j = 0;
+    while (i < old.size() || j < moved.size()) {
+        const bool from_old = j == moved.size() || (i < old.size() && old[i].id <= moved[j].id);
+        StoredFrame e = from_old ? std::move(old[i++]) : std::move(moved[j++]);
+        if (drop > 0) {
+            --drop;
+            if (from_old) {
+                account(u, e.bytes(), false);
+                --offline_count_;
+            }
+            countDropped(u, 1);
+            continue;
+        }
+        if (!from_old) {
+            account(u, e.bytes(), true);
+            ++offline_count_;
+            ++metrics_.offline_buffered_total;
+        }
+        u.offline.pushBack(std::move(e));
+    }
+    // Then the byte budgets, oldest first: u's own, and the fair share of the total.
+    while (u.bytes > limits.user_bytes && evictOldest(u)) {
+    }
+    fitTotal(u, 0, limits);
+    lruRelink(u);
+    return ids.size() - found;
 }
 
 void UserRegistry::promoteOfflineFront(User& u, const BufferLimits& limits) {
@@ -296,11 +412,9 @@ void UserRegistry::enforce(const BufferLimits& limits) {
         while (u.bytes > limits.user_bytes && evictOldest(u)) {
         }
     }
-    // The total budget: take from users in map order until it fits (rare: only a reload that
-    // shrinks total_buffer_bytes below what is held).
-    for (auto& [name, up] : users_) {
-        while (total_bytes_ > limits.total_bytes && evictOldest(*up)) {
-        }
+    // The total budget (rare: only a reload that shrinks total_buffer_bytes below what is
+    // held): the heaviest users give first, as when storing.
+    while (total_bytes_ > limits.total_bytes && !heap_.empty() && evictOldest(*heap_.front())) {
     }
 }
 

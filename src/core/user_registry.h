@@ -7,12 +7,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/keyed_hash.h"
 #include "core/frame_ring.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
@@ -27,14 +29,16 @@ struct Conn;  // a connection's state, owned by the SessionManager
 /// the session lives inside the user too. About 200 bytes when idle with nothing stored.
 struct User {
     std::string name;
-    Uuid session{};               ///< nil while Offline
-    Conn* conn = nullptr;         ///< the live connection while Online
-    std::int64_t since_ms = 0;    ///< steady ms: Detached since / Offline since (last seen)
-    FrameRing window;             ///< last deliveries queued to a live connection
-    FrameRing offline;            ///< deliveries addressed to it while it had no live connection
-    std::size_t bytes = 0;        ///< window + offline, charged against user_buffer_bytes
-    std::uint32_t dropped = 0;    ///< offline entries lost since the last WELCOME (DROPPED)
-    std::uint32_t list_pos = 0;   ///< index in the registry's online/detached list
+    Uuid session{};              ///< nil while Offline
+    Conn* conn = nullptr;        ///< the live connection while Online
+    std::int64_t since_ms = 0;   ///< steady ms: Detached since / Offline since (last seen)
+    FrameRing window;            ///< last deliveries queued to a live connection
+    FrameRing offline;           ///< deliveries addressed to it while it had no live connection
+    std::size_t bytes = 0;       ///< window + offline, charged against user_buffer_bytes
+    std::uint32_t dropped = 0;   ///< offline entries lost since the last WELCOME (DROPPED)
+    std::uint32_t list_pos = 0;  ///< index in the registry's online/detached list
+    /// Index in the registry's by-bytes heap while bytes > 0 (UINT32_MAX: not in it).
+    std::uint32_t heap_pos = UINT32_MAX;
     std::uint32_t lingering = 0;  ///< connections the core closed that await onDisconnect()
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
@@ -53,18 +57,35 @@ struct BufferLimits {
     std::size_t total_bytes = 256U << 20;
 };
 
-// Byte budget policy (documented in docs/PROTOCOL.md as well). Every stored entry is charged
-// its full frame size to the user holding it, even when the frame is shared with other users,
-// so the accounted total is an upper bound of the real memory. When an entry would push the
-// user over `user_bytes`, or everybody over `total_bytes`, the user's own oldest entries go
-// first: window entries (already written, kept only as a safety net for last_id replays; their
-// loss is not a DROPPED) before offline entries (each one counted in the user's DROPPED and in
-// offline_dropped_total). If the user has nothing left to give and the total budget is still
-// exhausted by other users, the new entry itself is not stored (and counted as dropped when it
-// was an offline delivery). Nobody else's messages are touched: a user can only lose its own
-// oldest entries, never another user's.
+// Byte budget policy (documented in docs/PROTOCOL.md, section 12, as well). Every stored entry
+// is charged its full frame size to the user holding it, even when the frame is shared with other
+// users, so the accounted total is an upper bound of the real memory.
+//
+// Per user: when an entry would push its user U over `user_bytes`, U's own oldest entries go:
+// window entries (already written, kept only as a safety net for last_id replays; their loss is
+// not a DROPPED) before offline entries (each one counted in the user's DROPPED and in
+// offline_dropped_total).
+//
+// All users together (fair share): when an entry for U would push everybody over `total_bytes`,
+// the oldest entries of the user holding the most bytes go first, one at a time, until it fits:
+// U's own when U holds at least as much as anyone else (ties go against U), otherwise the
+// heaviest other user's. So nobody can drain the shared pool for the others: parking messages in
+// many throwaway users only makes those users the heaviest, and they lose first; a user holding
+// less than the heaviest always gets its entry stored (unless the entry alone is larger than a
+// budget). Under pressure the holdings converge to equal shares (total_bytes divided by the
+// users holding entries), and a user only loses entries while it is among the heaviest. Entries
+// taken from another user are counted in budget_evictions_total (and, for offline entries, in
+// that user's DROPPED). The heaviest user is found in O(log n) through an indexed max-heap of
+// users by bytes held (only users that hold something are in it).
+//
+// Names are client-chosen, so the table of users hashes them with common::KeyedStringHash
+// (SipHash-2-4 under a per-process random key): nobody can pick names that share a bucket.
 class UserRegistry {
 public:
+    /// Users by name (the key views User::name), hashed with the per-process key.
+    using UserTable = std::unordered_map<std::string_view, std::unique_ptr<User>,
+                                         common::KeyedStringHash, std::equal_to<>>;
+
     explicit UserRegistry(Metrics& metrics) : metrics_(metrics) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
@@ -99,9 +120,13 @@ public:
     bool storeOffline(User& u, StoredFrame e, const BufferLimits& limits);
     /// Keeps a delivery just queued to the user's live connection in its window.
     void storeWindow(User& u, StoredFrame e, const BufferLimits& limits);
-    /// Moves the window entry `id` (queued but never written) to the offline buffer. False if
-    /// the window no longer holds it.
-    bool moveToOffline(User& u, std::uint64_t id, const BufferLimits& limits);
+    /// Moves the window entries with the given ids (queued to a dead connection, never written;
+    /// sorted ascending, no duplicates, no 0) to the offline buffer, all in one pass: linear in
+    /// the sizes of the window, the buffer and `ids`, never one ring erase per id. The result
+    /// is what storing them one by one would keep (the newest max_buffered by id, then the byte
+    /// budgets). Returns how many ids the window no longer held (lost, not counted here).
+    std::size_t moveToOffline(User& u, const std::vector<std::uint64_t>& ids,
+                              const BufferLimits& limits);
     /// Forgets the window entries with ids up to `id`: the client proved it read them (it
     /// answered a PING queued after them), so no last_id replay can need them again.
     void confirmWindowThrough(User& u, std::uint64_t id);
@@ -132,6 +157,8 @@ public:
     [[nodiscard]] std::uint64_t offlineCount() const { return offline_count_; }
     [[nodiscard]] std::uint64_t windowCount() const { return window_count_; }
     [[nodiscard]] std::uint64_t storedBytes() const { return total_bytes_; }
+    /// The user holding the most bytes (window + offline), nullptr when nobody holds any.
+    [[nodiscard]] const User* heaviest() const { return heap_.empty() ? nullptr : heap_.front(); }
 
 private:
     struct LruList {
@@ -153,10 +180,22 @@ private:
     void account(User& u, std::size_t bytes, bool add);
     /// Makes room for `need` bytes in u's and the total budget; false if impossible.
     bool makeRoom(User& u, std::size_t need, const BufferLimits& limits);
+    /// Evicts, oldest first, from whoever holds the most (ties against u) until `need` more
+    /// bytes fit the total budget; false if u would have to give and has nothing left.
+    bool fitTotal(User& u, std::size_t need, const BufferLimits& limits);
+    // The indexed max-heap of users by bytes (heap_pos is each user's index).
+    void heapFix(User& u);
+    void heapRemove(User& u);
+    void heapSiftUp(std::size_t i);
+    void heapSiftDown(std::size_t i);
+    void heapPlace(std::size_t i, User* u) {
+        heap_[i] = u;
+        u->heap_pos = static_cast<std::uint32_t>(i);
+    }
 
     Metrics& metrics_;
-    // Key views User::name. TODO(#9): use the keyed hash from src/common (point 7).
-    std::unordered_map<std::string_view, std::unique_ptr<User>> users_;
+    UserTable users_;
+    std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes
     std::array<std::vector<User*>, 2> online_;
     std::array<std::vector<User*>, 2> detached_;
     // [1] offline with empty buffer, [2] offline with pending entries, [3] detached, oldest first

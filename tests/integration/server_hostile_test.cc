@@ -16,7 +16,10 @@ using namespace std::chrono_literals;
 class HostileTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
-        return {"--no-presence", "--max-payload", "1024", "--output-cap", "131072"};
+        // No frame rate limit: the slow-consumer case below sends thousands of messages as fast
+        // as ACKs come back (the rate limits have their own tests in server_limits_test.cc).
+        return {"--no-presence", "--max-payload", "1024", "--output-cap", "131072",
+                "--rate-messages-per-s", "0"};
     }
 
     // Sends raw bytes on a fresh connection and returns the first frame back.

@@ -355,33 +355,62 @@ TEST_F(CoreBufferTest, AFrameLargerThanTheUserBudgetIsNotStored) {
     EXPECT_EQ(sm().metrics().offline_dropped_total, 1U);
 }
 
-TEST_F(CoreBufferTest, TotalBudgetTakesFromTheUserBeingAddedToFirst) {
+TEST_F(CoreBufferTest, TotalBudgetTakesFromTheHeaviestUserFirst) {
     config.total_buffer_bytes = 37 * 4;  // recipients with 3-letter names: 37 bytes each
     knownOffline(2, "bob");
     knownOffline(3, "cat");
     knownOffline(4, "dan");
     login(1, "alice");
     auto bob = sendN(1, "bob", 3);
-    auto cat = sendN(1, "cat", 1);
+    sendN(1, "cat", 1);
     EXPECT_EQ(sm().gauges().buffered_bytes, 37U * 4);
-    // cat's second message: the total is full; cat's own oldest goes, bob keeps his.
+    // dan has nothing of his own: bob, the heaviest, gives his oldest (issue #9: the total is
+    // not a first-come pool).
+    auto d = sayAck(1, "dan", "m7");
+    EXPECT_EQ(d.buffered, 1U);
+    // cat (1 entry) still holds less than bob (2): bob gives again.
     auto c2 = sayAck(1, "cat", "m9");
     EXPECT_EQ(c2.buffered, 1U);
+    // Now cat holds the most (2 against 1 and 1): it gives its own oldest.
+    auto c3 = sayAck(1, "cat", "m8");
+    EXPECT_EQ(c3.buffered, 1U);
     EXPECT_EQ(sm().gauges().buffered_messages, 4U);
-    // dan has nothing to give: his message is not stored, nobody else loses anything.
-    auto d = sayAck(1, "dan", "m7");
-    EXPECT_EQ(d.buffered, 0U);
-    EXPECT_EQ(sm().metrics().offline_dropped_total, 2U);
+    EXPECT_EQ(sm().metrics().offline_dropped_total, 3U);
+    EXPECT_EQ(sm().metrics().budget_evictions_total, 2U);
     auto frames = relogin(5, "bob");
-    ASSERT_EQ(frames.size(), 4U);
-    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 3U);
+    ASSERT_EQ(frames.size(), 3U);  // WELCOME, DROPPED 2, his newest message
+    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 1U);
+    EXPECT_EQ(asSystem(frames[1]).dropped, 2U);
+    EXPECT_EQ(asDelivery(frames[2]).id, bob[2]);
     frames = relogin(6, "cat");
-    ASSERT_EQ(frames.size(), 3U);
+    ASSERT_EQ(frames.size(), 4U);  // WELCOME, DROPPED 1, m9, m8
     EXPECT_EQ(asSystem(frames[1]).dropped, 1U);
     EXPECT_EQ(asDelivery(frames[2]).id, c2.id);
+    EXPECT_EQ(asDelivery(frames[3]).id, c3.id);
     frames = relogin(7, "dan");
-    ASSERT_EQ(frames.size(), 2U);
-    EXPECT_EQ(asSystem(frames[1]).dropped, 1U);
+    ASSERT_EQ(frames.size(), 2U);  // WELCOME, m7: nothing dropped
+    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 1U);
+    EXPECT_EQ(asDelivery(frames[1]).id, d.id);
+}
+
+TEST_F(CoreBufferTest, ASlowConsumerCutMovesThousandsOfUnwrittenDeliveriesInOrder) {
+    // Raised limits: 5000 deliveries queued to bob's connection, none written when it dies.
+    config.max_buffered = 10'000;
+    config.user_buffer_bytes = 64U << 20;
+    config.rate_messages_per_s = 0;
+    login(1, "alice");
+    auto w = login(2, "bob");
+    auto ids = sendN(1, "bob", 5000);
+    take(2);
+    disconnect(2, ids, DisconnectReason::SlowConsumer);
+    EXPECT_EQ(sm().gauges().buffered_messages, 5000U);
+    EXPECT_EQ(sm().gauges().window_messages, 0U);
+    EXPECT_EQ(sm().metrics().offline_dropped_total, 0U);
+    auto frames = relogin(3, "bob", w.session);
+    ASSERT_EQ(frames.size(), 5001U);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        ASSERT_EQ(asDelivery(frames[1 + i]).id, ids[i]);
+    }
 }
 
 TEST_F(CoreBufferTest, ReconfigureShrinksWhatIsStored) {
