@@ -13,20 +13,6 @@ namespace tundra::cli {
 
 namespace {
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if there is none.
-std::size_t utf8SequenceAt(std::string_view s, std::size_t i) {
-    auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80           ? 1
-                    : (b >> 5) == 0x6  ? 2
-                    : (b >> 4) == 0xE  ? 3
-                    : (b >> 3) == 0x1E ? 4
-                                       : 0;
-    if (n == 0 || i + n > s.size()) {
-        return 0;
-    }
-    return isValidUtf8(s.substr(i, n)) ? n : 0;
-}
-
 std::string hexByte(unsigned char c) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -130,54 +116,8 @@ const char* deliveryTypeName(MsgType t) {
 // ---- JsonLine ----------------------------------------------------------------------------------
 
 std::string jsonQuote(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            std::size_t n = utf8SequenceAt(s, i);
-            if (n == 0) {
-                out += "\\ufffd";
-                ++i;
-            } else {
-                out.append(s.substr(i, n));
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (c < 0x20 || c == 0x7F) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-        ++i;
-    }
-    out += '"';
+    std::string out;
+    appendJsonString(out, s);
     return out;
 }
 
@@ -185,13 +125,13 @@ void JsonLine::key(std::string_view k) {
     if (body_.size() > 1) {
         body_ += ',';
     }
-    body_ += jsonQuote(k);
+    appendJsonString(body_, k);
     body_ += ':';
 }
 
 JsonLine& JsonLine::field(std::string_view k, std::string_view value) {
     key(k);
-    body_ += jsonQuote(value);
+    appendJsonString(body_, value);
     return *this;
 }
 
@@ -255,7 +195,7 @@ std::string sanitizeForTerminal(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            std::size_t n = utf8SequenceAt(s, i);
+            std::size_t n = utf8SequenceLength(s, i);
             // C1 controls (U+0080..U+009F) act as escape sequences on some terminals.
             bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
             if (n == 0 || c1) {

@@ -37,7 +37,7 @@ private:
     std::string body_ = "{";
 };
 
-/// `s` as a quoted JSON string.
+/// `s` as a quoted JSON string (tundra::appendJsonString: DEL escaped, invalid UTF-8 as U+FFFD).
 std::string jsonQuote(std::string_view s);
 /// Standard base64 with padding.
 std::string base64(std::string_view bytes);

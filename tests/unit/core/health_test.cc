@@ -209,7 +209,7 @@ TEST(JsonWriterTest, EscapesStringsAndRepairsBadUtf8) {
     w.key("bad").value("x\xff\xc3(y\xed\xa0\x80");
     w.endObject();
     EXPECT_EQ(w.str(),
-              "{\"q\\\"k\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/\x7f\\u0000\","
+              "{\"q\\\"k\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/\\u007f\\u0000\","
               "\"u\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\","
               "\"bad\":\"x\\ufffd\\ufffd(y\\ufffd\\ufffd\\ufffd\"}");
     EXPECT_TRUE(JsonParser(w.str()).parse().has_value());
