@@ -54,16 +54,16 @@ std::string durationText(std::uint64_t s) {
 }
 
 // The value at `path` as text: integers without decimals, null as "-", absent as "?".
-std::string num(const JsonValue& root, std::string_view path) {
-    const JsonValue* v = root.find(path);
+std::string num(const Json& root, std::string_view path) {
+    const Json* v = findPath(root, path);
     if (v == nullptr) {
         return "?";
     }
-    if (v->type == JsonValue::Type::Null) {
+    if (v->is_null()) {
         return "-";
     }
-    if (v->isNumber()) {
-        double d = v->number;
+    if (v->is_number()) {
+        double d = v->get<double>();
         if (d == std::floor(d) && std::fabs(d) < 1e15) {
             return std::to_string(static_cast<long long>(d));
         }
@@ -71,15 +71,15 @@ std::string num(const JsonValue& root, std::string_view path) {
         std::snprintf(buf, sizeof buf, "%.2f", d);
         return buf;
     }
-    if (v->isString()) {
-        return sanitizeForTerminal(v->string);
+    if (v->is_string()) {
+        return sanitizeForTerminal(v->get_ref<const std::string&>());
     }
     return "?";
 }
 
-std::string bytesAt(const JsonValue& root, std::string_view path) {
-    const JsonValue* v = root.find(path);
-    return v != nullptr && v->isNumber() ? bytesText(v->number) : "?";
+std::string bytesAt(const Json& root, std::string_view path) {
+    const Json* v = findPath(root, path);
+    return v != nullptr && v->is_number() ? bytesText(v->get<double>()) : "?";
 }
 
 std::string toPart(const client::Delivery& d) {
@@ -112,6 +112,47 @@ const char* deliveryTypeName(MsgType t) {
 }
 
 }  // namespace
+
+// ---- JSON input --------------------------------------------------------------------------------
+
+std::optional<Json> parseJson(std::string_view text) {
+    constexpr int kMaxDepth = 64;
+    bool too_deep = false;
+    // Containers below kMaxDepth are dropped while parsing (the parser itself does not recurse)
+    // and the whole document is then refused.
+    Json::parser_callback_t limit = [&too_deep](int depth, Json::parse_event_t event, Json&) {
+        if ((event == Json::parse_event_t::object_start ||
+             event == Json::parse_event_t::array_start) &&
+            depth > kMaxDepth) {
+            too_deep = true;
+            return false;
+        }
+        return true;
+    };
+    Json v = Json::parse(text, limit, /*allow_exceptions=*/false);
+    if (v.is_discarded() || too_deep) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+const Json* findPath(const Json& root, std::string_view path) {
+    const Json* node = &root;
+    while (!path.empty()) {
+        const auto dot = path.find('.');
+        const std::string_view key = path.substr(0, dot);
+        if (!node->is_object()) {
+            return nullptr;
+        }
+        const auto it = node->find(std::string(key));
+        if (it == node->end()) {
+            return nullptr;
+        }
+        node = &*it;
+        path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+    }
+    return node;
+}
 
 // ---- JsonLine ----------------------------------------------------------------------------------
 
@@ -433,7 +474,7 @@ std::string formatUserJson(const client::UserInfo& u) {
 
 // ---- health ------------------------------------------------------------------------------------
 
-std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
+std::string formatHealthSummary(const Json& h, std::string_view endpoint) {
     std::string out = "tundrad " + num(h, "version") + " at " + std::string(endpoint) + ": " +
                       num(h, "status") + "\n";
     auto line = [&](const char* label, const std::string& value) {
@@ -441,9 +482,9 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
         std::snprintf(buf, sizeof buf, "  %-13s", label);
         out += buf + value + "\n";
     };
-    const JsonValue* up = h.find("uptime_s");
-    line("uptime", up != nullptr && up->isNumber()
-                       ? durationText(static_cast<std::uint64_t>(up->number))
+    const Json* up = findPath(h, "uptime_s");
+    line("uptime", up != nullptr && up->is_number()
+                       ? durationText(static_cast<std::uint64_t>(up->get<double>()))
                        : "?");
     line("connections", num(h, "connections") + " (sessions " + num(h, "sessions.online") +
                             " online, " + num(h, "sessions.detached") + " detached; " +
@@ -452,8 +493,8 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
                          ", buffered " + num(h, "messages.buffered") + ", dropped " +
                          num(h, "messages.dropped"));
     line("bytes", "in " + bytesAt(h, "bytes.in") + ", out " + bytesAt(h, "bytes.out"));
-    const JsonValue* samples = h.find("latency_ms.samples");
-    if (samples != nullptr && samples->isNumber() && samples->number == 0) {
+    const Json* samples = findPath(h, "latency_ms.samples");
+    if (samples != nullptr && samples->is_number() && samples->get<double>() == 0) {
         line("latency", "no samples yet");
     } else {
         line("latency", "p50 " + num(h, "latency_ms.p50") + " ms, p99 " + num(h, "latency_ms.p99") +
@@ -462,9 +503,11 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
     }
     line("memory", "rss " + bytesAt(h, "rss_bytes"));
     std::string errors;
-    if (const JsonValue* e = h.find("errors"); e != nullptr && e->isObject()) {
-        for (const auto& [code, count] : e->object) {
-            if (!count.isNumber() || count.number == 0) {
+    if (const Json* e = findPath(h, "errors"); e != nullptr && e->is_object()) {
+        for (const auto& item : e->items()) {
+            const std::string& code = item.key();
+            const Json& count = item.value();
+            if (!count.is_number() || count.get<double>() == 0) {
                 continue;
             }
             unsigned long c = std::strtoul(code.c_str(), nullptr, 10);
@@ -472,13 +515,13 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
                 errors += ", ";
             }
             errors += std::string(errorCodeName(static_cast<ErrorCode>(c))) + " " +
-                      std::to_string(static_cast<long long>(count.number));
+                      std::to_string(static_cast<long long>(count.get<double>()));
         }
     }
     line("errors", errors.empty() ? "none" : errors);
     line("limits", "max_clients " + num(h, "limits.max_clients") + ", max_payload " +
                        num(h, "limits.max_payload"));
-    if (h.find("connection") != nullptr) {
+    if (findPath(h, "connection") != nullptr) {
         line("this client",
              num(h, "connection.name") + ", session " + num(h, "connection.session") + ", rtt " +
                  num(h, "connection.rtt_ms") + " ms, frames in " + num(h, "connection.frames.in") +
