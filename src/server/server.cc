@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/session_id.h"
+#include "net/socket_ops.h"
 #include "server/config_file.h"
 #include "server/prometheus.h"
 
@@ -43,13 +44,6 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     o.port = c.port;
     o.output_cap = c.output_cap_bytes;
     return o;
-}
-
-std::string hostPort(const std::string& host, std::uint16_t port) {
-    if (host.find(':') != std::string::npos) {
-        return "[" + host + "]:" + std::to_string(port);
-    }
-    return host + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -124,7 +118,7 @@ bool Server::start(std::string& error) {
     spdlog::info(
         "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
         "session_timeout={}ms)",
-        config_.core.software_version, hostPort(config_.bind, tcp_.port()),
+        config_.core.software_version, net::sockets::formatHostPort(config_.bind, tcp_.port()),
         config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
         config_.core.session_timeout_ms);
     if (!config_.admin.empty()) {
