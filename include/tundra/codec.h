@@ -114,6 +114,18 @@ private:
 
 /// RFC 3629 UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
 bool isValidUtf8(std::string_view s);
+/// Length in bytes of the UTF-8 sequence that starts at s[i] under the same rules as
+/// isValidUtf8: 1 for ASCII, 2..4 for a valid multi-byte sequence, 0 when the bytes at i do not
+/// start a valid sequence (bad lead byte, bad or missing continuation) or when i >= s.size().
+/// The one UTF-8 walker: isValidUtf8, the JSON string encoder and the CLI's terminal sanitiser
+/// all step through text with it.
+std::size_t utf8SequenceLength(std::string_view s, std::size_t i);
+/// Appends `s` to `out` as a quoted JSON string (RFC 8259): '"' and '\\' escaped, \n \r \t
+/// \b \f as such, other C0 controls and DEL (0x7F, for terminal safety) as \u00XX; valid
+/// UTF-8 copied as is; each byte that does not start a valid sequence becomes \ufffd. The
+/// result is always valid UTF-8 and valid JSON. Used by the core's HEALTH_RESULT writer and by
+/// tundra-cli's JSON output.
+void appendJsonString(std::string& out, std::string_view s);
 /// 1..32 bytes of [A-Za-z0-9_.-].
 bool isValidName(std::string_view s);
 

@@ -14,7 +14,9 @@ namespace tundra::client {
 using SteadyClock = std::chrono::steady_clock;
 using TimePoint = SteadyClock::time_point;
 
-/// "host:port", with brackets around an IPv6 literal.
+/// "host:port", with brackets around an IPv6 literal. The one copy on the client side of the
+/// layering (the client library links proto only); the server side uses
+/// net::sockets::formatHostPort, which the client cannot link.
 std::string formatEndpoint(const std::string& host, std::uint16_t port);
 
 /// Resolves `host` and connects to the first address that answers before `deadline`. The

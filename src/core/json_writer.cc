@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// JsonWriter implementation: comma placement, string escaping and number formatting.
+// JsonWriter implementation: comma placement and number formatting; strings go through the
+// protocol's appendJsonString.
 #include "core/json_writer.h"
 
 #include <fmt/format.h>
@@ -10,20 +11,6 @@
 #include "tundra/codec.h"
 
 namespace tundra::core {
-
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if the bytes there are not one.
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
-    for (std::size_t n = 2; n <= 4 && i + n <= s.size(); ++n) {
-        if (isValidUtf8(s.substr(i, n))) {
-            return n;
-        }
-    }
-    return 0;
-}
-
-}  // namespace
 
 void JsonWriter::separate() {
     if (!out_.empty()) {
@@ -88,53 +75,6 @@ JsonWriter& JsonWriter::null() {
     return *this;
 }
 
-void JsonWriter::writeString(std::string_view s) {
-    out_.push_back('"');
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            std::size_t n = utf8SequenceLength(s, i);
-            if (n == 0) {
-                out_ += "\\ufffd";
-                ++i;
-            } else {
-                out_.append(s.substr(i, n));
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"':
-                out_ += "\\\"";
-                break;
-            case '\\':
-                out_ += "\\\\";
-                break;
-            case '\n':
-                out_ += "\\n";
-                break;
-            case '\r':
-                out_ += "\\r";
-                break;
-            case '\t':
-                out_ += "\\t";
-                break;
-            case '\b':
-                out_ += "\\b";
-                break;
-            case '\f':
-                out_ += "\\f";
-                break;
-            default:
-                if (c < 0x20) {
-                    fmt::format_to(std::back_inserter(out_), "\\u{:04x}", c);
-                } else {
-                    out_.push_back(static_cast<char>(c));
-                }
-        }
-        ++i;
-    }
-    out_.push_back('"');
-}
+void JsonWriter::writeString(std::string_view s) { appendJsonString(out_, s); }
 
 }  // namespace tundra::core

@@ -12,8 +12,9 @@
 namespace tundra::core {
 
 // Callers nest beginObject()/endObject() and alternate key()/value inside objects; commas are
-// inserted automatically. Strings are escaped per RFC 8259; bytes that are not valid UTF-8 come
-// out as U+FFFD so the result is always valid UTF-8. Non-finite doubles are written as null.
+// inserted automatically. Strings are encoded by tundra::appendJsonString (RFC 8259 escapes,
+// DEL as \u007f; bytes that are not valid UTF-8 come out as U+FFFD) so the result is always
+// valid UTF-8. Non-finite doubles are written as null.
 class JsonWriter {
 public:
     JsonWriter& beginObject();

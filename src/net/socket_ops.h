@@ -31,11 +31,13 @@ struct Address {
 
 /// Parses an IPv4 or IPv6 literal (no names, no brackets) plus a port.
 std::optional<Address> parseAddress(std::string_view host, std::uint16_t port);
-/// True if `host` is an IPv4 or IPv6 literal as parseAddress() takes it.
+/// True if `host` is an IPv4 or IPv6 literal as parseAddress() takes it (also the settings'
+/// check for bind and admin addresses).
 bool isIpLiteral(std::string_view host);
 /// "1.2.3.4:80", "[::1]:80"; IPv4-mapped IPv6 addresses are shown as IPv4.
 std::string formatAddress(const sockaddr* addr);
-/// "host:port" or "[host]:port" for a literal as given in the options.
+/// "host:port" or "[host]:port" for a literal as given in the options. The server side's one
+/// host:port formatter; the client library (no net) has its own, client::formatEndpoint.
 std::string formatHostPort(std::string_view host, std::uint16_t port);
 /// The text of an errno value ("Permission denied").
 std::string errorText(int err);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Frame decoding (pure decodeFrame plus the buffering FrameDecoder), FrameWriter and
-// PayloadReader, and the UTF-8 and name checks shared by every parser. No syscalls, no clock.
+// PayloadReader, the UTF-8 walker and name checks shared by every parser, and JSON string
+// encoding. No syscalls, no clock.
 #include "tundra/codec.h"
 
 #include <algorithm>
@@ -258,52 +259,113 @@ std::string_view PayloadReader::tail() {
 // RFC 3629 section 4 table: the second byte's range depends on the lead byte, which is what
 // rules out overlongs (E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code points above
 // U+10FFFF (F4 90..BF, F5..FF). C0, C1 and bare continuation bytes never start a sequence.
+std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
+    if (i >= s.size()) {
+        return 0;
+    }
+    const auto* p = reinterpret_cast<const std::uint8_t*>(s.data()) + i;
+    const std::size_t avail = s.size() - i;
+    const std::uint8_t b = p[0];
+    if (b < 0x80) {
+        return 1;
+    }
+    std::size_t extra = 0;
+    std::uint8_t lo = 0x80;
+    std::uint8_t hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+        extra = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        extra = 2;
+        if (b == 0xE0) {
+            lo = 0xA0;
+        } else if (b == 0xED) {
+            hi = 0x9F;
+        }
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        extra = 3;
+        if (b == 0xF0) {
+            lo = 0x90;
+        } else if (b == 0xF4) {
+            hi = 0x8F;
+        }
+    } else {
+        return 0;
+    }
+    if (avail <= extra) {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (std::size_t k = 2; k <= extra; ++k) {
+        if (p[k] < 0x80 || p[k] > 0xBF) {
+            return 0;
+        }
+    }
+    return extra + 1;
+}
+
 bool isValidUtf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(s.data());
-    const std::size_t n = s.size();
-    std::size_t i = 0;
-    while (i < n) {
-        const std::uint8_t b = p[i];
-        if (b < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t extra = 0;
-        std::uint8_t lo = 0x80;
-        std::uint8_t hi = 0xBF;
-        if (b >= 0xC2 && b <= 0xDF) {
-            extra = 1;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            extra = 2;
-            if (b == 0xE0) {
-                lo = 0xA0;
-            } else if (b == 0xED) {
-                hi = 0x9F;
-            }
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            extra = 3;
-            if (b == 0xF0) {
-                lo = 0x90;
-            } else if (b == 0xF4) {
-                hi = 0x8F;
-            }
-        } else {
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = utf8SequenceLength(s, i);
+        if (n == 0) {
             return false;
         }
-        if (n - i <= extra) {
-            return false;
-        }
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return false;
-        }
-        for (std::size_t k = 2; k <= extra; ++k) {
-            if (p[i + k] < 0x80 || p[i + k] > 0xBF) {
-                return false;
-            }
-        }
-        i += extra + 1;
+        i += n;
     }
     return true;
+}
+
+void appendJsonString(std::string& out, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            const std::size_t n = utf8SequenceLength(s, i);
+            if (n == 0) {
+                out += "\\ufffd";
+                ++i;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7F) {
+                    out += "\\u00";
+                    out.push_back(kHex[c >> 4]);
+                    out.push_back(kHex[c & 0xF]);
+                } else {
+                    out.push_back(static_cast<char>(c));
+                }
+        }
+        ++i;
+    }
+    out.push_back('"');
 }
 
 bool isValidName(std::string_view s) {

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/session_id.h"
+#include "net/socket_ops.h"
 #include "server/config_file.h"
 #include "server/prometheus.h"
 
@@ -54,13 +55,6 @@ std::string_view peerAddress(std::string_view peer) {
     }
     const auto colon = peer.rfind(':');
     return colon == std::string_view::npos ? peer : peer.substr(0, colon);
-}
-
-std::string hostPort(const std::string& host, std::uint16_t port) {
-    if (host.find(':') != std::string::npos) {
-        return "[" + host + "]:" + std::to_string(port);
-    }
-    return host + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -135,7 +129,7 @@ bool Server::start(std::string& error) {
     spdlog::info(
         "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
         "session_timeout={}ms)",
-        config_.core.software_version, hostPort(config_.bind, tcp_.port()),
+        config_.core.software_version, net::sockets::formatHostPort(config_.bind, tcp_.port()),
         config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
         config_.core.session_timeout_ms);
     if (!config_.admin.empty()) {

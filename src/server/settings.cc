@@ -3,7 +3,6 @@
 // file, the restart check, --help lines and the generated docs (OPERATIONS.md, man pages).
 #include "server/settings.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <spdlog/common.h>
 
@@ -13,6 +12,7 @@
 #include <concepts>
 
 #include "common/logging.h"
+#include "net/socket_ops.h"
 
 namespace tundra::server {
 
@@ -566,7 +566,7 @@ std::string checkSettingValue(const Setting& s, const SettingValue& value) {
             }
             return "";
         case T::Address:
-            if (!isIpLiteral(*text)) {
+            if (!net::sockets::isIpLiteral(*text)) {
                 return fmt::format("'{}' is not an IPv4 or IPv6 address", *text);
             }
             return "";
@@ -720,13 +720,6 @@ std::string_view closestName(std::string_view name,
     return best;
 }
 
-bool isIpLiteral(std::string_view host) {
-    const std::string text(host);
-    unsigned char buf[sizeof(in6_addr)];
-    return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
-           ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
-
 bool parseHostPort(std::string_view text, std::string& host, std::uint16_t& port) {
     std::string_view addr;
     std::string_view port_text;
@@ -757,7 +750,7 @@ bool parseHostPort(std::string_view text, std::string& host, std::uint16_t& port
         value > 65535) {
         return false;
     }
-    if (!isIpLiteral(addr)) {
+    if (!net::sockets::isIpLiteral(addr)) {
         return false;
     }
     host = std::string(addr);

@@ -97,8 +97,6 @@ std::vector<std::string_view> settingsDocFormats();
 std::string_view closestName(std::string_view name,
                              const std::vector<std::string_view>& candidates);
 
-/// True for a numeric IPv4 or IPv6 literal.
-bool isIpLiteral(std::string_view host);
 /// Splits "ADDR:PORT" or "[V6ADDR]:PORT" into a numeric IP literal and a port (0 = any).
 /// False when the form is wrong, the address is not an IPv4/IPv6 literal or the port is not
 /// 0-65535.

@@ -12,7 +12,6 @@
 
 #include "cli/common.h"
 #include "cli/image_saver.h"
-#include "cli/json_reader.h"
 #include "cli/output.h"
 #include "cli/rtt_stats.h"
 
@@ -423,7 +422,7 @@ int runHealth(const CliConfig& cfg) {
     if (cfg.global.json) {
         printLine(*json);
     }
-    if (!parsed || !parsed->isObject()) {
+    if (!parsed || !parsed->is_object()) {
         printError("health: the server's answer is not a JSON object");
         return kExitFailed;
     }
@@ -431,8 +430,8 @@ int runHealth(const CliConfig& cfg) {
         std::fputs(formatHealthSummary(*parsed, c.endpoint()).c_str(), stdout);
         std::fflush(stdout);
     }
-    const JsonValue* status = parsed->find("status");
-    if (status == nullptr || !status->isString() || status->string != "ok") {
+    const Json* status = findPath(*parsed, "status");
+    if (status == nullptr || !status->is_string() || *status != "ok") {
         if (cfg.global.json) {
             printError("health: status is not ok");
         }

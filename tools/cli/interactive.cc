@@ -19,7 +19,6 @@
 #include "cli/chat_line.h"
 #include "cli/common.h"
 #include "cli/image_saver.h"
-#include "cli/json_reader.h"
 #include "cli/output.h"
 
 #ifdef TUNDRA_HAVE_READLINE

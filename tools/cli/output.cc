@@ -13,20 +13,6 @@ namespace tundra::cli {
 
 namespace {
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if there is none.
-std::size_t utf8SequenceAt(std::string_view s, std::size_t i) {
-    auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b < 0x80           ? 1
-                    : (b >> 5) == 0x6  ? 2
-                    : (b >> 4) == 0xE  ? 3
-                    : (b >> 3) == 0x1E ? 4
-                                       : 0;
-    if (n == 0 || i + n > s.size()) {
-        return 0;
-    }
-    return isValidUtf8(s.substr(i, n)) ? n : 0;
-}
-
 std::string hexByte(unsigned char c) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -68,16 +54,16 @@ std::string durationText(std::uint64_t s) {
 }
 
 // The value at `path` as text: integers without decimals, null as "-", absent as "?".
-std::string num(const JsonValue& root, std::string_view path) {
-    const JsonValue* v = root.find(path);
+std::string num(const Json& root, std::string_view path) {
+    const Json* v = findPath(root, path);
     if (v == nullptr) {
         return "?";
     }
-    if (v->type == JsonValue::Type::Null) {
+    if (v->is_null()) {
         return "-";
     }
-    if (v->isNumber()) {
-        double d = v->number;
+    if (v->is_number()) {
+        double d = v->get<double>();
         if (d == std::floor(d) && std::fabs(d) < 1e15) {
             return std::to_string(static_cast<long long>(d));
         }
@@ -85,15 +71,15 @@ std::string num(const JsonValue& root, std::string_view path) {
         std::snprintf(buf, sizeof buf, "%.2f", d);
         return buf;
     }
-    if (v->isString()) {
-        return sanitizeForTerminal(v->string);
+    if (v->is_string()) {
+        return sanitizeForTerminal(v->get_ref<const std::string&>());
     }
     return "?";
 }
 
-std::string bytesAt(const JsonValue& root, std::string_view path) {
-    const JsonValue* v = root.find(path);
-    return v != nullptr && v->isNumber() ? bytesText(v->number) : "?";
+std::string bytesAt(const Json& root, std::string_view path) {
+    const Json* v = findPath(root, path);
+    return v != nullptr && v->is_number() ? bytesText(v->get<double>()) : "?";
 }
 
 std::string toPart(const client::Delivery& d) {
@@ -127,57 +113,52 @@ const char* deliveryTypeName(MsgType t) {
 
 }  // namespace
 
+// ---- JSON input --------------------------------------------------------------------------------
+
+std::optional<Json> parseJson(std::string_view text) {
+    constexpr int kMaxDepth = 64;
+    bool too_deep = false;
+    // Containers below kMaxDepth are dropped while parsing (the parser itself does not recurse)
+    // and the whole document is then refused.
+    Json::parser_callback_t limit = [&too_deep](int depth, Json::parse_event_t event, Json&) {
+        if ((event == Json::parse_event_t::object_start ||
+             event == Json::parse_event_t::array_start) &&
+            depth > kMaxDepth) {
+            too_deep = true;
+            return false;
+        }
+        return true;
+    };
+    Json v = Json::parse(text, limit, /*allow_exceptions=*/false);
+    if (v.is_discarded() || too_deep) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+const Json* findPath(const Json& root, std::string_view path) {
+    const Json* node = &root;
+    while (!path.empty()) {
+        const auto dot = path.find('.');
+        const std::string_view key = path.substr(0, dot);
+        if (!node->is_object()) {
+            return nullptr;
+        }
+        const auto it = node->find(std::string(key));
+        if (it == node->end()) {
+            return nullptr;
+        }
+        node = &*it;
+        path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+    }
+    return node;
+}
+
 // ---- JsonLine ----------------------------------------------------------------------------------
 
 std::string jsonQuote(std::string_view s) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            std::size_t n = utf8SequenceAt(s, i);
-            if (n == 0) {
-                out += "\\ufffd";
-                ++i;
-            } else {
-                out.append(s.substr(i, n));
-                i += n;
-            }
-            continue;
-        }
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (c < 0x20 || c == 0x7F) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-        ++i;
-    }
-    out += '"';
+    std::string out;
+    appendJsonString(out, s);
     return out;
 }
 
@@ -185,13 +166,13 @@ void JsonLine::key(std::string_view k) {
     if (body_.size() > 1) {
         body_ += ',';
     }
-    body_ += jsonQuote(k);
+    appendJsonString(body_, k);
     body_ += ':';
 }
 
 JsonLine& JsonLine::field(std::string_view k, std::string_view value) {
     key(k);
-    body_ += jsonQuote(value);
+    appendJsonString(body_, value);
     return *this;
 }
 
@@ -255,7 +236,7 @@ std::string sanitizeForTerminal(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            std::size_t n = utf8SequenceAt(s, i);
+            std::size_t n = utf8SequenceLength(s, i);
             // C1 controls (U+0080..U+009F) act as escape sequences on some terminals.
             bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
             if (n == 0 || c1) {
@@ -493,7 +474,7 @@ std::string formatUserJson(const client::UserInfo& u) {
 
 // ---- health ------------------------------------------------------------------------------------
 
-std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
+std::string formatHealthSummary(const Json& h, std::string_view endpoint) {
     std::string out = "tundrad " + num(h, "version") + " at " + std::string(endpoint) + ": " +
                       num(h, "status") + "\n";
     auto line = [&](const char* label, const std::string& value) {
@@ -501,9 +482,9 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
         std::snprintf(buf, sizeof buf, "  %-13s", label);
         out += buf + value + "\n";
     };
-    const JsonValue* up = h.find("uptime_s");
-    line("uptime", up != nullptr && up->isNumber()
-                       ? durationText(static_cast<std::uint64_t>(up->number))
+    const Json* up = findPath(h, "uptime_s");
+    line("uptime", up != nullptr && up->is_number()
+                       ? durationText(static_cast<std::uint64_t>(up->get<double>()))
                        : "?");
     line("connections", num(h, "connections") + " (sessions " + num(h, "sessions.online") +
                             " online, " + num(h, "sessions.detached") + " detached; " +
@@ -512,8 +493,8 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
                          ", buffered " + num(h, "messages.buffered") + ", dropped " +
                          num(h, "messages.dropped"));
     line("bytes", "in " + bytesAt(h, "bytes.in") + ", out " + bytesAt(h, "bytes.out"));
-    const JsonValue* samples = h.find("latency_ms.samples");
-    if (samples != nullptr && samples->isNumber() && samples->number == 0) {
+    const Json* samples = findPath(h, "latency_ms.samples");
+    if (samples != nullptr && samples->is_number() && samples->get<double>() == 0) {
         line("latency", "no samples yet");
     } else {
         line("latency", "p50 " + num(h, "latency_ms.p50") + " ms, p99 " + num(h, "latency_ms.p99") +
@@ -522,9 +503,11 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
     }
     line("memory", "rss " + bytesAt(h, "rss_bytes"));
     std::string errors;
-    if (const JsonValue* e = h.find("errors"); e != nullptr && e->isObject()) {
-        for (const auto& [code, count] : e->object) {
-            if (!count.isNumber() || count.number == 0) {
+    if (const Json* e = findPath(h, "errors"); e != nullptr && e->is_object()) {
+        for (const auto& item : e->items()) {
+            const std::string& code = item.key();
+            const Json& count = item.value();
+            if (!count.is_number() || count.get<double>() == 0) {
                 continue;
             }
             unsigned long c = std::strtoul(code.c_str(), nullptr, 10);
@@ -532,13 +515,13 @@ std::string formatHealthSummary(const JsonValue& h, std::string_view endpoint) {
                 errors += ", ";
             }
             errors += std::string(errorCodeName(static_cast<ErrorCode>(c))) + " " +
-                      std::to_string(static_cast<long long>(count.number));
+                      std::to_string(static_cast<long long>(count.get<double>()));
         }
     }
     line("errors", errors.empty() ? "none" : errors);
     line("limits", "max_clients " + num(h, "limits.max_clients") + ", max_payload " +
                        num(h, "limits.max_payload"));
-    if (h.find("connection") != nullptr) {
+    if (findPath(h, "connection") != nullptr) {
         line("this client",
              num(h, "connection.name") + ", session " + num(h, "connection.session") + ", rtt " +
                  num(h, "connection.rtt_ms") + " ms, frames in " + num(h, "connection.frames.in") +

@@ -4,14 +4,24 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cli/json_reader.h"
 #include "tundra/client.h"
 
 namespace tundra::cli {
+
+/// JSON as tundra-cli reads it: objects keep their members in document order.
+using Json = nlohmann::ordered_json;
+
+/// Parses one JSON text (nlohmann-json, strict RFC 8259); nullopt if it is not valid JSON or
+/// nests deeper than 64 levels (HEALTH_RESULT comes from the network).
+std::optional<Json> parseJson(std::string_view text);
+/// Member lookup by dotted path ("sessions.online"); nullptr if absent or not an object.
+const Json* findPath(const Json& root, std::string_view path);
 
 /// Builds one JSON object on one line. Strings are escaped; bytes that are not valid UTF-8
 /// become U+FFFD so the output is always valid JSON.
@@ -37,7 +47,7 @@ private:
     std::string body_ = "{";
 };
 
-/// `s` as a quoted JSON string.
+/// `s` as a quoted JSON string (tundra::appendJsonString: DEL escaped, invalid UTF-8 as U+FFFD).
 std::string jsonQuote(std::string_view s);
 /// Standard base64 with padding.
 std::string base64(std::string_view bytes);
@@ -73,6 +83,6 @@ const char* stateName(UserState s);
 const char* systemEventName(SystemEvent e);
 
 /// A multi-line summary of a HEALTH_RESULT object (each line ends with '\n').
-std::string formatHealthSummary(const JsonValue& health, std::string_view endpoint);
+std::string formatHealthSummary(const Json& health, std::string_view endpoint);
 
 }  // namespace tundra::cli

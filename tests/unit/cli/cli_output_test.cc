@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // tundra-cli output: JSON lines (valid, escaped, one per event), human lines, health summary,
-// and the helpers behind them.
+// reading JSON (depth bound) and the helpers behind them.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -25,11 +25,11 @@ client::Delivery message(std::string from, std::string to, std::string text, boo
 }
 
 // Every JSON line must parse back, hold no raw newline, and keep its fields.
-JsonValue parsedLine(const std::string& line) {
+Json parsedLine(const std::string& line) {
     EXPECT_EQ(line.find('\n'), std::string::npos) << line;
     auto v = parseJson(line);
     EXPECT_TRUE(v.has_value()) << "not valid JSON: " << line;
-    return v.value_or(JsonValue{});
+    return v.value_or(Json{});
 }
 
 TEST(CliOutput, JsonQuoteEscapes) {
@@ -38,6 +38,7 @@ TEST(CliOutput, JsonQuoteEscapes) {
     EXPECT_EQ(jsonQuote("l1\nl2\r\t"), "\"l1\\nl2\\r\\t\"");
     EXPECT_EQ(jsonQuote(std::string("nul\0x", 5)), "\"nul\\u0000x\"");
     EXPECT_EQ(jsonQuote("\x1b[31m"), "\"\\u001b[31m\"");
+    EXPECT_EQ(jsonQuote("del\x7f"), "\"del\\u007f\"");       // DEL escaped for terminals
     EXPECT_EQ(jsonQuote("caf\xC3\xA9"), "\"caf\xC3\xA9\"");  // valid UTF-8 kept
     EXPECT_EQ(jsonQuote("bad\xFF"), "\"bad\\ufffd\"");       // invalid byte replaced
     EXPECT_EQ(jsonQuote("\xC0\xAF"), "\"\\ufffd\\ufffd\"");  // overlong form
@@ -63,14 +64,14 @@ TEST(CliOutput, SanitizeNeutralisesTerminalEscapes) {
 }
 
 TEST(CliOutput, JsonMessageLine) {
-    JsonValue v = parsedLine(formatJson(message("alice", "bob", "hi \"bob\"\n", true)));
-    EXPECT_EQ(v.find("type")->string, "message");
-    EXPECT_EQ(v.find("id")->number, 42);
-    EXPECT_EQ(v.find("time")->number, 1700000000123.0);
-    EXPECT_EQ(v.find("from")->string, "alice");
-    EXPECT_EQ(v.find("to")->string, "bob");
-    EXPECT_EQ(v.find("text")->string, "hi \"bob\"\n");
-    EXPECT_TRUE(v.find("replayed")->boolean);
+    Json v = parsedLine(formatJson(message("alice", "bob", "hi \"bob\"\n", true)));
+    EXPECT_EQ(v.at("type"), "message");
+    EXPECT_EQ(v.at("id"), 42);
+    EXPECT_EQ(v.at("time"), 1700000000123.0);
+    EXPECT_EQ(v.at("from"), "alice");
+    EXPECT_EQ(v.at("to"), "bob");
+    EXPECT_EQ(v.at("text"), "hi \"bob\"\n");
+    EXPECT_TRUE(v.at("replayed").get<bool>());
 }
 
 TEST(CliOutput, JsonAgentCommandAndImage) {
@@ -81,11 +82,11 @@ TEST(CliOutput, JsonAgentCommandAndImage) {
     a.command = "deploy";
     a.args = "prod";
     a.reply_to = 5;
-    JsonValue av = parsedLine(formatJson(a));
-    EXPECT_EQ(av.find("type")->string, "agent_command");
-    EXPECT_EQ(av.find("command")->string, "deploy");
-    EXPECT_EQ(av.find("args")->string, "prod");
-    EXPECT_EQ(av.find("reply_to")->number, 5);
+    Json av = parsedLine(formatJson(a));
+    EXPECT_EQ(av.at("type"), "agent_command");
+    EXPECT_EQ(av.at("command"), "deploy");
+    EXPECT_EQ(av.at("args"), "prod");
+    EXPECT_EQ(av.at("reply_to"), 5);
 
     client::Delivery img;
     img.type = MsgType::Image;
@@ -93,46 +94,46 @@ TEST(CliOutput, JsonAgentCommandAndImage) {
     img.from = "cam";
     img.mime = "image/png";
     img.data = std::string("\x89PNG\0\xFF", 6);
-    JsonValue iv = parsedLine(formatJson(img));
-    EXPECT_EQ(iv.find("type")->string, "image");
-    EXPECT_EQ(iv.find("mime")->string, "image/png");
-    EXPECT_EQ(iv.find("size")->number, 6);
-    EXPECT_EQ(iv.find("data_base64")->string, base64(img.data));
+    Json iv = parsedLine(formatJson(img));
+    EXPECT_EQ(iv.at("type"), "image");
+    EXPECT_EQ(iv.at("mime"), "image/png");
+    EXPECT_EQ(iv.at("size"), 6);
+    EXPECT_EQ(iv.at("data_base64"), base64(img.data));
 }
 
 TEST(CliOutput, JsonSystemErrorAndConnectionLines) {
     client::SystemNotice joined{SystemEvent::Joined, "", "bob", 0, 0};
-    JsonValue j = parsedLine(formatJson(joined));
-    EXPECT_EQ(j.find("type")->string, "system");
-    EXPECT_EQ(j.find("event")->string, "joined");
-    EXPECT_EQ(j.find("name")->string, "bob");
+    Json j = parsedLine(formatJson(joined));
+    EXPECT_EQ(j.at("type"), "system");
+    EXPECT_EQ(j.at("event"), "joined");
+    EXPECT_EQ(j.at("name"), "bob");
 
     client::SystemNotice dropped{SystemEvent::Dropped, "lost", "", 3, 0};
-    EXPECT_EQ(parsedLine(formatJson(dropped)).find("dropped")->number, 3);
+    EXPECT_EQ(parsedLine(formatJson(dropped)).at("dropped"), 3);
 
     client::ErrorEvent err{{client::ErrorKind::Server, ErrorCode::UnknownRecipient, "no bob"}, 9};
-    JsonValue e = parsedLine(formatJson(err));
-    EXPECT_EQ(e.find("type")->string, "error");
-    EXPECT_EQ(e.find("code")->number, 6);
-    EXPECT_EQ(e.find("name")->string, "UNKNOWN_RECIPIENT");
-    EXPECT_EQ(e.find("text")->string, "no bob");
-    EXPECT_EQ(e.find("sequence")->number, 9);
+    Json e = parsedLine(formatJson(err));
+    EXPECT_EQ(e.at("type"), "error");
+    EXPECT_EQ(e.at("code"), 6);
+    EXPECT_EQ(e.at("name"), "UNKNOWN_RECIPIENT");
+    EXPECT_EQ(e.at("text"), "no bob");
+    EXPECT_EQ(e.at("sequence"), 9);
 
     client::ConnectionEvent lost;
     lost.kind = client::ConnectionEvent::Kind::Lost;
     lost.reason = {client::ErrorKind::Disconnected, {}, "peer closed"};
-    JsonValue l = parsedLine(formatJson(lost));
-    EXPECT_EQ(l.find("type")->string, "connection");
-    EXPECT_EQ(l.find("event")->string, "lost");
-    EXPECT_EQ(l.find("reason")->string, "peer closed");
+    Json l = parsedLine(formatJson(lost));
+    EXPECT_EQ(l.at("type"), "connection");
+    EXPECT_EQ(l.at("event"), "lost");
+    EXPECT_EQ(l.at("reason"), "peer closed");
 
     client::ConnectionEvent resumed;
     resumed.kind = client::ConnectionEvent::Kind::Resumed;
     resumed.welcome.pending = 4;
-    JsonValue r = parsedLine(formatJson(resumed));
-    EXPECT_EQ(r.find("event")->string, "resumed");
-    EXPECT_EQ(r.find("pending")->number, 4);
-    EXPECT_EQ(r.find("session")->string.size(), 36U);
+    Json r = parsedLine(formatJson(resumed));
+    EXPECT_EQ(r.at("event"), "resumed");
+    EXPECT_EQ(r.at("pending"), 4);
+    EXPECT_EQ(r.at("session").get<std::string>().size(), 36U);
 }
 
 TEST(CliOutput, HumanLines) {
@@ -160,16 +161,16 @@ TEST(CliOutput, AckAndUserLines) {
               "sent to bob: id 99, delivered to 2 online, buffered for 1 offline");
     EXPECT_EQ(formatAckHuman(a, ""),
               "sent to everyone: id 99, delivered to 2 online, buffered for 1 offline");
-    JsonValue j = parsedLine(formatAckJson(a));
-    EXPECT_EQ(j.find("id")->number, 99);
-    EXPECT_EQ(j.find("delivered")->number, 2);
-    EXPECT_EQ(j.find("buffered")->number, 1);
+    Json j = parsedLine(formatAckJson(a));
+    EXPECT_EQ(j.at("id"), 99);
+    EXPECT_EQ(j.at("delivered"), 2);
+    EXPECT_EQ(j.at("buffered"), 1);
 
     client::UserInfo u{"bot", ClientKind::Agent, UserState::Detached};
-    JsonValue uj = parsedLine(formatUserJson(u));
-    EXPECT_EQ(uj.find("name")->string, "bot");
-    EXPECT_EQ(uj.find("kind")->string, "agent");
-    EXPECT_EQ(uj.find("state")->string, "detached");
+    Json uj = parsedLine(formatUserJson(u));
+    EXPECT_EQ(uj.at("name"), "bot");
+    EXPECT_EQ(uj.at("kind"), "agent");
+    EXPECT_EQ(uj.at("state"), "detached");
     std::string human = formatUserHuman(u);
     EXPECT_EQ(human.rfind("bot", 0), 0U);
     EXPECT_NE(human.find("agent"), std::string::npos);
@@ -201,6 +202,28 @@ TEST(CliOutput, HealthSummary) {
     EXPECT_NE(e.find(": draining"), std::string::npos) << e;
     EXPECT_NE(e.find("no samples yet"), std::string::npos) << e;
     EXPECT_NE(e.find("errors       none"), std::string::npos) << e;
+}
+
+TEST(CliOutput, ParseJsonIsStrictAndDepthLimited) {
+    auto v = parseJson(R"( {"sessions":{"online":3},"p50":null,"z":1,"a":2} )");
+    ASSERT_TRUE(v.has_value());
+    ASSERT_NE(findPath(*v, "sessions.online"), nullptr);
+    EXPECT_EQ(*findPath(*v, "sessions.online"), 3);
+    EXPECT_TRUE(findPath(*v, "p50")->is_null());
+    EXPECT_EQ(findPath(*v, "sessions.missing"), nullptr);
+    EXPECT_EQ(findPath(*v, "z.deeper"), nullptr);
+    EXPECT_EQ(v->begin().key(), "sessions");  // document order kept
+    EXPECT_EQ((++v->begin()).key(), "p50");
+    for (const char* bad :
+         {"", "{", "01", "1.", "+1", "{\"a\":1,}", "[1 2]", "\"\\ud83d\"", "\"a\nb\"", "{} x"}) {
+        EXPECT_FALSE(parseJson(bad).has_value()) << bad;
+    }
+    std::string ok(60, '[');
+    ok += std::string(60, ']');
+    EXPECT_TRUE(parseJson(ok).has_value());
+    std::string deep(100000, '[');
+    deep += std::string(100000, ']');
+    EXPECT_FALSE(parseJson(deep).has_value());  // refused, no stack overflow
 }
 
 TEST(CliOutput, ImageMimeFromExtension) {

@@ -194,17 +194,17 @@ TEST(ImageSaver, OutputNamesTheSavedFile) {
 
     auto json = parseJson(formatJson(e, &ok));
     ASSERT_TRUE(json);
-    ASSERT_NE(json->find("saved"), nullptr);
-    EXPECT_EQ(json->find("saved")->string, "pics/12-alice.png");
-    EXPECT_EQ(json->find("save_error"), nullptr);
+    ASSERT_NE(findPath(*json, "saved"), nullptr);
+    EXPECT_EQ(json->at("saved"), "pics/12-alice.png");
+    EXPECT_EQ(findPath(*json, "save_error"), nullptr);
     json = parseJson(formatJson(e, &failed));
     ASSERT_TRUE(json);
-    EXPECT_EQ(json->find("saved"), nullptr);
-    ASSERT_NE(json->find("save_error"), nullptr);
-    EXPECT_EQ(json->find("save_error")->string, failed.error);
+    EXPECT_EQ(findPath(*json, "saved"), nullptr);
+    ASSERT_NE(findPath(*json, "save_error"), nullptr);
+    EXPECT_EQ(json->at("save_error"), failed.error);
     json = parseJson(formatJson(e));
     ASSERT_TRUE(json);
-    EXPECT_EQ(json->find("saved"), nullptr);
+    EXPECT_EQ(findPath(*json, "saved"), nullptr);
 }
 
 }  // namespace

@@ -5,16 +5,21 @@
 
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/json_writer.h"
 #include "core/metrics.h"
 #include "unit/core/core_fixture.h"
-#include "unit/core/mini_json.h"
 
 namespace tundra::testing {
 
 namespace {
+
+using Json = nlohmann::json;
+
+// The document, or a discarded value (which fails every lookup) if `text` is not valid JSON.
+Json parseStrict(std::string_view text) { return Json::parse(text, nullptr, false); }
 
 class CoreHealthTest : public CoreTest {
 protected:
@@ -25,9 +30,10 @@ protected:
         auto f = one(conn);
         EXPECT_EQ(f.header.sequence, 21);
         auto text = asJson(f);
-        auto j = JsonParser(text).parse();
-        EXPECT_TRUE(j.has_value()) << "not valid JSON: " << text;
-        return j.value_or(Json{});
+        Json j = parseStrict(text);
+        EXPECT_FALSE(j.is_discarded()) << "not valid JSON: " << text;
+        EXPECT_TRUE(j.is_object()) << text;
+        return j.is_object() ? j : Json::object();
     }
 };
 
@@ -43,32 +49,32 @@ TEST_F(CoreHealthTest, ReportsEveryFieldWithCurrentValues) {
     connect(4);
     clock.advance(12'345);
     Json j = health(4);
-    EXPECT_EQ(j["status"].text, "ok");
-    EXPECT_EQ(j["version"].text, "9.8.7");
-    EXPECT_EQ(j["protocol"].raw, "1");
-    EXPECT_EQ(j["uptime_s"].raw, "12");
-    EXPECT_EQ(j["connections"].raw, "3");
-    EXPECT_EQ(j["sessions"]["online"].raw, "2");
-    EXPECT_EQ(j["sessions"]["detached"].raw, "1");
-    EXPECT_EQ(j["users_known"].raw, "3");
-    EXPECT_EQ(j["messages"]["in"].raw, "1");
-    EXPECT_EQ(j["messages"]["out"].raw, "0");
-    EXPECT_EQ(j["messages"]["buffered"].raw, "1");
-    EXPECT_EQ(j["messages"]["dropped"].raw, "0");
-    EXPECT_EQ(j["bytes"]["in"].raw, "1111");
-    EXPECT_EQ(j["bytes"]["out"].raw, "2222");
-    EXPECT_EQ(j["rss_bytes"].raw, "3333");
-    EXPECT_EQ(j["errors"]["6"].raw, "1");
-    EXPECT_EQ(j["errors"]["2"].raw, "0");
-    EXPECT_EQ(j["errors"].object.size(), std::size_t{kMaxErrorCode});
-    EXPECT_EQ(j["latency_ms"]["samples"].raw, "0");
-    EXPECT_TRUE(j["latency_ms"]["p50"].isNull());
-    EXPECT_TRUE(j["latency_ms"]["p99"].isNull());
-    EXPECT_TRUE(j["latency_ms"]["max"].isNull());
-    EXPECT_TRUE(j["latency_ms"].has("p50"));
-    EXPECT_EQ(j["limits"]["max_clients"].raw, "77");
-    EXPECT_EQ(j["limits"]["max_payload"].raw, "65534");
-    EXPECT_FALSE(j.has("connection")) << "unregistered asker";
+    EXPECT_EQ(j.at("status"), "ok");
+    EXPECT_EQ(j.at("version"), "9.8.7");
+    EXPECT_EQ(j.at("protocol").dump(), "1");
+    EXPECT_EQ(j.at("uptime_s").dump(), "12");
+    EXPECT_EQ(j.at("connections").dump(), "3");
+    EXPECT_EQ(j.at("sessions").at("online").dump(), "2");
+    EXPECT_EQ(j.at("sessions").at("detached").dump(), "1");
+    EXPECT_EQ(j.at("users_known").dump(), "3");
+    EXPECT_EQ(j.at("messages").at("in").dump(), "1");
+    EXPECT_EQ(j.at("messages").at("out").dump(), "0");
+    EXPECT_EQ(j.at("messages").at("buffered").dump(), "1");
+    EXPECT_EQ(j.at("messages").at("dropped").dump(), "0");
+    EXPECT_EQ(j.at("bytes").at("in").dump(), "1111");
+    EXPECT_EQ(j.at("bytes").at("out").dump(), "2222");
+    EXPECT_EQ(j.at("rss_bytes").dump(), "3333");
+    EXPECT_EQ(j.at("errors").at("6").dump(), "1");
+    EXPECT_EQ(j.at("errors").at("2").dump(), "0");
+    EXPECT_EQ(j.at("errors").size(), std::size_t{kMaxErrorCode});
+    EXPECT_EQ(j.at("latency_ms").at("samples").dump(), "0");
+    EXPECT_TRUE(j.at("latency_ms").at("p50").is_null());
+    EXPECT_TRUE(j.at("latency_ms").at("p99").is_null());
+    EXPECT_TRUE(j.at("latency_ms").at("max").is_null());
+    EXPECT_TRUE(j.at("latency_ms").contains("p50"));
+    EXPECT_EQ(j.at("limits").at("max_clients").dump(), "77");
+    EXPECT_EQ(j.at("limits").at("max_payload").dump(), "65534");
+    EXPECT_FALSE(j.contains("connection")) << "unregistered asker";
 }
 
 TEST_F(CoreHealthTest, RegisteredAskerSeesItsOwnConnection) {
@@ -83,31 +89,31 @@ TEST_F(CoreHealthTest, RegisteredAskerSeesItsOwnConnection) {
     feed(1, pong.finish());
     clock.advance(2500);
     Json j = health(1);
-    ASSERT_TRUE(j.has("connection"));
-    const Json& c = j["connection"];
-    EXPECT_EQ(c["session"].text, uuidToString(w.session));
-    EXPECT_EQ(c["session"].text.size(), 36U);
-    EXPECT_EQ(c["connected_s"].raw, "3");
-    EXPECT_EQ(c["rtt_ms"].number, 7.0);
-    EXPECT_EQ(c["frames"]["in"].raw, "3");   // REGISTER, PONG, HEALTH_CHECK
-    EXPECT_EQ(c["frames"]["out"].raw, "2");  // WELCOME, PING (the answer is not sent yet)
-    EXPECT_EQ(j["latency_ms"]["samples"].raw, "1");
-    EXPECT_EQ(j["latency_ms"]["p50"].number, 7.0);
-    EXPECT_EQ(j["latency_ms"]["max"].number, 7.0);
+    ASSERT_TRUE(j.contains("connection"));
+    const Json& c = j.at("connection");
+    EXPECT_EQ(c.at("session"), uuidToString(w.session));
+    EXPECT_EQ(c.at("session").get<std::string>().size(), 36U);
+    EXPECT_EQ(c.at("connected_s").dump(), "3");
+    EXPECT_EQ(c.at("rtt_ms"), 7.0);
+    EXPECT_EQ(c.at("frames").at("in").dump(), "3");   // REGISTER, PONG, HEALTH_CHECK
+    EXPECT_EQ(c.at("frames").at("out").dump(), "2");  // WELCOME, PING (the answer is not sent yet)
+    EXPECT_EQ(j.at("latency_ms").at("samples").dump(), "1");
+    EXPECT_EQ(j.at("latency_ms").at("p50"), 7.0);
+    EXPECT_EQ(j.at("latency_ms").at("max"), 7.0);
 }
 
 TEST_F(CoreHealthTest, RttIsNullWithoutSamples) {
     login(1, "alice");
     Json j = health(1);
-    EXPECT_TRUE(j["connection"].has("rtt_ms"));
-    EXPECT_TRUE(j["connection"]["rtt_ms"].isNull());
+    EXPECT_TRUE(j.at("connection").contains("rtt_ms"));
+    EXPECT_TRUE(j.at("connection").at("rtt_ms").is_null());
 }
 
 TEST_F(CoreHealthTest, VersionIsEscaped) {
     config.software_version = "1.0 \"beta\"\\\n";
     connect(1);
     Json j = health(1);
-    EXPECT_EQ(j["version"].text, "1.0 \"beta\"\\\n");
+    EXPECT_EQ(j.at("version"), "1.0 \"beta\"\\\n");
 }
 
 TEST_F(CoreHealthTest, ListUsersFiltersByPrefixWithKindsAndStates) {
@@ -209,10 +215,10 @@ TEST(JsonWriterTest, EscapesStringsAndRepairsBadUtf8) {
     w.key("bad").value("x\xff\xc3(y\xed\xa0\x80");
     w.endObject();
     EXPECT_EQ(w.str(),
-              "{\"q\\\"k\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/\x7f\\u0000\","
+              "{\"q\\\"k\":\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/\\u007f\\u0000\","
               "\"u\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\","
               "\"bad\":\"x\\ufffd\\ufffd(y\\ufffd\\ufffd\\ufffd\"}");
-    EXPECT_TRUE(JsonParser(w.str()).parse().has_value());
+    EXPECT_FALSE(parseStrict(w.str()).is_discarded());
     EXPECT_TRUE(isValidUtf8(w.str()));
 }
 

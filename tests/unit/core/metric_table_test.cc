@@ -6,12 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <string>
 
 #include "unit/core/core_fixture.h"
-#include "unit/core/mini_json.h"
 
 namespace tundra::testing {
 namespace {
@@ -79,8 +79,8 @@ class MetricTableHealthTest : public CoreTest {};
 TEST_F(MetricTableHealthTest, HealthResultHoldsOnlyTheTableAndTheIdentity) {
     login(1, "alice");
     feed(1, msg::encodeEmpty(MsgType::HealthCheck, 2));
-    auto j = JsonParser(asJson(one(1))).parse();
-    ASSERT_TRUE(j.has_value());
+    const auto j = nlohmann::json::parse(asJson(one(1)), nullptr, false);
+    ASSERT_TRUE(j.is_object());
     std::set<std::string> expected{"status", "version", "protocol", "connection"};
     for (const MetricDef& d : metricTable()) {
         if (!d.json.empty()) {
@@ -89,8 +89,8 @@ TEST_F(MetricTableHealthTest, HealthResultHoldsOnlyTheTableAndTheIdentity) {
         }
     }
     std::set<std::string> got;
-    for (const auto& [key, value] : j->object) {
-        got.insert(key);
+    for (const auto& item : j.items()) {
+        got.insert(item.key());
     }
     EXPECT_EQ(got, expected);
     for (const MetricDef& d : metricTable()) {
@@ -103,8 +103,9 @@ TEST_F(MetricTableHealthTest, HealthResultHoldsOnlyTheTableAndTheIdentity) {
         for (const MetricDef& e : metricTable()) {
             rows += !e.per_error_code && groupOf(e) == group ? 1U : 0U;
         }
-        EXPECT_EQ((*j)[group].object.size(), rows) << group;
-        EXPECT_TRUE((*j)[group].has(std::string(d.json.substr(dot + 1)))) << d.json;
+        ASSERT_TRUE(j.contains(group)) << group;
+        EXPECT_EQ(j.at(group).size(), rows) << group;
+        EXPECT_TRUE(j.at(group).contains(std::string(d.json.substr(dot + 1)))) << d.json;
     }
 }
 

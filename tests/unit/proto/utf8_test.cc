@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// RFC 3629 edge cases for isValidUtf8 and the name rule isValidName.
+// RFC 3629 edge cases for isValidUtf8 and utf8SequenceLength, JSON string encoding
+// (appendJsonString) and the name rule isValidName.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -106,6 +107,69 @@ TEST(Utf8Test, EveryFourByteLeadAndSecondByte) {
             EXPECT_EQ(isValidUtf8(s), expected) << a << " " << b;
         }
     }
+}
+
+TEST(Utf8SequenceLengthTest, StepsThroughMixedText) {
+    // "a" + U+00E9 + U+20AC + U+1F600 + "z"
+    const std::string s = bytesOf("61 c3 a9 e2 82 ac f0 9f 98 80 7a");
+    EXPECT_EQ(utf8SequenceLength(s, 0), 1U);
+    EXPECT_EQ(utf8SequenceLength(s, 1), 2U);
+    EXPECT_EQ(utf8SequenceLength(s, 3), 3U);
+    EXPECT_EQ(utf8SequenceLength(s, 6), 4U);
+    EXPECT_EQ(utf8SequenceLength(s, 10), 1U);
+    EXPECT_EQ(utf8SequenceLength(s, 11), 0U);  // past the end
+    EXPECT_EQ(utf8SequenceLength(s, 2), 0U);   // a continuation byte starts nothing
+    EXPECT_EQ(utf8SequenceLength(std::string_view(s).substr(0, 9), 6), 0U);  // truncated
+    EXPECT_EQ(utf8SequenceLength("", 0), 0U);
+}
+
+TEST(Utf8SequenceLengthTest, RefusesWhatIsValidUtf8Refuses) {
+    for (const char* hex : {"c0 af", "e0 80 af", "ed a0 80", "f4 90 80 80", "f5 80 80 80", "ff",
+                            "c3 28", "e2 28 a1", "f0 9f 28 80"}) {
+        EXPECT_EQ(utf8SequenceLength(bytesOf(hex), 0), 0U) << hex;
+    }
+}
+
+TEST(Utf8SequenceLengthTest, AgreesWithIsValidUtf8OnEveryShortSequence) {
+    // For every 1..2-byte string and every 3-/4-byte string with continuation tails, a
+    // sequence covering the whole string exists iff isValidUtf8 says so.
+    for (int a = 0; a < 256; ++a) {
+        for (int b = -1; b < 256; ++b) {
+            std::string s(1, static_cast<char>(a));
+            if (b >= 0) {
+                s.push_back(static_cast<char>(b));
+            }
+            for (const std::string& tail :
+                 {std::string(), std::string("\x80"), std::string("\x80\x80")}) {
+                const std::string t = s + tail;
+                std::size_t i = 0;
+                while (i < t.size()) {
+                    const std::size_t n = utf8SequenceLength(t, i);
+                    if (n == 0) {
+                        break;
+                    }
+                    i += n;
+                }
+                EXPECT_EQ(i == t.size(), isValidUtf8(t)) << a << " " << b << " " << tail.size();
+            }
+        }
+    }
+}
+
+TEST(JsonStringTest, EscapesControlsDelAndRepairsBadUtf8) {
+    std::string out = "x";
+    appendJsonString(out, std::string_view("a\"b\\c\n\r\t\b\f\x01\x1f/\x7f\0", 15));
+    EXPECT_EQ(out, "x\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f/\\u007f\\u0000\"");
+    out.clear();
+    appendJsonString(out, "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    EXPECT_EQ(out, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
+    out.clear();
+    appendJsonString(out, "x\xff\xc3(y\xed\xa0\x80\xc0\xaf");
+    EXPECT_EQ(out, "\"x\\ufffd\\ufffd(y\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    EXPECT_TRUE(isValidUtf8(out));
+    out.clear();
+    appendJsonString(out, "");
+    EXPECT_EQ(out, "\"\"");
 }
 
 TEST(NameTest, ValidNames) {

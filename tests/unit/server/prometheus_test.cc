@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -17,7 +18,6 @@
 
 #include "core/json_writer.h"
 #include "core/metric_table.h"
-#include "unit/core/mini_json.h"
 
 namespace tundra::server {
 namespace {
@@ -214,8 +214,8 @@ TEST(Prometheus, EveryMetricTableRowIsInBothOutputs) {
     w.beginObject();
     core::writeMetricFields(w, src);
     w.endObject();
-    const auto json = testing::JsonParser(w.str()).parse();
-    ASSERT_TRUE(json.has_value()) << w.str();
+    const auto json = nlohmann::json::parse(w.str(), nullptr, false);
+    ASSERT_TRUE(json.is_object()) << w.str();
     std::size_t fields = 0;
     for (const core::MetricDef& d : core::metricTable()) {
         const std::string name(d.name);
@@ -236,30 +236,32 @@ TEST(Prometheus, EveryMetricTableRowIsInBothOutputs) {
                                                           : "{" + std::string(d.labels) + "}";
             const auto prom = sampleValue(text, name + labels + " ");
             ASSERT_TRUE(prom.has_value()) << "no sample " << name << labels;
-            const testing::Json* field = nullptr;
+            const nlohmann::json* field = nullptr;
             if (!d.json.empty()) {
                 ++fields;
                 const std::string path(d.json);
                 const auto dot = path.find('.');
-                const testing::Json& top =
-                    (*json)[dot == std::string::npos ? path : path.substr(0, dot)];
-                field = d.per_error_code           ? &top[std::to_string(code)]
-                        : dot == std::string::npos ? &top
-                                                   : &top[path.substr(dot + 1)];
-                ASSERT_EQ(field->kind, testing::Json::Kind::Number) << "missing field " << path;
+                const auto ptr = nlohmann::json::json_pointer(
+                    "/" + (dot == std::string::npos ? path : path.substr(0, dot)) +
+                    (d.per_error_code           ? "/" + std::to_string(code)
+                     : dot == std::string::npos ? std::string()
+                                                : "/" + path.substr(dot + 1)));
+                ASSERT_TRUE(json.contains(ptr)) << "missing field " << path;
+                field = &json.at(ptr);
+                ASSERT_TRUE(field->is_number()) << "not a number: " << path;
             }
             const core::MetricValue v = d.value(src, code);
             if (const auto* n = std::get_if<std::uint64_t>(&v)) {
                 EXPECT_EQ(*prom, std::to_string(*n)) << name << labels;
                 if (field != nullptr) {
-                    EXPECT_EQ(field->raw, std::to_string(*n)) << d.json << " " << code;
+                    EXPECT_EQ(field->dump(), std::to_string(*n)) << d.json << " " << code;
                 }
             } else {
                 const auto& x = std::get<std::optional<double>>(v);
                 ASSERT_TRUE(x.has_value()) << "sample() sets every statistic: " << name;
                 EXPECT_DOUBLE_EQ(std::stod(*prom), *x) << name << labels;
                 if (field != nullptr) {
-                    EXPECT_DOUBLE_EQ(field->number, *x) << d.json;
+                    EXPECT_DOUBLE_EQ(field->get<double>(), *x) << d.json;
                 }
             }
         }
