@@ -89,7 +89,7 @@ void TcpServer::Connection::flush() {
         return;
     }
     if (state_ == State::Flushing) {
-        server_.scheduleClose(*this, CloseReason::Local);
+        server_.scheduleClose(*this, drained_reason_);
         return;
     }
     setInterest(EPOLLIN);
@@ -110,7 +110,7 @@ void TcpServer::Connection::onReadable() {
             continue;
         }
         if (r.n == 0) {
-            server_.scheduleClose(*this, CloseReason::PeerClosed);
+            server_.peerClosed(*this);  // flushes what is queued first, then closes
         } else if (!sockets::wouldBlock(r.err)) {
             spdlog::debug("conn={} read: {}", id_, sockets::errorText(r.err));
             server_.scheduleClose(*this, CloseReason::Error);

@@ -68,6 +68,7 @@ public:
     std::uint32_t interest_ = EPOLLIN;
     State state_ = State::Open;
     CloseReason reason_ = CloseReason::Local;
+    CloseReason drained_reason_ = CloseReason::Local;  // the close once Flushing has drained
     bool flush_pending_ = false;  // queued in server_.to_flush_ for this iteration's flush
 
 private:

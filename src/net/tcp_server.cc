@@ -168,8 +168,14 @@ void TcpServer::closeAfterFlush(ConnId id) {
     if (it == conns_.end() || it->second->state_ != Connection::State::Open) {
         return;
     }
-    Connection& c = *it->second;
+    startFlushing(*it->second, CloseReason::Local);
+}
+
+// Stops reading, writes what is queued, and closes with `drained` once it is all written (or
+// FlushTimeout after flush_timeout_ms).
+void TcpServer::startFlushing(Connection& c, CloseReason drained) {
     c.state_ = Connection::State::Flushing;
+    c.drained_reason_ = drained;
     if (c.flush_pending_) {
         c.flush();  // nothing can join this output any more: write it now (may close)
         if (c.state_ == Connection::State::Closed) {
@@ -177,11 +183,12 @@ void TcpServer::closeAfterFlush(ConnId id) {
         }
     }
     if (c.output_.empty()) {
-        scheduleClose(c, CloseReason::Local);
+        scheduleClose(c, drained);
         return;
     }
     c.setInterest(EPOLLOUT);
     std::weak_ptr<int> alive = alive_;
+    const ConnId id = c.id_;
     c.flush_timer_ = loop_.addTimer(options_.flush_timeout_ms, [this, alive, id] {
         if (alive.expired()) {
             return;
@@ -194,6 +201,16 @@ void TcpServer::closeAfterFlush(ConnId id) {
     });
 }
 
+// The peer half-closed (EOF): everything it sent has been read and answered, and it may still
+// be reading (`nc -N`, shutdown(SHUT_WR) after pipelining), so its answers are written before
+// the close, bounded by the flush timeout, instead of being cut after one round of writes.
+void TcpServer::peerClosed(Connection& c) {
+    if (c.state_ != Connection::State::Open) {
+        return;
+    }
+    startFlushing(c, CloseReason::PeerClosed);
+}
+
 void TcpServer::close(ConnId id) {
     auto it = conns_.find(id);
     if (it != conns_.end()) {
@@ -202,6 +219,8 @@ void TcpServer::close(ConnId id) {
 }
 
 std::uint64_t TcpServer::acceptErrors() const { return acceptor_ ? acceptor_->errors() : 0; }
+
+std::uint64_t TcpServer::acceptShed() const { return acceptor_ ? acceptor_->shed() : 0; }
 
 std::size_t TcpServer::connectionCount() const { return conns_.size(); }
 

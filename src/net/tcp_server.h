@@ -25,7 +25,7 @@ class Acceptor;
 /// Never reused within a process; never an fd.
 using ConnId = std::uint64_t;
 
-enum class CloseReason {
+enum class CloseReason : std::uint8_t {
     PeerClosed,    ///< EOF from the peer
     Error,         ///< read/write error (ECONNRESET, EPIPE...)
     SlowConsumer,  ///< output exceeded the cap
@@ -113,11 +113,15 @@ public:
     std::uint64_t writeCalls() const { return write_calls_; }
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
     [[nodiscard]] std::uint64_t acceptErrors() const;
+    /// Connections shed at the fd limit (accepted and closed at once): one per real peer.
+    [[nodiscard]] std::uint64_t acceptShed() const;
 
 private:
     class Connection;
     bool onAccept(int fd, std::string peer);
     void scheduleClose(Connection& c, CloseReason reason);
+    void startFlushing(Connection& c, CloseReason drained);
+    void peerClosed(Connection& c);
     void reap();
     void markForFlush(Connection& c);
     void flushMarked();

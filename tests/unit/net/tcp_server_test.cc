@@ -766,5 +766,48 @@ TEST_F(TcpServerTest, AcceptAtTheFdLimitShedsTheConnectionWithTheSpareFd) {
     EXPECT_EQ(connects_.size(), 1U);
 }
 
+// accept4 fails with EMFILE even when nobody waits, so counting every EMFILE as a shed (and
+// running a full round of syscalls for it) inflated the counter far beyond the real peers.
+TEST_F(TcpServerTest, SheddingAtTheFdLimitCountsOnlyRealPeers) {
+    start();
+    constexpr std::size_t kPeers = 5;
+    std::vector<int> fillers;
+    std::vector<std::unique_ptr<LoopClient>> clients;
+    {
+        FdLimit limit(64);
+        ASSERT_TRUE(limit.ok());
+        for (;;) {
+            const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                break;
+            }
+            fillers.push_back(fd);
+        }
+        ASSERT_GT(fillers.size(), kPeers);
+        for (std::size_t i = 0; i < kPeers; ++i) {
+            ::close(fillers.back());  // one free slot per client socket
+            fillers.pop_back();
+        }
+        // Connected from the backlog before the server runs at all: one wakeup sees them all.
+        for (std::size_t i = 0; i < kPeers; ++i) {
+            clients.push_back(std::make_unique<LoopClient>(loop_, "127.0.0.1", server_->port()));
+            ASSERT_TRUE(clients.back()->connected());
+        }
+        ASSERT_TRUE(runUntil(loop_, [&] { return server_->acceptShed() >= kPeers; }));
+        // More wakeups with an empty backlog (the fd table still full) shed nobody.
+        idle(50);
+        EXPECT_EQ(server_->acceptShed(), kPeers);
+        EXPECT_EQ(server_->acceptErrors(), kPeers);
+        EXPECT_TRUE(connects_.empty());
+    }
+    for (int fd : fillers) {
+        ::close(fd);
+    }
+    clients.clear();
+    auto ok = connect();
+    EXPECT_EQ(connects_.size(), 1U);
+    EXPECT_EQ(server_->acceptShed(), kPeers);
+}
+
 }  // namespace
 }  // namespace tundra::net
