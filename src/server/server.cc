@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/session_id.h"
+#include "net/socket_ops.h"
 #include "server/config_file.h"
 #include "server/prometheus.h"
 
@@ -42,6 +43,8 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     o.bind = c.bind;
     o.port = c.port;
     o.output_cap = c.output_cap_bytes;
+    o.output_total_soft = c.output_total_soft_bytes;
+    o.output_total_hard = c.output_total_hard_bytes;
     return o;
 }
 
@@ -52,6 +55,39 @@ std::string hostPort(const std::string& host, std::uint16_t port) {
     return host + ":" + std::to_string(port);
 }
 
+}  // namespace
+
+std::size_t resolveMaxClients(std::size_t configured, std::uint64_t fd_limit,
+                              std::string& warning) {
+    warning.clear();
+    if (fd_limit == 0) {
+        return configured == 0 ? 1000 : configured;
+    }
+    const std::uint64_t allowed64 = std::min<std::uint64_t>(
+        fd_limit > kReservedFds ? fd_limit - kReservedFds : 1, kMaxClientsCeiling);
+    const auto allowed = static_cast<std::size_t>(std::max<std::uint64_t>(allowed64, 1));
+    if (configured == 0) {
+        return allowed;
+    }
+    if (configured > allowed) {
+        warning = fmt::format(
+            "max_clients {} lowered to {}: the file descriptor limit is {} ({} kept in reserve); "
+            "raise LimitNOFILE",
+            configured, allowed, fd_limit, kReservedFds);
+        return allowed;
+    }
+    return configured;
+}
+
+namespace {
+void applyFdLimit(Config& c) {
+    std::string warning;
+    c.core.max_clients =
+        resolveMaxClients(c.core.max_clients, net::sockets::raiseFdLimit(0), warning);
+    if (!warning.empty()) {
+        spdlog::warn("{}", warning);
+    }
+}
 }  // namespace
 
 bool HeapTrimmer::maybeTrim() {
@@ -94,6 +130,7 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
       args_(std::move(args)),
       notifier_(std::move(notifier)),
       tcp_(loop_, tcpOptions(config_)) {
+    applyFdLimit(config_);
     sessions_ = std::make_unique<core::SessionManager>(
         config_.core, *this, clock_, [] { return common::newSessionId(); },
         [this] { return stats(); });
@@ -128,8 +165,10 @@ bool Server::start(std::string& error) {
         config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
         config_.core.session_timeout_ms);
     if (!config_.admin.empty()) {
+        AdminHttpOptions admin_options;
+        admin_options.max_per_source = config_.admin_max_per_source;
         admin_ = std::make_unique<AdminHttp>(
-            loop_, [this] { return !draining_; }, [this] { return metricsText(); });
+            loop_, [this] { return !draining_; }, [this] { return metricsText(); }, admin_options);
         std::string admin_error;
         if (!admin_->start(config_.admin, admin_error)) {
             error = "admin listener: " + admin_error;
@@ -258,6 +297,7 @@ void Server::reload() {
     }
     // Restart-only settings (listeners, the output cap) are fixed at start: keep them.
     keepRestartSettings(config_, fresh);
+    applyFdLimit(fresh);
     sessions_->reconfigure(fresh.core);
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);
@@ -283,6 +323,12 @@ core::ServerStats Server::stats() const {
     s.bytes_in = tcp_.bytesIn();
     s.bytes_out = tcp_.bytesOut();
     s.rss_bytes = residentBytes();
+    s.output_queued_bytes = tcp_.queuedTotal();
+    s.output_paused = tcp_.outputPaused();
+    s.output_pauses_total = tcp_.outputPauses();
+    s.output_cuts_total = tcp_.outputCuts();
+    s.accept_shed_total = tcp_.acceptShed();
+    s.admin_refused_total = admin_ ? admin_->refused() : 0;
     return s;
 }
 
