@@ -90,14 +90,25 @@ void applyFdLimit(Config& c) {
 }
 }  // namespace
 
-bool HeapTrimmer::maybeTrim() {
-    const std::size_t free_now = ::mallinfo2().fordblks;
+bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
+    if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_) {
+        return false;  // too soon: a walk of a large heap is not free
+    }
+    const auto info = ::mallinfo2();
+    const std::size_t free_now = info.fordblks;
+    // Free space that was reused since the last trim counts as freed again when it comes back.
+    free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
+    if (free_now < info.arena / 4) {
+        return false;  // mostly in use: the walk would give little back
+    }
     // Free space that was reused since the last trim counts as freed again when it comes back.
     free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
     if (free_now < free_after_last_trim_ + min_growth_) {
         return false;  // not enough freed since the last trim to be worth a heap walk
     }
     ::malloc_trim(0);
+    trimmed_ = true;
+    last_trim_ms_ = now_ms;
     free_after_last_trim_ = ::mallinfo2().fordblks;
     spdlog::debug("heap: returned free pages to the kernel ({} bytes free before, {} after)",
                   free_now, free_after_last_trim_);
@@ -157,7 +168,7 @@ bool Server::start(std::string& error) {
     loop_.addTimer(
         sessions_->tickIntervalMs(), [this] { sessions_->tick(); }, true);
     loop_.addTimer(
-        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(); }, true);
+        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(loop_.nowMs()); }, true);
     spdlog::info(
         "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
         "session_timeout={}ms)",
