@@ -175,6 +175,34 @@ const std::array kTable = {
               false,
               [](const Src& s,
                  std::uint16_t) -> MetricValue { return s.metrics.bad_frame_closes_total; }},
+    // Net limits (issue 9 points 1, 12, 13): keep these rows together, at the end.
+    MetricDef{
+        "tundra_output_queued_bytes", kGauge,
+        "Output queued for all connections, charged as bytes plus a per-frame overhead.", "",
+        "net.output_queued_bytes", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.output_queued_bytes; }},
+    MetricDef{"tundra_output_paused_connections", kGauge,
+              "Connections not read because total queued output is over output_total_soft.", "",
+              "net.output_paused", false,
+              [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.output_paused; }},
+    MetricDef{
+        "tundra_output_pauses_total", kCounter,
+        "Times reading stopped on a connection over the output_total_soft cap.", "",
+        "net.output_pauses", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.output_pauses_total; }},
+    MetricDef{"tundra_output_cuts_total", kCounter,
+              "Connections closed as slow consumers over the output_total_hard cap.", "",
+              "net.output_cuts", false,
+              [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.output_cuts_total; }},
+    MetricDef{"tundra_accept_shed_total", kCounter,
+              "Connections accepted and closed at once at the file descriptor limit.", "",
+              "net.accept_shed", false,
+              [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.accept_shed_total; }},
+    MetricDef{
+        "tundra_admin_refused_total", kCounter,
+        "Admin HTTP connections refused by the per-source or global cap.", "", "net.admin_refused",
+        false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.admin_refused_total; }},
 };
 
 void writeValue(JsonWriter& w, const MetricValue& v) {

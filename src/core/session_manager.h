@@ -64,6 +64,14 @@ struct ServerStats {
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     std::uint64_t rss_bytes = 0;
+    // Net (issue 9): queued output as charged to the caps, reading paused by the soft cap,
+    // connections cut by the hard cap, peers shed at the fd limit, admin connections refused.
+    std::uint64_t output_queued_bytes = 0;
+    std::uint64_t output_paused = 0;
+    std::uint64_t output_pauses_total = 0;
+    std::uint64_t output_cuts_total = 0;
+    std::uint64_t accept_shed_total = 0;
+    std::uint64_t admin_refused_total = 0;
 };
 
 class SessionManager {

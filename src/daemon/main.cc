@@ -2,13 +2,13 @@
 // tundrad entry point: argv -> Config -> Server::run(). Exit codes: 0 clean, 1 runtime
 // failure, 2 bad flags or config.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "common/logging.h"
 #include "net/socket_ops.h"
@@ -18,15 +18,15 @@
 
 namespace {
 
-// Each client needs a descriptor: raise the soft limit toward the hard one so max_clients is
-// reachable without operator tuning (systemd sets LimitNOFILE in the unit file).
+// Each client needs a descriptor: raise the soft limit to the hard one (as Redis does), so
+// max_clients can follow it (0 = derived from it, see resolveMaxClients); systemd sets the hard
+// limit with LimitNOFILE in the unit file.
 void raiseFileLimit(std::size_t max_clients) {
-    const std::uint64_t wanted = static_cast<std::uint64_t>(max_clients) + 64;
-    const std::uint64_t limit = tundra::net::sockets::raiseFdLimit(wanted);
-    if (limit != 0 && limit < wanted) {
-        spdlog::warn("file descriptor limit {} is below max_clients + 64 = {}; raise LimitNOFILE",
-                     limit, wanted);
-    }
+    const std::uint64_t limit = tundra::net::sockets::raiseFdLimit(UINT64_MAX);
+    std::string warning;
+    const std::size_t effective = tundra::server::resolveMaxClients(max_clients, limit, warning);
+    spdlog::info("file descriptor limit {}: max_clients {}{}", limit, effective,
+                 max_clients == 0 ? " (derived from the limit)" : "");
 }
 
 }  // namespace

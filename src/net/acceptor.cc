@@ -19,6 +19,9 @@ namespace {
 // Connections accepted per listening-socket wakeup; the rest wait for the next iteration so
 // a connection storm cannot starve established peers.
 constexpr int kMaxAcceptsPerWakeup = 64;
+// Connections shed per wakeup at the fd limit (each costs accept + close + accept + close +
+// open); the rest wait for the next wakeup, so a storm at the limit cannot take the loop.
+constexpr int kMaxShedsPerWakeup = 8;
 // With no spare fd left, the listening socket sleeps this long instead of spinning.
 constexpr std::int64_t kAcceptPauseMs = 100;
 constexpr std::int64_t kAcceptWarnIntervalMs = 1000;
@@ -51,6 +54,7 @@ void Acceptor::stop() {
 }
 
 void Acceptor::onEvents(std::uint32_t /*events*/) {
+    int sheds = 0;
     for (int i = 0; i < kMaxAcceptsPerWakeup && listen_fd_ >= 0 && resume_timer_ == 0; ++i) {
         auto r = sockets::acceptPeer(listen_fd_);
         if (r.fd >= 0) {
@@ -69,7 +73,12 @@ void Acceptor::onEvents(std::uint32_t /*events*/) {
                 continue;  // that peer is gone; try the next one
             case EMFILE:
             case ENFILE:
-                shedOne(r.err);
+                // accept4 fails with EMFILE before it looks at the backlog, so this says
+                // nothing about a waiting peer: shedOne() finds out. Stop once the backlog is
+                // empty (no more rounds of syscalls for nothing) or after a few real sheds.
+                if (!shedOne(r.err) || ++sheds >= kMaxShedsPerWakeup) {
+                    return;
+                }
                 continue;
             default:  // ENOBUFS, ENOMEM: try again next iteration
                 ++errors_;
@@ -79,21 +88,27 @@ void Acceptor::onEvents(std::uint32_t /*events*/) {
     }
 }
 
-void Acceptor::shedOne(int err) {
-    ++errors_;
-    ++shed_;
-    warn(err);
+bool Acceptor::shedOne(int err) {
     if (spare_fd_ < 0) {
         spare_fd_ = openSpareFd();
     }
     if (spare_fd_ < 0) {
+        ++errors_;
+        warn(err);
         pause();
-        return;
+        return false;
     }
     sockets::closeFd(spare_fd_);
     auto r = sockets::acceptPeer(listen_fd_);
+    const bool shed = r.fd >= 0;
     sockets::closeFd(r.fd);
     spare_fd_ = openSpareFd();
+    if (shed) {  // a real peer was turned away; an empty backlog is not an error
+        ++errors_;
+        ++shed_;
+        warn(err);
+    }
+    return shed;
 }
 
 // The timer is cancelled by stop() (and so by the destructor): it never outlives the object.

@@ -37,9 +37,13 @@ public:
 
     /// Accept failures, including connections shed under EMFILE and refused by the callback.
     [[nodiscard]] std::uint64_t errors() const { return errors_; }
+    /// Connections accepted and closed at once at the fd limit: one per real peer turned away.
+    [[nodiscard]] std::uint64_t shed() const { return shed_; }
 
 private:
-    void shedOne(int err);
+    /// Closes the spare fd, accepts and closes one waiting peer, reopens the spare. Returns
+    /// true if a peer was shed, false if none was waiting (or no spare fd could be had).
+    bool shedOne(int err);
     void pause();
     void warn(int err);
 

@@ -70,6 +70,7 @@ int TcpServer::Connection::writeQueued() {
         const auto n = static_cast<std::size_t>(r.n);
         server_.bytes_out_ += n;
         output_.consume(n, &server_.pool_);
+        server_.recharge(*this);
         if (n < offered) {
             break;  // the kernel buffer is full
         }
@@ -85,12 +86,16 @@ void TcpServer::Connection::flush() {
         return;
     }
     if (!output_.empty()) {
-        setInterest(state_ == State::Open ? (EPOLLIN | EPOLLOUT) : EPOLLOUT);
+        setInterest(readMask() | EPOLLOUT);
         return;
     }
     if (state_ == State::Flushing) {
-        server_.scheduleClose(*this, CloseReason::Local);
+        server_.scheduleClose(*this, drained_reason_);
         return;
+    }
+    if (read_paused_) {  // drained: read again
+        read_paused_ = false;
+        --server_.paused_;
     }
     setInterest(EPOLLIN);
 }
@@ -104,13 +109,13 @@ void TcpServer::Connection::onReadable() {
             const auto n = static_cast<std::size_t>(r.n);
             server_.bytes_in_ += n;
             deliver(scratch.data(), n);
-            if (state_ != State::Open || n < scratch.size()) {
-                return;  // closing, or the socket is (very likely) drained
+            if (state_ != State::Open || read_paused_ || n < scratch.size()) {
+                return;  // closing, paused, or the socket is (very likely) drained
             }
             continue;
         }
         if (r.n == 0) {
-            server_.scheduleClose(*this, CloseReason::PeerClosed);
+            server_.peerClosed(*this);  // flushes what is queued first, then closes
         } else if (!sockets::wouldBlock(r.err)) {
             spdlog::debug("conn={} read: {}", id_, sockets::errorText(r.err));
             server_.scheduleClose(*this, CloseReason::Error);

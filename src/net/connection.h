@@ -68,7 +68,15 @@ public:
     std::uint32_t interest_ = EPOLLIN;
     State state_ = State::Open;
     CloseReason reason_ = CloseReason::Local;
+    CloseReason drained_reason_ = CloseReason::Local;  // the close once Flushing has drained
     bool flush_pending_ = false;  // queued in server_.to_flush_ for this iteration's flush
+    bool read_paused_ = false;    // over the server-wide soft cap: not read until drained
+    std::size_t charged_ = 0;     // output_.charge() as counted in server_.queued_total_
+
+    /// EPOLLIN while this connection is read (open and not paused), else 0.
+    [[nodiscard]] std::uint32_t readMask() const {
+        return state_ == State::Open && !read_paused_ ? EPOLLIN : 0U;
+    }
 
 private:
     void onReadable();

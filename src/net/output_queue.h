@@ -65,6 +65,16 @@ class OutputQueue {
 public:
     using Segment = OutputSegment;
 
+    /// What one queued segment costs in memory beyond its unwritten bytes, charged against the
+    /// output caps so that many tiny frames (a 15-byte PONG each) count for what they take:
+    /// the queue slot (sizeof(OutputSegment) = 32, up to twice that while the vector grows),
+    /// the make_shared block of the frame (control block + vector object, 40 bytes in a
+    /// 48-byte malloc chunk) and the frame's data chunk (8-byte malloc header, rounding to 16,
+    /// 32 at least). About 130 bytes for a 15-byte frame on x86-64 glibc; output_queue_test
+    /// measures it with mallinfo2 and holds this constant within that figure. A segment shared
+    /// by several queues (a broadcast) is charged to each: the cap errs on the safe side.
+    static constexpr std::size_t kSegmentOverhead = 128;
+
     /// Appends the unwritten part [offset, size) of `bytes`; a fully written segment is ignored.
     /// An empty queue takes its storage from `pool` when one is given and has a spare.
     void push(SharedBytes bytes, std::size_t offset, std::uint64_t tag,
@@ -73,6 +83,9 @@ public:
     /// Bytes not yet written.
     [[nodiscard]] std::size_t bytes() const { return bytes_; }
     [[nodiscard]] std::size_t segments() const { return segs_.size() - head_; }
+    /// What the queued output costs in memory, as the caps count it: the unwritten bytes plus
+    /// kSegmentOverhead per unwritten segment.
+    [[nodiscard]] std::size_t charge() const { return bytes_ + segments() * kSegmentOverhead; }
     /// Fills up to `max` iovecs with the oldest unwritten bytes; returns how many were filled.
     std::size_t fillIov(iovec* iov, std::size_t max) const;
     /// Marks `n` bytes (at most bytes()) as written, dropping the references of completed

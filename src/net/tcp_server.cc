@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
+#include <functional>
+#include <string_view>
 #include <utility>
 
 #include "net/acceptor.h"
@@ -14,6 +17,11 @@
 #include "net/socket_ops.h"
 
 namespace tundra::net {
+
+namespace {
+// Looking for the largest queues walks every connection: at most this often.
+constexpr std::int64_t kPauseScanIntervalMs = 100;
+}  // namespace
 
 const char* closeReasonName(CloseReason r) {
     switch (r) {
@@ -107,7 +115,8 @@ bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
         return true;
     }
     c.output_.push(std::move(bytes), 0, tag, &pool_);
-    if (c.output_.bytes() > options_.output_cap && c.flush_pending_) {
+    recharge(c);
+    if (c.output_.charge() > options_.output_cap && c.flush_pending_) {
         // This iteration's output has not been offered to the kernel yet; the cap is for what
         // the peer leaves unread, so offer it before judging.
         c.flush();
@@ -115,17 +124,119 @@ bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
             return true;  // write error; the tags are reported
         }
     }
-    if (c.output_.bytes() > options_.output_cap) {
-        spdlog::debug("conn={} output {} bytes over the cap of {}", id, c.output_.bytes(),
-                      options_.output_cap);
+    if (c.output_.charge() > options_.output_cap) {
+        spdlog::debug("conn={} output {} bytes ({} segments) over the cap of {}", id,
+                      c.output_.bytes(), c.output_.segments(), options_.output_cap);
         scheduleClose(c, CloseReason::SlowConsumer);
         return true;
+    }
+    enforceTotalCaps();
+    if (c.state_ == Connection::State::Closed) {
+        return true;  // cut by the hard cap; the tags are reported
     }
     // With EPOLLOUT on, the kernel buffer is full: the writable event flushes, not a writev now.
     if (!c.flush_pending_ && (c.interest_ & EPOLLOUT) == 0 && !c.output_.empty()) {
         markForFlush(c);
     }
     return true;
+}
+
+void TcpServer::recharge(Connection& c) {
+    const std::size_t now = c.state_ == Connection::State::Closed ? 0 : c.output_.charge();
+    queued_total_ = queued_total_ - c.charged_ + now;
+    c.charged_ = now;
+}
+
+// The server-wide caps on queued output, checked after a queue grew. Soft: stop reading from
+// the connections with the largest queues (those are the senders whose own answers pile up,
+// a PING flooder that never reads for one) until each has drained. Hard: close the largest
+// queues as slow consumers. Both pick by size, so a modest queue is never the one to go.
+void TcpServer::enforceTotalCaps() {
+    if (options_.output_total_hard > 0 && queued_total_ > options_.output_total_hard) {
+        cutLargest();
+    }
+    if (options_.output_total_soft > 0 && queued_total_ > options_.output_total_soft) {
+        const std::int64_t now = loop_.nowMs();
+        if (now - last_pause_scan_ms_ >= kPauseScanIntervalMs) {  // a scan walks every conn
+            last_pause_scan_ms_ = now;
+            pauseLargest();
+        }
+    }
+}
+
+namespace {
+// Open connections with queued output, largest charge first.
+template <typename Map>
+std::vector<std::pair<std::size_t, ConnId>> largestQueues(const Map& conns, bool skip_paused) {
+    std::vector<std::pair<std::size_t, ConnId>> v;
+    for (const auto& [id, c] : conns) {
+        if (c->charged_ > 0 && !(skip_paused && c->read_paused_)) {
+            v.emplace_back(c->charged_, id);
+        }
+    }
+    std::sort(v.begin(), v.end(), std::greater<>());
+    return v;
+}
+}  // namespace
+
+void TcpServer::pauseLargest() {
+    // Pause until the paused queues, once drained, would bring the total under 3/4 of the cap.
+    const std::size_t low = options_.output_total_soft / 4 * 3;
+    std::size_t paused_charge = 0;
+    for (const auto& [id, c] : conns_) {
+        if (c->read_paused_) {
+            paused_charge += c->charged_;
+        }
+    }
+    if (queued_total_ <= low + paused_charge) {
+        return;  // the queues already paused are enough once they drain
+    }
+    std::size_t excess = queued_total_ - low - paused_charge;
+    std::size_t newly = 0;
+    for (const auto& [charge, id] : largestQueues(conns_, true)) {
+        Connection& c = *conns_.at(id);
+        if (c.state_ == Connection::State::Open) {
+            c.read_paused_ = true;
+            c.setInterest(c.readMask() | (c.interest_ & EPOLLOUT));
+            ++paused_;
+            ++output_pauses_;
+            ++newly;
+        }
+        if (charge >= excess) {
+            break;
+        }
+        excess -= charge;
+    }
+    logCap("over the soft cap", newly);
+}
+
+void TcpServer::cutLargest() {
+    const std::size_t target = options_.output_total_hard / 8 * 7;
+    std::size_t cut = 0;
+    for (const auto& [charge, id] : largestQueues(conns_, false)) {
+        if (queued_total_ <= target) {
+            break;
+        }
+        Connection& c = *conns_.at(id);
+        if (c.state_ != Connection::State::Closed) {
+            scheduleClose(c, CloseReason::SlowConsumer);  // uncharges it
+            ++output_cuts_;
+            ++cut;
+        }
+    }
+    logCap("over the hard cap", cut);
+}
+
+void TcpServer::logCap(const char* what, std::size_t n) {
+    const std::int64_t now = loop_.nowMs();
+    if (now - last_cap_log_ms_ < 1000) {
+        return;  // at most one line a second
+    }
+    last_cap_log_ms_ = now;
+    spdlog::warn("queued output {} bytes {} (soft {}, hard {}): {} {}; {} paused so far, {} cut",
+                 queued_total_, what, options_.output_total_soft, options_.output_total_hard,
+                 std::string_view(what) == "over the hard cap" ? "closed" : "paused reading on", n,
+                 output_pauses_, output_cuts_);
 }
 
 void TcpServer::markForFlush(Connection& c) {
@@ -168,8 +279,14 @@ void TcpServer::closeAfterFlush(ConnId id) {
     if (it == conns_.end() || it->second->state_ != Connection::State::Open) {
         return;
     }
-    Connection& c = *it->second;
+    startFlushing(*it->second, CloseReason::Local);
+}
+
+// Stops reading, writes what is queued, and closes with `drained` once it is all written (or
+// FlushTimeout after flush_timeout_ms).
+void TcpServer::startFlushing(Connection& c, CloseReason drained) {
     c.state_ = Connection::State::Flushing;
+    c.drained_reason_ = drained;
     if (c.flush_pending_) {
         c.flush();  // nothing can join this output any more: write it now (may close)
         if (c.state_ == Connection::State::Closed) {
@@ -177,11 +294,12 @@ void TcpServer::closeAfterFlush(ConnId id) {
         }
     }
     if (c.output_.empty()) {
-        scheduleClose(c, CloseReason::Local);
+        scheduleClose(c, drained);
         return;
     }
     c.setInterest(EPOLLOUT);
     std::weak_ptr<int> alive = alive_;
+    const ConnId id = c.id_;
     c.flush_timer_ = loop_.addTimer(options_.flush_timeout_ms, [this, alive, id] {
         if (alive.expired()) {
             return;
@@ -194,6 +312,16 @@ void TcpServer::closeAfterFlush(ConnId id) {
     });
 }
 
+// The peer half-closed (EOF): everything it sent has been read and answered, and it may still
+// be reading (`nc -N`, shutdown(SHUT_WR) after pipelining), so its answers are written before
+// the close, bounded by the flush timeout, instead of being cut after one round of writes.
+void TcpServer::peerClosed(Connection& c) {
+    if (c.state_ != Connection::State::Open) {
+        return;
+    }
+    startFlushing(c, CloseReason::PeerClosed);
+}
+
 void TcpServer::close(ConnId id) {
     auto it = conns_.find(id);
     if (it != conns_.end()) {
@@ -202,6 +330,8 @@ void TcpServer::close(ConnId id) {
 }
 
 std::uint64_t TcpServer::acceptErrors() const { return acceptor_ ? acceptor_->errors() : 0; }
+
+std::uint64_t TcpServer::acceptShed() const { return acceptor_ ? acceptor_->shed() : 0; }
 
 std::size_t TcpServer::connectionCount() const { return conns_.size(); }
 
@@ -240,6 +370,11 @@ void TcpServer::scheduleClose(Connection& c, CloseReason reason) {
     }
     c.state_ = Connection::State::Closed;
     c.reason_ = reason;
+    recharge(c);  // what it still holds is discarded at reap: no longer counted
+    if (c.read_paused_) {
+        c.read_paused_ = false;
+        --paused_;
+    }
     loop_.remove(c.fd_, &c);
     loop_.cancelTimer(c.flush_timer_);
     c.flush_timer_ = 0;

@@ -25,7 +25,7 @@ class Acceptor;
 /// Never reused within a process; never an fd.
 using ConnId = std::uint64_t;
 
-enum class CloseReason {
+enum class CloseReason : std::uint8_t {
     PeerClosed,    ///< EOF from the peer
     Error,         ///< read/write error (ECONNRESET, EPIPE...)
     SlowConsumer,  ///< output exceeded the cap
@@ -35,9 +35,17 @@ enum class CloseReason {
 const char* closeReasonName(CloseReason r);
 
 struct TcpServerOptions {
-    std::string bind = "127.0.0.1";     ///< IPv4 or IPv6 literal ("::" for all v6+v4)
-    std::uint16_t port = 0;             ///< 0 = the OS chooses
-    std::size_t output_cap = 8U << 20;  ///< queued output bytes beyond which SlowConsumer
+    std::string bind = "127.0.0.1";  ///< IPv4 or IPv6 literal ("::" for all v6+v4)
+    std::uint16_t port = 0;          ///< 0 = the OS chooses
+    /// Queued output (charged as OutputQueue::charge(): bytes + a per-segment overhead) beyond
+    /// which a connection is closed as SlowConsumer.
+    std::size_t output_cap = 8U << 20;
+    /// Server-wide queued output (all connections' charges) above which reading stops on the
+    /// connections with the largest queues, each until its queue has drained. 0 = off.
+    std::size_t output_total_soft = 256U << 20;
+    /// Server-wide queued output above which the largest queues are closed as SlowConsumer
+    /// until the total is back under 7/8 of this. 0 = off.
+    std::size_t output_total_hard = 512U << 20;
     int max_reads_per_wakeup = 4;
     std::int64_t flush_timeout_ms = 5000;  ///< closeAfterFlush() gives up after this
     int send_buffer_bytes = 0;             ///< SO_SNDBUF of accepted sockets; 0 = kernel autotuning
@@ -102,6 +110,14 @@ public:
     /// connection no longer counts inside its own CloseCallback).
     [[nodiscard]] std::size_t connectionCount() const;
     [[nodiscard]] std::size_t queuedBytes(ConnId id) const;
+    /// Queued output of every open connection, as the caps charge it (bytes + overhead).
+    [[nodiscard]] std::size_t queuedTotal() const { return queued_total_; }
+    /// Times reading was paused on a connection because the total was over the soft cap.
+    [[nodiscard]] std::uint64_t outputPauses() const { return output_pauses_; }
+    /// Connections reading is paused on right now.
+    [[nodiscard]] std::size_t outputPaused() const { return paused_; }
+    /// Connections closed (SlowConsumer) because the total was over the hard cap.
+    [[nodiscard]] std::uint64_t outputCuts() const { return output_cuts_; }
     /// Heap attributable to one connection: its object, its map node and bucket slot, and its
     /// input/output storage (malloc rounding not included); 0 if unknown. See connection.h
     /// for the idle figure.
@@ -113,13 +129,23 @@ public:
     std::uint64_t writeCalls() const { return write_calls_; }
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
     [[nodiscard]] std::uint64_t acceptErrors() const;
+    /// Connections shed at the fd limit (accepted and closed at once): one per real peer.
+    [[nodiscard]] std::uint64_t acceptShed() const;
 
 private:
     class Connection;
     bool onAccept(int fd, std::string peer);
     void scheduleClose(Connection& c, CloseReason reason);
+    void startFlushing(Connection& c, CloseReason drained);
+    void peerClosed(Connection& c);
     void reap();
     void markForFlush(Connection& c);
+    /// Brings queued_total_ up to date with `c`'s queue (after it grew or shrank).
+    void recharge(Connection& c);
+    void enforceTotalCaps();
+    void pauseLargest();
+    void cutLargest();
+    void logCap(const char* what, std::size_t n);
     void flushMarked();
 
     EventLoop& loop_;
@@ -141,6 +167,12 @@ private:
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     std::uint64_t write_calls_ = 0;
+    std::size_t queued_total_ = 0;  // sum of every connection's charged_
+    std::size_t paused_ = 0;
+    std::uint64_t output_pauses_ = 0;
+    std::uint64_t output_cuts_ = 0;
+    std::int64_t last_pause_scan_ms_ = -1'000'000;
+    std::int64_t last_cap_log_ms_ = -1'000'000;
     ConnectCallback on_connect_;
     DataCallback on_data_;
     CloseCallback on_close_;

@@ -218,7 +218,8 @@ bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
     o.max_reads_per_wakeup = 1;
     o.flush_timeout_ms = options_.request_timeout_ms;
     auto tcp = std::make_unique<net::TcpServer>(loop_, o);
-    tcp->setConnectCallback([this](net::ConnId id, const net::ConnInfo&) { onConnect(id); });
+    tcp->setConnectCallback(
+        [this](net::ConnId id, const net::ConnInfo& info) { onConnect(id, info.peer); });
     tcp->setDataCallback(
         [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });
     tcp->setCloseCallback(
@@ -244,13 +245,30 @@ void AdminHttp::stopAccepting() {
     }
 }
 
-void AdminHttp::onConnect(net::ConnId id) {
+namespace {
+// "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1".
+std::string sourceOf(const std::string& peer) {
+    const auto colon = peer.rfind(':');
+    std::string host = colon == std::string::npos ? peer : peer.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    return host;
+}
+}  // namespace
+
+void AdminHttp::onConnect(net::ConnId id, const std::string& peer) {
     const bool full = conns_.size() >= options_.max_connections;
     auto& state = conns_[id];
+    state.source = sourceOf(peer);
+    const std::size_t from_source = ++per_source_[state.source];
     state.deadline = loop_.addTimer(options_.request_timeout_ms, [this, id] { onDeadline(id); });
-    if (full) {
-        spdlog::debug("admin conn={} refused: {} connections open", id, conns_.size() - 1);
-        respond(id, 503, kTextPlain, "too many admin connections\n");
+    if (full || from_source > options_.max_per_source) {
+        ++refused_;
+        spdlog::debug("admin conn={} refused: {} connections open, {} from {}", id,
+                      conns_.size() - 1, from_source - 1, state.source);
+        respond(id, 503, kTextPlain,
+                full ? "too many admin connections\n" : "too many admin connections from here\n");
     }
 }
 
@@ -337,6 +355,10 @@ void AdminHttp::onClose(net::ConnId id) {
     }
     if (it->second.deadline != 0) {
         loop_.cancelTimer(it->second.deadline);
+    }
+    auto src = per_source_.find(it->second.source);
+    if (src != per_source_.end() && --src->second == 0) {
+        per_source_.erase(src);
     }
     conns_.erase(it);
 }

@@ -22,6 +22,10 @@ struct AdminHttpOptions {
     std::size_t max_request_bytes = 8192;    ///< request line + headers; beyond: 414/431
     std::int64_t request_timeout_ms = 5000;  ///< whole exchange, from accept to last byte out
     std::size_t max_connections = 32;        ///< more are answered 503 and closed
+    /// Open connections from one source address; more are answered 503 and closed. Below
+    /// max_connections, so one source's idle connections (each dropped at request_timeout_ms)
+    /// cannot fill the listener and make /healthz fail for every prober.
+    std::size_t max_per_source = 8;
 };
 
 /// One parsed request head. Exposed for tests of the parser.
@@ -75,15 +79,18 @@ public:
 
     [[nodiscard]] std::uint64_t requestsServed() const { return requests_; }
     [[nodiscard]] std::size_t connectionCount() const { return conns_.size(); }
+    /// Connections refused by the global or the per-source cap.
+    [[nodiscard]] std::uint64_t refused() const { return refused_; }
 
 private:
     struct ConnState {
         net::TimerId deadline = 0;  // 0 once fired or cancelled
         std::size_t scanned = 0;    // input bytes already looked at
         bool answered = false;
+        std::string source;  // peer address without the port
     };
 
-    void onConnect(net::ConnId id);
+    void onConnect(net::ConnId id, const std::string& peer);
     std::size_t onData(net::ConnId id, std::span<const std::uint8_t> bytes);
     void onClose(net::ConnId id);
     void onDeadline(net::ConnId id);
@@ -100,6 +107,8 @@ private:
     std::unordered_map<net::ConnId, ConnState> conns_;
     std::string address_;
     std::uint64_t requests_ = 0;
+    std::uint64_t refused_ = 0;
+    std::unordered_map<std::string, std::size_t> per_source_;  // open connections per address
 };
 
 }  // namespace tundra::server

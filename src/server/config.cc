@@ -128,8 +128,13 @@ ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoade
             continue;
         }
         if (name == "--print-settings") {  // hidden: generates the settings docs
-            const std::string_view format =
-                inline_value ? *inline_value : (i + 1 < args.size() ? args[i + 1] : "");
+            // Each branch a string_view: a mixed ternary would make a temporary std::string.
+            std::string_view format;
+            if (inline_value) {
+                format = *inline_value;
+            } else if (i + 1 < args.size()) {
+                format = args[i + 1];
+            }
             auto doc = renderSettingsDoc(format);
             if (!doc) {
                 return fail(fmt::format("--print-settings: '{}' is not one of {}", format,

@@ -19,12 +19,21 @@ namespace tundra::server {
 struct Config {
     std::string bind = "127.0.0.1";
     std::uint16_t port = 4242;
-    core::CoreConfig core{};
-    std::size_t output_cap_bytes = 8U << 20;  ///< slow-consumer cap per connection
+    /// max_clients 0 = derived from the descriptor limit (resolveMaxClients) when the server
+    /// starts and on reload.
+    core::CoreConfig core = [] {
+        core::CoreConfig c;
+        c.max_clients = 0;
+        return c;
+    }();
+    std::size_t output_cap_bytes = 8U << 20;           ///< slow-consumer cap per connection
+    std::size_t output_total_soft_bytes = 256U << 20;  ///< all queues: stop reading the largest
+    std::size_t output_total_hard_bytes = 512U << 20;  ///< all queues: cut the largest
     spdlog::level::level_enum log_level = spdlog::level::info;
     std::uint16_t shutdown_retry_after_s = 5;
     std::int64_t drain_timeout_ms = 5000;  ///< SIGTERM: give up flushing after this
     std::string admin;                     ///< "ADDR:PORT" admin HTTP listener, empty = off
+    std::size_t admin_max_per_source = 8;  ///< admin connections open from one address
     std::string config_file;               ///< path given with --config, if any
 };
 
@@ -43,6 +52,15 @@ using ConfigFileLoader =
 /// through `load_file`, then the flags override it. Never throws; bad values give
 /// Action::Error with a clear message.
 ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoader& load_file = {});
+/// Descriptors kept out of max_clients: listeners, admin connections, signalfd, epoll, the
+/// spare fd, logs.
+inline constexpr std::uint64_t kReservedFds = 32;
+inline constexpr std::size_t kMaxClientsCeiling = 1'000'000;
+/// max_clients as the server runs it: `configured` (0 = as many as `fd_limit` allows, minus
+/// kReservedFds, at most kMaxClientsCeiling), lowered to what `fd_limit` allows; `warning` is
+/// set when an explicit value was lowered. fd_limit 0 (unknown) keeps `configured` (1000 if 0).
+std::size_t resolveMaxClients(std::size_t configured, std::uint64_t fd_limit, std::string& warning);
+
 /// The --help text.
 std::string usage();
 

@@ -43,6 +43,8 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     o.bind = c.bind;
     o.port = c.port;
     o.output_cap = c.output_cap_bytes;
+    o.output_total_soft = c.output_total_soft_bytes;
+    o.output_total_hard = c.output_total_hard_bytes;
     return o;
 }
 
@@ -59,14 +61,58 @@ std::string_view peerAddress(std::string_view peer) {
 
 }  // namespace
 
-bool HeapTrimmer::maybeTrim() {
-    const std::size_t free_now = ::mallinfo2().fordblks;
+std::size_t resolveMaxClients(std::size_t configured, std::uint64_t fd_limit,
+                              std::string& warning) {
+    warning.clear();
+    if (fd_limit == 0) {
+        return configured == 0 ? 1000 : configured;
+    }
+    const std::uint64_t allowed64 = std::min<std::uint64_t>(
+        fd_limit > kReservedFds ? fd_limit - kReservedFds : 1, kMaxClientsCeiling);
+    const auto allowed = static_cast<std::size_t>(std::max<std::uint64_t>(allowed64, 1));
+    if (configured == 0) {
+        return allowed;
+    }
+    if (configured > allowed) {
+        warning = fmt::format(
+            "max_clients {} lowered to {}: the file descriptor limit is {} ({} kept in reserve); "
+            "raise LimitNOFILE",
+            configured, allowed, fd_limit, kReservedFds);
+        return allowed;
+    }
+    return configured;
+}
+
+namespace {
+void applyFdLimit(Config& c) {
+    std::string warning;
+    c.core.max_clients =
+        resolveMaxClients(c.core.max_clients, net::sockets::raiseFdLimit(0), warning);
+    if (!warning.empty()) {
+        spdlog::warn("{}", warning);
+    }
+}
+}  // namespace
+
+bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
+    if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_) {
+        return false;  // too soon: a walk of a large heap is not free
+    }
+    const auto info = ::mallinfo2();
+    const std::size_t free_now = info.fordblks;
+    // Free space that was reused since the last trim counts as freed again when it comes back.
+    free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
+    if (free_now < info.arena / 4) {
+        return false;  // mostly in use: the walk would give little back
+    }
     // Free space that was reused since the last trim counts as freed again when it comes back.
     free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
     if (free_now < free_after_last_trim_ + min_growth_) {
         return false;  // not enough freed since the last trim to be worth a heap walk
     }
     ::malloc_trim(0);
+    trimmed_ = true;
+    last_trim_ms_ = now_ms;
     free_after_last_trim_ = ::mallinfo2().fordblks;
     spdlog::debug("heap: returned free pages to the kernel ({} bytes free before, {} after)",
                   free_now, free_after_last_trim_);
@@ -99,6 +145,7 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
       args_(std::move(args)),
       notifier_(std::move(notifier)),
       tcp_(loop_, tcpOptions(config_)) {
+    applyFdLimit(config_);
     sessions_ = std::make_unique<core::SessionManager>(
         config_.core, *this, clock_, [] { return common::newSessionId(); },
         [this] { return stats(); });
@@ -125,7 +172,7 @@ bool Server::start(std::string& error) {
     loop_.addTimer(
         sessions_->tickIntervalMs(), [this] { sessions_->tick(); }, true);
     loop_.addTimer(
-        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(); }, true);
+        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(loop_.nowMs()); }, true);
     spdlog::info(
         "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
         "session_timeout={}ms)",
@@ -133,8 +180,10 @@ bool Server::start(std::string& error) {
         config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
         config_.core.session_timeout_ms);
     if (!config_.admin.empty()) {
+        AdminHttpOptions admin_options;
+        admin_options.max_per_source = config_.admin_max_per_source;
         admin_ = std::make_unique<AdminHttp>(
-            loop_, [this] { return !draining_; }, [this] { return metricsText(); });
+            loop_, [this] { return !draining_; }, [this] { return metricsText(); }, admin_options);
         std::string admin_error;
         if (!admin_->start(config_.admin, admin_error)) {
             error = "admin listener: " + admin_error;
@@ -263,6 +312,7 @@ void Server::reload() {
     }
     // Restart-only settings (listeners, the output cap) are fixed at start: keep them.
     keepRestartSettings(config_, fresh);
+    applyFdLimit(fresh);
     sessions_->reconfigure(fresh.core);
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);
@@ -288,6 +338,12 @@ core::ServerStats Server::stats() const {
     s.bytes_in = tcp_.bytesIn();
     s.bytes_out = tcp_.bytesOut();
     s.rss_bytes = residentBytes();
+    s.output_queued_bytes = tcp_.queuedTotal();
+    s.output_paused = tcp_.outputPaused();
+    s.output_pauses_total = tcp_.outputPauses();
+    s.output_cuts_total = tcp_.outputCuts();
+    s.accept_shed_total = tcp_.acceptShed();
+    s.admin_refused_total = admin_ ? admin_->refused() : 0;
     return s;
 }
 

@@ -28,14 +28,23 @@ namespace tundra::server {
 /// Called from a timer; trims only when at least `min_growth` more bytes are free than after
 /// the previous trim (or than the lowest free figure seen since, if the space was reused), so a
 /// fragmented heap is not walked again and again for nothing.
+// malloc_trim walks the whole heap on the loop thread, so its cost is bounded by doing it
+// rarely and only when it pays: at least `min_interval_ms` apart, only when `min_growth` bytes
+// were freed since the last trim, and only when free space is at least a quarter of the heap
+// (a large, busy heap with little free is not walked for nothing). A helper thread was not
+// chosen: the trim holds the arena lock, so the loop's own allocations would wait on it anyway.
 class HeapTrimmer {
 public:
-    explicit HeapTrimmer(std::size_t min_growth = 1U << 20) : min_growth_(min_growth) {}
-    /// True if it trimmed.
-    bool maybeTrim();
+    explicit HeapTrimmer(std::size_t min_growth = 1U << 20, std::int64_t min_interval_ms = 0)
+        : min_growth_(min_growth), min_interval_ms_(min_interval_ms) {}
+    /// True if it trimmed. `now_ms`: a monotonic time for the interval.
+    bool maybeTrim(std::int64_t now_ms = 0);
 
 private:
     std::size_t min_growth_;
+    std::int64_t min_interval_ms_;
+    std::int64_t last_trim_ms_ = 0;
+    bool trimmed_ = false;
     std::size_t free_after_last_trim_ = 0;
 };
 
@@ -92,7 +101,8 @@ private:
     std::unique_ptr<core::SessionManager> sessions_;
     std::unique_ptr<net::SignalWatcher> signals_;
     std::unique_ptr<AdminHttp> admin_;
-    HeapTrimmer heap_trimmer_;
+    // Checked every 10 s; trims at most once a minute, after 16 MiB freed (see HeapTrimmer).
+    HeapTrimmer heap_trimmer_{16U << 20, 60'000};
     bool draining_ = false;
 };
 

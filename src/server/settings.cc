@@ -82,13 +82,17 @@ std::vector<Setting> makeTable() {
          .access = field([](auto& c) -> auto& { return c.port; })},
         {.key = "max_clients",
          .type = T::Int,
-         .min = 1,
+         .min = 0,
          .max = 1'000'000,
          .reloadable = true,
          .group = "Limits",
-         .summary = "most simultaneous connections; more get SERVER_FULL",
+         .summary = "most simultaneous connections (0 = what the fd limit allows)",
          .details = "the most simultaneous client connections; more are answered ERROR "
-                    "SERVER_FULL and closed. Keep the unit's LimitNOFILE above this plus 64.",
+                    "SERVER_FULL and closed. 0 (the default) derives it from the file "
+                    "descriptor limit, which tundrad raises to its hard limit at start: the "
+                    "limit minus 32 reserved descriptors, at most 1000000, logged at start. A "
+                    "value above what the limit allows is lowered with a warning; raise "
+                    "LimitNOFILE in the systemd unit for more.",
          .access = field([](auto& c) -> auto& { return c.core.max_clients; })},
         {.key = "max_payload",
          .type = T::Int,
@@ -109,6 +113,29 @@ std::vector<Setting> makeTable() {
          .details = "output queued for one connection beyond which it is closed as a slow "
                     "consumer; what was not written moves to its offline buffer.",
          .access = field([](auto& c) -> auto& { return c.output_cap_bytes; })},
+        {.key = "output_total_soft_bytes",
+         .flag = "--output-total-soft",
+         .type = T::Bytes,
+         .min = 0,
+         .max = 1099511627776.0,
+         .group = "Limits",
+         .summary = "queued output of all connections before the largest stop being read; 0 = off",
+         .details = "output queued for all connections together (counted with a per-frame "
+                    "overhead, as output_cap_bytes is) beyond which the connections with the "
+                    "largest queues are no longer read, each until its queue has drained; 0 "
+                    "turns it off.",
+         .access = field([](auto& c) -> auto& { return c.output_total_soft_bytes; })},
+        {.key = "output_total_hard_bytes",
+         .flag = "--output-total-hard",
+         .type = T::Bytes,
+         .min = 0,
+         .max = 1099511627776.0,
+         .group = "Limits",
+         .summary = "queued output of all connections before the largest are cut; 0 = off",
+         .details = "output queued for all connections together beyond which the largest "
+                    "queues are closed as slow consumers until the total is under 7/8 of this; "
+                    "0 turns it off.",
+         .access = field([](auto& c) -> auto& { return c.output_total_hard_bytes; })},
         {.key = "session_timeout",
          .type = T::Seconds,
          .min = 0.1,
@@ -311,6 +338,17 @@ std::vector<Setting> makeTable() {
                     "kernel choose. It has no authentication; keep it on loopback or a private "
                     "network.",
          .access = field([](auto& c) -> auto& { return c.admin; })},
+        {.key = "admin_max_per_source",
+         .type = T::Int,
+         .min = 1,
+         .max = 31,
+         .group = "Operations",
+         .summary = "admin HTTP connections open from one address",
+         .details = "admin HTTP connections one source address may hold open; more are answered "
+                    "503 and closed. Below the listener's cap of 32, so one client's idle "
+                    "connections (each dropped after 5 s) cannot make /healthz fail for "
+                    "everyone.",
+         .access = field([](auto& c) -> auto& { return c.admin_max_per_source; })},
     };
     for (auto& s : table) {
         if (s.flag.empty()) {

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,9 @@ public:
 
     TundradProcess(const TundradProcess&) = delete;
     TundradProcess& operator=(const TundradProcess&) = delete;
+
+    /// RLIMIT_NOFILE (soft and hard) for the processes started from now on (0 = inherited).
+    static void setChildFdLimit(std::uint64_t n) { childFdLimit() = n; }
 
     [[nodiscard]] bool started() const { return port_ != 0; }
     [[nodiscard]] std::uint16_t port() const { return port_; }
@@ -130,6 +134,11 @@ public:
     }
 
 private:
+    static std::uint64_t& childFdLimit() {
+        static std::uint64_t n = 0;
+        return n;
+    }
+
     void start(const std::vector<std::string>& args) {
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -137,6 +146,11 @@ private:
         }
         pid_ = ::fork();
         if (pid_ == 0) {
+            if (childFdLimit() != 0) {
+                const rlimit lim{static_cast<rlim_t>(childFdLimit()),
+                                 static_cast<rlim_t>(childFdLimit())};
+                ::setrlimit(RLIMIT_NOFILE, &lim);
+            }
             ::dup2(fds[1], STDERR_FILENO);
             ::dup2(fds[1], STDOUT_FILENO);
             std::vector<char*> argv;

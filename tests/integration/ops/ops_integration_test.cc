@@ -171,7 +171,7 @@ TEST(CheckConfig, MissingFileIsAClearError) {
 
 TEST(CheckConfig, StartWithInvalidFileRefusesToRun) {
     ScratchDir dir;
-    auto conf = dir.write("tundra.conf", "max_clients = 0\n");
+    auto conf = dir.write("tundra.conf", "max_clients = -1\n");
     auto r = runToExit({"--config", conf, "--port", "0"});
     EXPECT_EQ(r.code, std::optional<int>(2)) << r.output;
     EXPECT_NE(r.output.find(conf + ":1:"), std::string::npos) << r.output;

@@ -121,6 +121,8 @@ public:
     void sendAll(std::string_view data) { ASSERT_EQ(sendSome(data), data.size()); }
 
     // close() with SO_LINGER 0: the server sees ECONNRESET.
+    /// shutdown(SHUT_WR): the server reads EOF, this end can still read.
+    void shutdownWrite() { ASSERT_EQ(::shutdown(fd_, SHUT_WR), 0); }
     void reset() {
         linger lg{1, 0};
         ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

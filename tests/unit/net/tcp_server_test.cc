@@ -254,6 +254,108 @@ TEST_F(TcpServerTest, SlowConsumerIsClosedAndUnwrittenTagsAreReportedInOrder) {
     EXPECT_EQ(closes_.size(), 1U) << "exactly one close callback per connection";
 }
 
+// A queue of many tiny segments is charged for their memory, not only their bytes.
+TEST_F(TcpServerTest, OutputCapChargesThePerSegmentOverhead) {
+    TcpServerOptions o = backedUp();
+    o.output_cap = 256 * 1024;
+    start(o);
+    auto c = connect(4096);
+    const auto pong = bytesOf(pattern(15));
+    std::size_t sent = 0;
+    // send() offers the queue to the kernel before judging the cap, so the kernel's share is
+    // taken out first.
+    while (sent < 100000 && server_->send(id_, pong)) {
+        ++sent;
+    }
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].reason, CloseReason::SlowConsumer);
+    // 15 bytes counted per frame would have allowed over 17,000 frames past the kernel's share.
+    EXPECT_LT(sent * 15, o.output_cap / 4) << sent << " frames queued";
+    EXPECT_EQ(server_->queuedTotal(), 0U);
+}
+
+// Over the server-wide soft cap the connection with the largest queue is no longer read until
+// that queue has drained; then reading resumes and nothing it sent is lost.
+TEST_F(TcpServerTest, OverTheTotalSoftCapTheLargestQueueStopsBeingReadUntilDrained) {
+    TcpServerOptions o = backedUp();
+    o.output_total_soft = 512 * 1024;
+    o.output_total_hard = 0;
+    start(o);
+    auto quiet = connect();
+    const ConnId quiet_id = id_;
+    auto c = connect(4096);
+    const ConnId heavy = id_;
+    const auto chunk = bytesOf(pattern(16 * 1024));
+    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
+        if (id == heavy && bytes.size() > 0 && bytes[0] == 'x') {
+            for (int i = 0; i < 64; ++i) {  // 1 MiB of answers to a peer that does not read
+                server_->send(id, chunk);
+            }
+        }
+        return bytes.size();
+    };
+    c->sendAll("x");
+    ASSERT_TRUE(runUntil(loop_, [&] { return server_->outputPaused() == 1; }));
+    EXPECT_EQ(server_->outputPauses(), 1U);
+    c->sendAll("y");
+    quiet->sendAll("q");
+    ASSERT_TRUE(runUntil(loop_, [&] { return input_[quiet_id] == "q"; }));
+    idle(20);
+    EXPECT_EQ(input_[heavy], "x") << "a paused connection is not read";
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return input_[heavy] == "xy"; }));
+    EXPECT_EQ(server_->outputPaused(), 0U);
+    EXPECT_EQ(c->received().size(), 64U * 16 * 1024);
+    EXPECT_TRUE(closes_.empty());
+}
+
+// Over the server-wide hard cap the largest queues are closed as slow consumers; a smaller
+// one stays.
+TEST_F(TcpServerTest, OverTheTotalHardCapTheLargestQueueIsCut) {
+    TcpServerOptions o = backedUp();
+    o.output_total_soft = 0;
+    o.output_total_hard = 2560 * 1024;
+    start(o);
+    auto a = connect(4096);
+    const ConnId small = id_;
+    auto b = connect(4096);
+    const ConnId large = id_;
+    const auto chunk = bytesOf(pattern(16 * 1024));
+    for (int i = 0; i < 64; ++i) {  // 1 MiB
+        ASSERT_TRUE(server_->send(small, chunk));
+    }
+    for (int i = 0; i < 128 && server_->send(large, chunk); ++i) {  // up to 2 MiB
+    }
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    ASSERT_EQ(closes_.size(), 1U);
+    EXPECT_EQ(closes_[0].id, large);
+    EXPECT_EQ(closes_[0].reason, CloseReason::SlowConsumer);
+    EXPECT_EQ(server_->outputCuts(), 1U);
+    EXPECT_GT(server_->queuedBytes(small), 0U);
+    EXPECT_LE(server_->queuedTotal(), o.output_total_hard);
+}
+
+// A peer that half-closes after pipelining still gets every answer: EOF flushes, then closes.
+TEST_F(TcpServerTest, HalfClosedPeerGetsEverythingQueuedBeforeTheClose) {
+    start(backedUp());
+    auto c = connect(4096);
+    const auto answer = bytesOf(pattern(15));
+    constexpr std::size_t kAnswers = 5000;
+    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
+        for (std::size_t i = 0; i < bytes.size(); ++i) {
+            server_->send(id, answer);
+        }
+        return bytes.size();
+    };
+    c->sendAll(std::string(kAnswers, 'p'));
+    c->shutdownWrite();
+    ASSERT_TRUE(runUntil(loop_, [&] { return input_[id_].size() == kAnswers; }));
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->eof() && !closes_.empty(); }));
+    EXPECT_EQ(c->received().size(), kAnswers * 15);
+    EXPECT_EQ(closes_[0].reason, CloseReason::PeerClosed);
+}
+
 TEST_F(TcpServerTest, PeerCloseIsReportedAsPeerClosed) {
     start();
     auto c = connect();
@@ -764,6 +866,49 @@ TEST_F(TcpServerTest, AcceptAtTheFdLimitShedsTheConnectionWithTheSpareFd) {
     client.reset();
     auto ok = connect();  // the spare fd was reopened and accepting works again
     EXPECT_EQ(connects_.size(), 1U);
+}
+
+// accept4 fails with EMFILE even when nobody waits, so counting every EMFILE as a shed (and
+// running a full round of syscalls for it) inflated the counter far beyond the real peers.
+TEST_F(TcpServerTest, SheddingAtTheFdLimitCountsOnlyRealPeers) {
+    start();
+    constexpr std::size_t kPeers = 5;
+    std::vector<int> fillers;
+    std::vector<std::unique_ptr<LoopClient>> clients;
+    {
+        FdLimit limit(64);
+        ASSERT_TRUE(limit.ok());
+        for (;;) {
+            const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                break;
+            }
+            fillers.push_back(fd);
+        }
+        ASSERT_GT(fillers.size(), kPeers);
+        for (std::size_t i = 0; i < kPeers; ++i) {
+            ::close(fillers.back());  // one free slot per client socket
+            fillers.pop_back();
+        }
+        // Connected from the backlog before the server runs at all: one wakeup sees them all.
+        for (std::size_t i = 0; i < kPeers; ++i) {
+            clients.push_back(std::make_unique<LoopClient>(loop_, "127.0.0.1", server_->port()));
+            ASSERT_TRUE(clients.back()->connected());
+        }
+        ASSERT_TRUE(runUntil(loop_, [&] { return server_->acceptShed() >= kPeers; }));
+        // More wakeups with an empty backlog (the fd table still full) shed nobody.
+        idle(50);
+        EXPECT_EQ(server_->acceptShed(), kPeers);
+        EXPECT_EQ(server_->acceptErrors(), kPeers);
+        EXPECT_TRUE(connects_.empty());
+    }
+    for (int fd : fillers) {
+        ::close(fd);
+    }
+    clients.clear();
+    auto ok = connect();
+    EXPECT_EQ(connects_.size(), 1U);
+    EXPECT_EQ(server_->acceptShed(), kPeers);
 }
 
 }  // namespace

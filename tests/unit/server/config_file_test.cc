@@ -142,6 +142,8 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "max_clients",
                                                     "max_payload",
                                                     "output_cap_bytes",
+                                                    "output_total_soft_bytes",
+                                                    "output_total_hard_bytes",
                                                     "session_timeout",
                                                     "ping_interval",
                                                     "presence",
@@ -162,7 +164,8 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "shutdown_retry_after",
                                                     "drain_timeout",
                                                     "log_level",
-                                                    "admin"};
+                                                    "admin",
+                                                    "admin_max_per_source"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 
@@ -215,7 +218,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{"port = 70000\n", "1: port: 70000 is out of range (0 to 65535)"},
         BadCase{"port = -1\n", "1: port: -1 is out of range (0 to 65535)"},
-        BadCase{"max_clients = 0\n", "1: max_clients: 0 is out of range (1 to 1000000)"},
+        BadCase{"max_clients = -1\n", "1: max_clients: -1 is out of range (0 to 1000000)"},
         BadCase{"max_payload = 65535\n", "1: max_payload: 65535 is out of range (64 to 65534)"},
         BadCase{"session_timeout = 0.05\n",
                 "1: session_timeout: 0.05 is out of range (0.1 to 65535 seconds)"},
@@ -271,10 +274,10 @@ TEST(ConfigFile, SeveralProblemsAreAllReportedInLineOrder) {
     std::string file;
     Config c;
     const std::string error =
-        load("zzz = 1\nport = \"x\"\nmax_clients = 0\nlog_level = \"info\"\n", c, &file);
+        load("zzz = 1\nport = \"x\"\nmax_clients = -1\nlog_level = \"info\"\n", c, &file);
     EXPECT_EQ(error, file + ":1: unknown key 'zzz'\n" + file +
                          ":2: port: expected an integer, got a string\n" + file +
-                         ":3: max_clients: 0 is out of range (1 to 1000000)");
+                         ":3: max_clients: -1 is out of range (0 to 1000000)");
 }
 
 TEST(ConfigFile, AMissingFileIsAClearError) {

@@ -15,7 +15,7 @@ TEST(ConfigFlags, DefaultsMatchTheDesign) {
     ASSERT_EQ(p.action, Action::Run);
     EXPECT_EQ(p.config.bind, "127.0.0.1");
     EXPECT_EQ(p.config.port, 4242);
-    EXPECT_EQ(p.config.core.max_clients, 1000U);
+    EXPECT_EQ(p.config.core.max_clients, 0U);  // derived from the fd limit at start
     EXPECT_EQ(p.config.core.max_payload, 65534U);
     EXPECT_EQ(p.config.core.session_timeout_ms, 120000);
     EXPECT_EQ(p.config.core.ping_interval_ms, 30000);
@@ -80,7 +80,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadCase{{"--port", "abc"}, "--port: 'abc' is not a port number"},
                       BadCase{{"--port", "70000"}, "--port: '70000'"},
                       BadCase{{"--port"}, "--port needs a N argument"},
-                      BadCase{{"--max-clients", "0"}, "--max-clients: '0'"},
+                      BadCase{{"--max-clients", "-1"}, "--max-clients: '-1'"},
                       BadCase{{"--max-payload", "65535"}, "--max-payload: '65535'"},
                       BadCase{{"--session-timeout", "-1"}, "--session-timeout: '-1'"},
                       BadCase{{"--ping-interval", "soon"}, "--ping-interval: 'soon'"},

@@ -2,7 +2,6 @@
 // HeapTrimmer: freed heap pages go back to the kernel after a burst, and a heap with nothing
 // newly freed is not trimmed again.
 #include <gtest/gtest.h>
-
 #include <malloc.h>
 
 #include <memory>
