@@ -56,7 +56,7 @@ using core::ConnId;
 
 constexpr std::size_t kSlots = 8;
 constexpr std::size_t kMaxOps = 400;
-constexpr std::array<std::string_view, 8> kNames = {"alice", "bob",    "carol", "dave",
+constexpr std::array<std::string_view, 8> kNames = {"alice", "bob",    "carol",  "dave",
                                                     "eve",   "agent1", "agent2", "bad name"};
 constexpr std::array<std::string_view, 4> kSources = {"", "10.0.0.1", "10.0.0.2", "::1"};
 
@@ -116,7 +116,7 @@ struct ConnModel {
     bool closing = false;  // closeAfterFlush requested: the server stops reading and queueing
     std::optional<std::string> name;  // set by a WELCOME
     ClientKind kind = ClientKind::User;
-    std::uint64_t last_live_id = 0;   // newest non-replay delivery id queued
+    std::uint64_t last_live_id = 0;  // newest non-replay delivery id queued
     std::uint64_t last_ping_token = 0;
     std::vector<std::uint64_t> delivery_ids;  // queued to it, oldest first
 };
@@ -198,8 +198,7 @@ public:
             case MsgType::HealthResult: {
                 msg::HealthResult h;
                 TUNDRA_FUZZ_CHECK(msg::parse(p, h) == nullptr);
-                TUNDRA_FUZZ_CHECK(!h.json.empty() && h.json.front() == '{' &&
-                                  h.json.back() == '}');
+                TUNDRA_FUZZ_CHECK(!h.json.empty() && h.json.front() == '{' && h.json.back() == '}');
                 break;
             }
             case MsgType::Ack: {
@@ -287,6 +286,9 @@ public:
             box_.closes_in_step = 0;
             sending_.reset();
             const std::uint8_t code = in_.byte();
+            if (trace_) {
+                std::fprintf(stderr, "op %zu: %u\n", op, code % 12U);
+            }
             switch (code % 12) {
                 case 0:
                 case 1:
@@ -465,8 +467,8 @@ private:
                 s.to = pickTo(in_.byte());
                 const std::string args = text(in_.byte());
                 s.type = MsgType::AgentCommand;
-                bytes = msg::encode(msg::AgentCommand{s.to, in_.u64(), "run", args}, seq,
-                                    flag_bits);
+                bytes =
+                    msg::encode(msg::AgentCommand{s.to, in_.u64(), "run", args}, seq, flag_bits);
                 break;
             }
             case 5: {
@@ -480,9 +482,8 @@ private:
                 bytes = msg::encodePing(MsgType::Ping, in_.u64(), seq);
                 break;
             case 7:
-                bytes = msg::encodePing(MsgType::Pong,
-                                        (in_.byte() & 1) != 0 ? m->last_ping_token : in_.u64(),
-                                        seq);
+                bytes = msg::encodePing(
+                    MsgType::Pong, (in_.byte() & 1) != 0 ? m->last_ping_token : in_.u64(), seq);
                 break;
             case 8:
                 bytes = msg::encode(msg::ListUsers{pickTo(in_.byte())}, seq);
@@ -580,9 +581,9 @@ private:
             unwritten.push_back(n == 0 ? 12345 : m->delivery_ids.back());
         }
         const core::DisconnectReason reasons[] = {
-            core::DisconnectReason::PeerClosed,       core::DisconnectReason::Error,
-            core::DisconnectReason::SlowConsumer,     core::DisconnectReason::HeartbeatTimeout,
-            core::DisconnectReason::Local,            core::DisconnectReason::Shutdown};
+            core::DisconnectReason::PeerClosed,   core::DisconnectReason::Error,
+            core::DisconnectReason::SlowConsumer, core::DisconnectReason::HeartbeatTimeout,
+            core::DisconnectReason::Local,        core::DisconnectReason::Shutdown};
         m->disconnected = true;
         if (counted_.erase(id) > 0) {
             --open_counted_;
@@ -620,6 +621,12 @@ private:
         std::optional<msg::Ack> ack;
         bool welcomed = false;
         for (const Sent& f : box_.step) {
+            if (trace_) {
+                std::fprintf(stderr, "  -> conn %llu %s seq=%u flags=%u id=%llu\n",
+                             static_cast<unsigned long long>(f.conn),
+                             msgTypeName(static_cast<std::uint8_t>(f.type)), f.seq, f.flags,
+                             static_cast<unsigned long long>(f.delivery_id));
+            }
             ++queued;
             ConnModel& m = box_.conns.at(f.conn);
             const ByteSpan p(f.frame.data() + kHeaderSize, f.frame.size() - kHeaderSize);
@@ -762,10 +769,9 @@ private:
                 *m.name == *sender.name) {
                 continue;
             }
-            const bool audience =
-                sending_->to.empty()
-                    ? (sending_->type != MsgType::AgentCommand || m.kind == ClientKind::Agent)
-                    : sending_->to == *m.name;
+            const bool audience = sending_->to.empty() ? (sending_->type != MsgType::AgentCommand ||
+                                                          m.kind == ClientKind::Agent)
+                                                       : sending_->to == *m.name;
             if (audience) {
                 ++expected;
                 auto it = live_by_conn.find(id);
@@ -781,6 +787,8 @@ private:
         }
     }
 
+    // TUNDRA_FUZZ_TRACE=1 prints every operation and the frames it queued (to read a seed).
+    const bool trace_ = std::getenv("TUNDRA_FUZZ_TRACE") != nullptr;
     Input& in_;
     core::CoreConfig config_;
     testing::FakeClock clock_;
