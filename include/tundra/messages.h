@@ -67,9 +67,9 @@ struct Welcome {
 struct System {
     SystemEvent event = SystemEvent::Notice;
     std::string_view text;
-    Welcome welcome{};             ///< Welcome
-    std::string_view name;         ///< Joined, Left
-    std::uint32_t dropped = 0;     ///< Dropped
+    Welcome welcome{};                ///< Welcome
+    std::string_view name;            ///< Joined, Left
+    std::uint32_t dropped = 0;        ///< Dropped
     std::uint16_t retry_after_s = 0;  ///< Shutdown
 };
 
@@ -80,12 +80,12 @@ struct Delivery {
     std::uint64_t time_ms = 0;
     std::string_view from;
     std::string_view to;
-    std::string_view text;          ///< BroadcastMessage
-    std::uint64_t reply_to = 0;     ///< BroadcastAgent
-    std::string_view command;       ///< BroadcastAgent
-    std::string_view args;          ///< BroadcastAgent
-    std::string_view mime;          ///< Image
-    std::string_view data;          ///< Image
+    std::string_view text;       ///< BroadcastMessage
+    std::uint64_t reply_to = 0;  ///< BroadcastAgent
+    std::string_view command;    ///< BroadcastAgent
+    std::string_view args;       ///< BroadcastAgent
+    std::string_view mime;       ///< Image
+    std::string_view data;       ///< Image
 };
 
 struct Error {

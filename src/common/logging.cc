@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common/logging.h"
 
-#include <memory>
-
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
+
+#include <memory>
 
 namespace tundra::common {
 
@@ -29,9 +29,9 @@ public:
 
 std::optional<spdlog::level::level_enum> parseLogLevel(std::string_view name) {
     static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {
-        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-        {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
-        {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
+        {"trace", spdlog::level::trace},       {"debug", spdlog::level::debug},
+        {"info", spdlog::level::info},         {"warn", spdlog::level::warn},
+        {"warning", spdlog::level::warn},      {"error", spdlog::level::err},
         {"critical", spdlog::level::critical}, {"off", spdlog::level::off},
     };
     for (const auto& [text, level] : kLevels) {

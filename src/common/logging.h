@@ -2,10 +2,10 @@
 // Logging setup: spdlog to stderr with syslog priority prefixes ("<6>") so journald keeps levels.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <optional>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 namespace tundra::common {
 

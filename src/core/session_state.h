@@ -179,9 +179,7 @@ struct SessionManager::Impl {
 
     // ---- presence (heartbeat.cc: flushed by tick) ---------------------------------------------
 
-    bool presencePush() const {
-        return cfg().presence_events;
-    }
+    bool presencePush() const { return cfg().presence_events; }
     /// Queues JOINED or LEFT about `subject` for the next tick; a queued opposite event for the
     /// same user cancels out instead (nothing is sent for a join and leave within one tick).
     void announce(const User& subject, SystemEvent event);

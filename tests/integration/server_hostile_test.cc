@@ -18,8 +18,8 @@ protected:
     std::vector<std::string> serverArgs() override {
         // No frame rate limit: the slow-consumer case below sends thousands of messages as fast
         // as ACKs come back (the rate limits have their own tests in server_limits_test.cc).
-        return {"--no-presence", "--max-payload", "1024", "--output-cap", "131072",
-                "--rate-messages-per-s", "0"};
+        return {"--no-presence", "--max-payload",         "1024", "--output-cap",
+                "131072",        "--rate-messages-per-s", "0"};
     }
 
     // Sends raw bytes on a fresh connection and returns the first frame back.
@@ -103,7 +103,8 @@ TEST_F(HostileTest, UnknownAndServerOnlyTypesAreUnknownType) {
 TEST_F(HostileTest, TruncatedPayloadIsInvalidFormat) {
     auto c = connect();
     // REGISTER whose username claims 10 bytes but carries 3.
-    auto f = sendRaw(*c, Bytes{0x01, 0x00, 0x00, 0x01, 0x00, 0x06, 0x01, 0x00, 0x0A, 'a', 'b', 'c'});
+    auto f =
+        sendRaw(*c, Bytes{0x01, 0x00, 0x00, 0x01, 0x00, 0x06, 0x01, 0x00, 0x0A, 'a', 'b', 'c'});
     ASSERT_TRUE(f);
     EXPECT_EQ(asError(*f).code, uint16_t(ErrorCode::InvalidFormat));
     auto g = c->registerAs("fine");

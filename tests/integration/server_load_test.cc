@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Bounded load: 1,000 concurrent clients register and all receive one broadcast.
-#include <sys/resource.h>
-
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <memory>
@@ -18,8 +17,13 @@ using namespace std::chrono_literals;
 class LoadTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
-        return {"--no-presence", "--max-clients", "1100", "--max-connections-per-ip", "0",
-                "--register-rate", "0"};
+        return {"--no-presence",
+                "--max-clients",
+                "1100",
+                "--max-connections-per-ip",
+                "0",
+                "--register-rate",
+                "0"};
     }
     void SetUp() override {
         rlimit lim{};

@@ -348,7 +348,7 @@ TEST_F(SessionStoryTest, ResumeWithinTimeoutReplaysBroadcastsWhileDetached) {
         auto b = login("bob", ClientKind::User, &w);
         session = w.session;
         ASSERT_TRUE(a->readUntil(MsgType::System));  // JOINED bob
-    }  // bob's socket closes without LOGOUT: detached
+    }                                                // bob's socket closes without LOGOUT: detached
     auto left = a->readUntil(MsgType::System);
     ASSERT_TRUE(left);
     EXPECT_EQ(asSystem(*left).event, SystemEvent::Left);
@@ -374,9 +374,7 @@ TEST_F(SessionStoryTest, ResumeWithinTimeoutReplaysBroadcastsWhileDetached) {
 
 TEST_F(SessionStoryTest, DetachedSessionExpiresAndNameIsFreed) {
     msg::Welcome w;
-    {
-        auto b = login("bob", ClientKind::User, &w);
-    }
+    { auto b = login("bob", ClientKind::User, &w); }
     auto watcher = login("watch");
     // Wait (with a deadline) until the server reports bob offline: the session expired.
     bool expired = false;
@@ -484,7 +482,9 @@ TEST_F(HeartbeatTest, ServerPingsSilentConnectionAndDropsTheDeadOne) {
 
 class FullServerTest : public ServerTest {
 protected:
-    std::vector<std::string> serverArgs() override { return {"--no-presence", "--max-clients", "2"}; }
+    std::vector<std::string> serverArgs() override {
+        return {"--no-presence", "--max-clients", "2"};
+    }
 };
 
 TEST_F(FullServerTest, ConnectionsBeyondMaxClientsGetServerFull) {

@@ -56,8 +56,8 @@ struct Options {
 
 double nowUs() {
     return static_cast<double>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-            .count()) /
+               std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+                   .count()) /
            1000.0;
 }
 
@@ -323,7 +323,8 @@ int runFanout(const Options& opts) {
                 } else if (type == MsgType::BroadcastMessage) {
                     msg::Delivery d;
                     if (msg::parse(type, r.payload, d) == nullptr) {
-                        latency_us.push_back(now - std::strtod(std::string(d.text.substr(0, 24)).c_str(), nullptr));
+                        latency_us.push_back(
+                            now - std::strtod(std::string(d.text.substr(0, 24)).c_str(), nullptr));
                         ++delivered;
                     }
                 } else if (type == MsgType::Ping) {
@@ -352,8 +353,7 @@ int runFanout(const Options& opts) {
         std::printf("  delivered %llu of %llu in %.3f s: %.0f deliveries/s\n",
                     static_cast<unsigned long long>(delivered),
                     static_cast<unsigned long long>(expected), secs, rate);
-        std::printf("  end-to-end latency us: p50 %.1f  p99 %.1f  max %.1f\n", s.p50, s.p99,
-                    s.max);
+        std::printf("  end-to-end latency us: p50 %.1f  p99 %.1f  max %.1f\n", s.p50, s.p99, s.max);
     }
     return delivered == expected ? 0 : 1;
 }
@@ -503,8 +503,8 @@ struct WarmPump {
 int runIdle(const Options& o) {
     raiseFdLimit(o.clients + 3);
     const Clock::time_point deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double>(o.timeout_s));
+        Clock::now() +
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
     std::uint16_t heartbeat_s = 0;
     auto probe = registerMany(o, 1, "probe", &heartbeat_s);
     std::vector<std::unique_ptr<Conn>> senders;
@@ -521,10 +521,11 @@ int runIdle(const Options& o) {
         const std::uint64_t after = healthRss(*probe[0]);
         const double per = perConn(after);
         if (o.json) {
-            std::printf("{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,"
-                        "\"rss_after\":%llu,\"bytes_per_connection\":%.0f}\n",
-                        o.clients, static_cast<unsigned long long>(before),
-                        static_cast<unsigned long long>(after), per);
+            std::printf(
+                "{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,"
+                "\"rss_after\":%llu,\"bytes_per_connection\":%.0f}\n",
+                o.clients, static_cast<unsigned long long>(before),
+                static_cast<unsigned long long>(after), per);
         } else {
             std::printf("idle: %d registered idle connections\n", o.clients);
             std::printf("  server RSS %llu -> %llu bytes: %.0f bytes per connection\n",
@@ -557,10 +558,10 @@ int runIdle(const Options& o) {
     // 2. Traffic. Keepalives first, for long enough that every connection has spoken and any
     // server PING sent before them is answered; then the broadcasts.
     pump.keepalive = true;
-    pump.runUntil([] { return false; },
-                  std::min(deadline, Clock::now() + std::chrono::microseconds(static_cast<
-                                                        std::int64_t>(pump.keepalive_us +
-                                                                      100'000))));
+    pump.runUntil(
+        [] { return false; },
+        std::min(deadline, Clock::now() + std::chrono::microseconds(static_cast<std::int64_t>(
+                                              pump.keepalive_us + 100'000))));
     pump.traffic = true;
     pump.sender = &sender;
     pump.text.assign(static_cast<std::size_t>(o.size), 'x');
@@ -585,12 +586,12 @@ int runIdle(const Options& o) {
 
     // 3. Silence: only the server's PINGs, answered.
     pump.keepalive = false;
-    pump.runUntil([] { return false; },
-                  std::min<Clock::time_point>(deadline,
-                                              Clock::now() + std::chrono::seconds(settle_s)));
+    pump.runUntil(
+        [] { return false; },
+        std::min<Clock::time_point>(deadline, Clock::now() + std::chrono::seconds(settle_s)));
     const std::uint64_t after_pong = pump.rss(deadline, "after the settle time");
-    const auto confirmed = std::count_if(idle.begin(), idle.end(),
-                                         [](const auto& c) { return c->confirmed; });
+    const auto confirmed =
+        std::count_if(idle.begin(), idle.end(), [](const auto& c) { return c->confirmed; });
 
     if (o.json) {
         std::printf(
@@ -602,28 +603,30 @@ int runIdle(const Options& o) {
             "\"bytes_per_connection_after_pong\":%.0f,\"clients_confirmed_by_pong\":%lld,"
             "\"server_pings_during_traffic\":%llu}\n",
             o.clients, static_cast<unsigned long long>(before),
-            static_cast<unsigned long long>(after), perConn(after), o.warm, o.size,
-            pump.window, static_cast<unsigned>(heartbeat_s), settle_s, traffic_s,
+            static_cast<unsigned long long>(after), perConn(after), o.warm, o.size, pump.window,
+            static_cast<unsigned>(heartbeat_s), settle_s, traffic_s,
             static_cast<unsigned long long>(after_traffic), perConn(after_traffic),
             static_cast<unsigned long long>(after_pong), perConn(after_pong),
             static_cast<long long>(confirmed),
             static_cast<unsigned long long>(pump.pings_in_traffic));
     } else {
-        std::printf("idle: %d registered idle connections, then %d broadcasts of %d bytes each "
-                    "(window %d)\n",
-                    o.clients, o.warm, o.size, pump.window);
+        std::printf(
+            "idle: %d registered idle connections, then %d broadcasts of %d bytes each "
+            "(window %d)\n",
+            o.clients, o.warm, o.size, pump.window);
         std::printf("  server RSS before %llu bytes\n", static_cast<unsigned long long>(before));
         std::printf("  never used:        RSS %llu bytes: %.0f bytes per connection\n",
                     static_cast<unsigned long long>(after), perConn(after));
-        std::printf("  after traffic:     RSS %llu bytes: %.0f bytes per connection "
-                    "(%d deliveries each, read in %.3f s)\n",
-                    static_cast<unsigned long long>(after_traffic), perConn(after_traffic),
-                    o.warm, traffic_s);
-        std::printf("  idle after PONG:   RSS %llu bytes: %.0f bytes per connection "
-                    "(%d s silent, heartbeat %u s; %lld of %d confirmed by a PONG)\n",
-                    static_cast<unsigned long long>(after_pong), perConn(after_pong), settle_s,
-                    static_cast<unsigned>(heartbeat_s), static_cast<long long>(confirmed),
-                    o.clients);
+        std::printf(
+            "  after traffic:     RSS %llu bytes: %.0f bytes per connection "
+            "(%d deliveries each, read in %.3f s)\n",
+            static_cast<unsigned long long>(after_traffic), perConn(after_traffic), o.warm,
+            traffic_s);
+        std::printf(
+            "  idle after PONG:   RSS %llu bytes: %.0f bytes per connection "
+            "(%d s silent, heartbeat %u s; %lld of %d confirmed by a PONG)\n",
+            static_cast<unsigned long long>(after_pong), perConn(after_pong), settle_s,
+            static_cast<unsigned>(heartbeat_s), static_cast<long long>(confirmed), o.clients);
     }
     int rc = 0;
     if (pump.pings_in_traffic > 0) {
@@ -658,9 +661,10 @@ int runLatency(const Options& o) {
     }
     auto s = summarize(rtt);
     if (o.json) {
-        std::printf("{\"scenario\":\"latency\",\"count\":%d,\"rtt_us\":{\"min\":%.1f,"
-                    "\"avg\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
-                    o.count, s.min, s.avg, s.p50, s.p99, s.max);
+        std::printf(
+            "{\"scenario\":\"latency\",\"count\":%d,\"rtt_us\":{\"min\":%.1f,"
+            "\"avg\":%.1f,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
+            o.count, s.min, s.avg, s.p50, s.p99, s.max);
     } else {
         std::printf("latency: %d PING round trips\n", o.count);
         std::printf("  rtt us: min %.1f  avg %.1f  p50 %.1f  p99 %.1f  max %.1f\n", s.min, s.avg,
@@ -687,8 +691,8 @@ int parseIntArg(const char* flag, const char* v, int lo, int hi) {
     char* end = nullptr;
     long n = std::strtol(v, &end, 10);
     if (end == v || *end != '\0' || n < lo || n > hi) {
-        std::fprintf(stderr, "tundra-bench: %s: '%s' is not a number from %d to %d\n", flag, v,
-                     lo, hi);
+        std::fprintf(stderr, "tundra-bench: %s: '%s' is not a number from %d to %d\n", flag, v, lo,
+                     hi);
         std::exit(2);
     }
     return static_cast<int>(n);

@@ -2,9 +2,8 @@
 // tundrad as a service, end to end: the real binary with a TOML config file, --check-config,
 // SIGHUP reload, SIGTERM drain, NOTIFY_SOCKET messages and the admin HTTP listener over real
 // sockets on 127.0.0.1.
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -189,8 +188,8 @@ TEST(AdminFlag, PortInUseIsExitOneWithClearError) {
     ASSERT_TRUE(first.started()) << first.output();
     auto taken = adminPort(first);
     ASSERT_NE(taken, 0);
-    auto r = runToExit({"--bind", "127.0.0.1", "--port", "0", "--admin",
-                        "127.0.0.1:" + std::to_string(taken)});
+    auto r = runToExit(
+        {"--bind", "127.0.0.1", "--port", "0", "--admin", "127.0.0.1:" + std::to_string(taken)});
     EXPECT_EQ(r.code, std::optional<int>(1)) << r.output;
     EXPECT_NE(r.output.find("admin listener"), std::string::npos) << r.output;
     EXPECT_EQ(first.stop(), std::optional<int>(0));
@@ -300,8 +299,8 @@ TEST(AdminHttp, MalformedAndSilentHttpClientsDoNotHurtChat) {
 
 TEST(Signals, SighupAppliesRuntimeSettingsAndReportsRestartOnes) {
     ScratchDir dir;
-    auto conf = dir.write("tundra.conf",
-                          "max_clients = 2\nadmin = \"127.0.0.1:0\"\npresence = false\n");
+    auto conf =
+        dir.write("tundra.conf", "max_clients = 2\nadmin = \"127.0.0.1:0\"\npresence = false\n");
     TundradProcess server({"--config", conf});
     ASSERT_TRUE(server.started()) << server.output();
     auto admin = adminPort(server);
@@ -321,12 +320,14 @@ TEST(Signals, SighupAppliesRuntimeSettingsAndReportsRestartOnes) {
     }
 
     // Raise the limit and move the admin listener (which needs a restart).
-    dir.write("tundra.conf",
-              "max_clients = 3\nadmin = \"127.0.0.1:1\"\npresence = false\nlog_level = \"debug\"\n");
+    dir.write(
+        "tundra.conf",
+        "max_clients = 3\nadmin = \"127.0.0.1:1\"\npresence = false\nlog_level = \"debug\"\n");
     auto mark = server.lineCount();
     server.signal(SIGHUP);
     ASSERT_TRUE(server.waitForLine("reloaded " + conf, 5s, mark)) << server.output();
-    EXPECT_TRUE(server.waitForLine("admin changed and needs a restart", 1s, mark)) << server.output();
+    EXPECT_TRUE(server.waitForLine("admin changed and needs a restart", 1s, mark))
+        << server.output();
     auto page = httpGet(admin, "/metrics");  // still on the old admin port
     ASSERT_TRUE(page);
     EXPECT_EQ(metricValue(page->body, "tundra_max_clients"), std::optional<double>(3));
@@ -474,8 +475,7 @@ TEST(Notify, ReadyStatusWatchdogReloadingStoppingInOrder) {
 
     auto ready = notify.waitFor("READY=1");
     ASSERT_TRUE(ready) << server->output();
-    EXPECT_NE(ready->find("STATUS=0 connections, 0 sessions online"), std::string::npos)
-        << *ready;
+    EXPECT_NE(ready->find("STATUS=0 connections, 0 sessions online"), std::string::npos) << *ready;
     EXPECT_TRUE(notify.waitFor("WATCHDOG=1"));
 
     server->signal(SIGHUP);

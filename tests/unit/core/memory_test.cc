@@ -159,8 +159,8 @@ TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnderOneKiB) {
     }
     const std::int64_t idle = (g_live_bytes.load() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().window_messages, 0U);
-    EXPECT_LE(idle, 1024) << "bytes per idle registered connection after traffic (busy: "
-                          << busy << ")";
+    EXPECT_LE(idle, 1024) << "bytes per idle registered connection after traffic (busy: " << busy
+                          << ")";
     std::printf("bytes per connection: %lld with full windows, %lld idle after PONG\n",
                 static_cast<long long>(busy), static_cast<long long>(idle));
 }
