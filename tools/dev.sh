@@ -93,7 +93,7 @@ case "${1:-}" in
         echo "clang-tidy OK"
         ;;
     ci)
-        # What .ci/run does (layering, formatting, the README's test command), then the whole
+        # What .ci/run does: layering, formatting, the README's test command, then the whole
         # suite again under ASan+UBSan. `tidy` is separate until the tree is clean under it.
         tools/check_layering.sh
         "$0" format-check
