@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -31,12 +32,12 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr int kGood = 6;             // good users; the last kCyclers of them log out twice
+constexpr int kGood = 6;  // good users; the last kCyclers of them log out twice
 constexpr int kCyclers = 3;
-constexpr int kMessagesPerGood = 90;  // per good user, a third of them broadcasts
-constexpr auto kPace = 40ms;          // between two messages of one good user
-constexpr auto kOffline = 700ms;      // how long a cycling good user stays logged out
-constexpr auto kHardLimit = 60s;      // no abuse loop runs longer than this, whatever happens
+constexpr int kMessagesPerGood = 150;  // per good user, a third of them broadcasts
+constexpr auto kPace = 50ms;           // between two messages of one good user
+constexpr auto kOffline = 700ms;       // how long a cycling good user stays logged out
+constexpr auto kHardLimit = 60s;       // no abuse loop runs longer than this, whatever happens
 
 std::int64_t jsonNumber(const std::string& json, const std::string& key) {
     const std::string needle = "\"" + key + "\":";
@@ -428,10 +429,9 @@ protected:
             }
             if (pongs != kPings) {
                 std::lock_guard lock(mu_);
-                half_close_failures_.push_back("round " + std::to_string(round) + ": " +
-                                               std::to_string(pongs) + " of " +
-                                               std::to_string(kPings) + " PONGs, eof " +
-                                               std::to_string(c->eof()));
+                half_close_failures_.push_back(
+                    "round " + std::to_string(round) + ": " + std::to_string(pongs) + " of " +
+                    std::to_string(kPings) + " PONGs, eof " + std::to_string(c->eof()));
             }
             std::this_thread::sleep_for(200ms);  // pacing
         }
@@ -529,7 +529,9 @@ TEST_F(SoakTest, GoodUsersLoseNothingWhileEveryAbuseRunsAtOnce) {
         by_name[u.name] = &u;
     }
     int replayed = 0;
+    int acked = 0;
     for (const auto& s : good) {
+        acked += static_cast<int>(s.sent.size());
         std::map<std::string, std::vector<int>> expected_direct;
         std::vector<int> broadcasts;
         std::map<std::pair<std::string, int>, bool> buffered;  // (to, k) -> ACK said buffered
@@ -600,6 +602,13 @@ TEST_F(SoakTest, GoodUsersLoseNothingWhileEveryAbuseRunsAtOnce) {
     auto f = observer->readUntil(MsgType::HealthResult, 5s);
     ASSERT_TRUE(f) << "no final HEALTH_RESULT";
     const std::string h(f->payload.begin() + 2, f->payload.end());
+    std::printf(
+        "soak: %d good messages ACKed (%d replayed), %d HEALTH_CHECKs (slowest %lld ms), "
+        "%d register-rate refusals seen by the cycler\nfinal health: %s\n",
+        acked, replayed, health_checks_,
+        static_cast<long long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(slowest_health_).count()),
+        cycler_limited_.load(), h.c_str());
     EXPECT_GT(jsonNumber(h, "rate_limited"), 0) << h;
     EXPECT_GT(jsonNumber(h, "register_rate_limited"), 0) << h;
     EXPECT_EQ(jsonNumber(h, "per_ip_refused"), 6) << h;
