@@ -316,10 +316,26 @@ bool isValidUtf8(std::string_view s) {
     return true;
 }
 
+namespace {
+constexpr bool isPlainJsonByte(unsigned char c) {
+    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+}  // namespace
+
 void appendJsonString(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
     out.push_back('"');
     for (std::size_t i = 0; i < s.size();) {
+        // Plain printable ASCII is copied a run at a time (keys and most values are all plain).
+        std::size_t run = i;
+        while (run < s.size() && isPlainJsonByte(static_cast<unsigned char>(s[run]))) {
+            ++run;
+        }
+        if (run > i) {
+            out.append(s.substr(i, run - i));
+            i = run;
+            continue;
+        }
         const auto c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
             const std::size_t n = utf8SequenceLength(s, i);
