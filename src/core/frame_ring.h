@@ -3,6 +3,7 @@
 // window). Internal to the core; holds SharedFrames, never copies frame bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,10 +24,11 @@ struct StoredFrame {
 
 // A growable circular buffer kept sorted by id. It allocates on the first push, doubles up to
 // what is needed, and frees its storage whenever it becomes empty, so an idle user with nothing
-// stored costs 16 bytes per ring. Sizes are bounded by CoreConfig::max_buffered (a few dozen by
-// default), so the O(n) sorted insert and single erase are cheaper than any tree; removing many
-// entries at once (a dead connection's unwritten deliveries) goes through extractSorted, one pass
-// whatever the count, so raised limits never make that cut quadratic.
+// stored costs 24 bytes per ring; refilled, it takes back the capacity it had in one allocation.
+// Sizes are bounded by CoreConfig::max_buffered (a few dozen by default), so the O(n) sorted insert
+// and single erase are cheaper than any tree; removing many entries at once (a dead connection's
+// unwritten deliveries) goes through extractSorted, one pass whatever the count, so raised limits
+// never make that cut quadratic.
 class FrameRing {
 public:
     FrameRing() = default;
@@ -37,6 +39,8 @@ public:
 
     [[nodiscard]] std::size_t size() const { return size_; }
     [[nodiscard]] bool empty() const { return size_ == 0; }
+    /// Entries the storage holds now (0 while empty: the storage is freed).
+    [[nodiscard]] std::size_t capacity() const { return cap_; }
     /// i-th oldest entry, 0 <= i < size().
     [[nodiscard]] const StoredFrame& at(std::size_t i) const { return buf_[slot(i)]; }
     [[nodiscard]] const StoredFrame& front() const { return at(0); }
@@ -63,7 +67,7 @@ public:
 
     StoredFrame popFront() {
         StoredFrame e = std::move(buf_[head_]);
-        head_ = (head_ + 1) % cap_;
+        head_ = (head_ + 1) & (cap_ - 1);
         --size_;
         releaseIfEmpty();
         return e;
@@ -144,19 +148,25 @@ public:
 
     void clear() {
         buf_.reset();
+        if (cap_ != 0) {
+            last_cap_ = cap_;
+        }
         cap_ = 0;
         head_ = 0;
         size_ = 0;
     }
 
 private:
-    [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) % cap_; }
+    // cap_ is a power of two, so the wrap is a mask.
+    [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) & (cap_ - 1); }
 
     void reserveOneMore() {
         if (size_ < cap_) {
             return;
         }
-        std::uint32_t new_cap = cap_ == 0 ? 4 : cap_ * 2;
+        // Refilled after it emptied: straight to the size it had, one allocation instead of a
+        // doubling series (a delivery window empties and refills all the time).
+        std::uint32_t new_cap = cap_ == 0 ? std::max<std::uint32_t>(4, last_cap_) : cap_ * 2;
         auto fresh = std::make_unique<StoredFrame[]>(new_cap);
         for (std::size_t i = 0; i < size_; ++i) {
             fresh[i] = std::move(buf_[slot(i)]);
@@ -176,6 +186,7 @@ private:
     std::uint32_t cap_ = 0;
     std::uint32_t head_ = 0;
     std::uint32_t size_ = 0;
+    std::uint32_t last_cap_ = 0;  // capacity before the storage was last freed (a power of two)
 };
 
 }  // namespace tundra::core

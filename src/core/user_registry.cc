@@ -168,12 +168,59 @@ void UserRegistry::account(User& u, std::size_t bytes, bool add) {
         u.bytes -= bytes;
         total_bytes_ -= bytes;
     }
-    heapFix(u);
+    if (heap_live_) {
+        heapFix(u);
+    }
 }
 
 // ---- the heap of users by bytes held --------------------------------------------------------
-// Only users holding something are in it, so idle users cost nothing here. Every change of a
-// user's bytes re-files it in O(log n); the heaviest is heap_.front().
+// Only users holding something are in it, so idle users cost nothing here. While it is live,
+// every change of a user's bytes re-files it in O(log n); the heaviest is heap_.front(). It is
+// only live while the total budget is under pressure: built in O(users) when a store would not
+// fit the total, dropped again once the total held falls below a quarter of the budget. Far from
+// the budget (the normal case) a delivery pays nothing for it; the hysteresis means a rebuild
+// needs three quarters of the total budget stored and released in between.
+
+void UserRegistry::heapStart() {
+    if (heap_live_) {
+        return;
+    }
+    heap_.clear();
+    for (auto& [name, user] : users_) {
+        if (user->bytes > 0) {
+            heap_.push_back(user.get());
+            user->heap_pos = static_cast<std::uint32_t>(heap_.size() - 1);
+        }
+    }
+    for (std::size_t i = heap_.size() / 2; i-- > 0;) {
+        heapSiftDown(i);
+    }
+    heap_live_ = true;
+}
+
+void UserRegistry::heapStopBelow(std::uint64_t threshold) {
+    if (!heap_live_ || total_bytes_ >= threshold) {
+        return;
+    }
+    for (User* u : heap_) {
+        u->heap_pos = UINT32_MAX;
+    }
+    heap_.clear();
+    heap_live_ = false;
+}
+
+const User* UserRegistry::heaviest() const {
+    if (heap_live_) {
+        return heap_.empty() ? nullptr : heap_.front();
+    }
+    const User* best = nullptr;
+    for (const auto& [name, user] : users_) {
+        if (user->bytes > 0 && (best == nullptr || user->bytes > best->bytes)) {
+            best = user.get();
+        }
+    }
+    return best;
+}
 
 void UserRegistry::heapFix(User& u) {
     if (u.bytes == 0) {
@@ -278,6 +325,11 @@ bool UserRegistry::makeRoom(User& u, std::size_t need, const BufferLimits& limit
 }
 
 bool UserRegistry::fitTotal(User& u, std::size_t need, const BufferLimits& limits) {
+    if (total_bytes_ + need <= limits.total_bytes) {
+        heapStopBelow(limits.total_bytes / 4);
+        return true;
+    }
+    heapStart();
     while (total_bytes_ + need > limits.total_bytes) {
         User* h = heap_.empty() ? nullptr : heap_.front();
         if (h == nullptr || h == &u || u.bytes >= h->bytes) {
@@ -414,6 +466,9 @@ void UserRegistry::enforce(const BufferLimits& limits) {
     }
     // The total budget (rare: only a reload that shrinks total_buffer_bytes below what is
     // held): the heaviest users give first, as when storing.
+    if (total_bytes_ > limits.total_bytes) {
+        heapStart();
+    }
     while (total_bytes_ > limits.total_bytes && !heap_.empty() && evictOldest(*heap_.front())) {
     }
 }

@@ -76,7 +76,8 @@ struct BufferLimits {
 // users holding entries), and a user only loses entries while it is among the heaviest. Entries
 // taken from another user are counted in budget_evictions_total (and, for offline entries, in
 // that user's DROPPED). The heaviest user is found in O(log n) through an indexed max-heap of
-// users by bytes held (only users that hold something are in it).
+// users by bytes held (only users that hold something are in it), kept only while the total
+// budget is under pressure (see user_registry.cc), so deliveries far from it do not pay for it.
 //
 // Names are client-chosen, so the table of users hashes them with common::KeyedStringHash
 // (SipHash-2-4 under a per-process random key): nobody can pick names that share a bucket.
@@ -158,7 +159,11 @@ public:
     [[nodiscard]] std::uint64_t windowCount() const { return window_count_; }
     [[nodiscard]] std::uint64_t storedBytes() const { return total_bytes_; }
     /// The user holding the most bytes (window + offline), nullptr when nobody holds any.
-    [[nodiscard]] const User* heaviest() const { return heap_.empty() ? nullptr : heap_.front(); }
+    /// The user holding the most bytes (nullptr if none). O(1) while the budget is under
+    /// pressure, else a scan of every user (tests and diagnostics only).
+    [[nodiscard]] const User* heaviest() const;
+    /// Whether the by-bytes heap is maintained right now (tests).
+    [[nodiscard]] bool heapLive() const { return heap_live_; }
 
 private:
     struct LruList {
@@ -184,6 +189,8 @@ private:
     /// bytes fit the total budget; false if u would have to give and has nothing left.
     bool fitTotal(User& u, std::size_t need, const BufferLimits& limits);
     // The indexed max-heap of users by bytes (heap_pos is each user's index).
+    void heapStart();                             // build the heap (O(users)) if not live
+    void heapStopBelow(std::uint64_t threshold);  // drop it while total_bytes_ < threshold
     void heapFix(User& u);
     void heapRemove(User& u);
     void heapSiftUp(std::size_t i);
@@ -195,7 +202,8 @@ private:
 
     Metrics& metrics_;
     UserTable users_;
-    std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes
+    std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes (while heap_live_)
+    bool heap_live_ = false;
     std::array<std::vector<User*>, 2> online_;
     std::array<std::vector<User*>, 2> detached_;
     // [1] offline with empty buffer, [2] offline with pending entries, [3] detached, oldest first

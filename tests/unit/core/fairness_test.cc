@@ -162,6 +162,68 @@ TEST_F(FairnessTest, TheHeapFollowsEveryChangeAndForgetting) {
     EXPECT_EQ(reg.storedBytes(), 0U);
 }
 
+TEST_F(FairnessTest, TheHeapIsLiveOnlyUnderPressureAndStaysExact) {
+    // The heap is built when a store would not fit the total budget and dropped below a quarter
+    // of it; across those switches heaviest() stays the true maximum and evictions still take
+    // from the heaviest (user budget wide, total budget tight).
+    BufferLimits tight{1000, 1U << 30, 64 * 200};
+    std::vector<User*> users;
+    for (int i = 0; i < 64; ++i) {
+        users.push_back(&offlineUser("p" + std::to_string(i)));
+    }
+    int went_live = 0;
+    int went_idle = 0;
+    bool was_live = reg.heapLive();
+    std::uint32_t x = 777;
+    auto rnd = [&x] {
+        x = x * 1103515245U + 12345U;
+        return x >> 8;
+    };
+    for (int step = 0; step < 4000; ++step) {
+        // Phases of filling and of draining, so the total crosses the budget and a quarter of it.
+        const bool draining = (step / 500) % 2 == 1;
+        User& u = *users[rnd() % users.size()];
+        if (draining) {
+            if (!u.offline.empty()) {
+                reg.promoteOfflineFront(u, tight);
+                reg.confirmWindowThrough(u, u.window.back().id);
+            }
+            // A small store now and then: it is where the registry notices the pressure is gone.
+            if (rnd() % 8 == 0) {
+                ASSERT_TRUE(reg.storeOffline(u, entry(next_id++, 1 + rnd() % 50), tight));
+            }
+        } else {
+            const User* before = reg.heaviest();
+            const std::uint64_t held_before = u.bytes;
+            const std::size_t size = 1 + rnd() % 400;
+            ASSERT_TRUE(reg.storeOffline(u, entry(next_id++, size), tight));
+            // A user holding less than the heaviest never loses its own entries to fit.
+            if (before != nullptr && held_before + size < before->bytes) {
+                EXPECT_GE(u.bytes, held_before + size);
+            }
+        }
+        EXPECT_LE(reg.storedBytes(), tight.total_bytes);
+        const User* best = nullptr;
+        for (User* v : users) {
+            if (v->bytes > 0 && (best == nullptr || v->bytes > best->bytes)) {
+                best = v;
+            }
+        }
+        if (best == nullptr) {
+            EXPECT_EQ(reg.heaviest(), nullptr);
+        } else {
+            ASSERT_NE(reg.heaviest(), nullptr);
+            EXPECT_EQ(reg.heaviest()->bytes, best->bytes);
+        }
+        if (reg.heapLive() != was_live) {
+            (reg.heapLive() ? went_live : went_idle) += 1;
+            was_live = reg.heapLive();
+        }
+    }
+    EXPECT_GE(went_live, 2) << "the budget pressure never built the heap";
+    EXPECT_GE(went_idle, 1) << "draining below a quarter never dropped the heap";
+}
+
 TEST_F(FairnessTest, ReconfigureTrimsTheHeaviestFirst) {
     User& bob = offlineUser("bob");
     User& cat = offlineUser("cat");

@@ -41,6 +41,22 @@ TEST(FrameRingTest, PushPopKeepsOrderAcrossWrapAndGrowth) {
     }
 }
 
+TEST(FrameRingTest, FreedWhenEmptyAndRefilledAtItsFormerCapacity) {
+    FrameRing r;
+    for (std::uint64_t id = 1; id <= 20; ++id) {
+        r.pushBack(entry(id));
+    }
+    EXPECT_EQ(r.capacity(), 32U);  // 4, 8, 16, 32
+    while (!r.empty()) {
+        r.popFront();
+    }
+    EXPECT_EQ(r.capacity(), 0U) << "an empty ring keeps no storage";
+    r.pushBack(entry(21));
+    EXPECT_EQ(r.capacity(), 32U) << "a refill takes back its former size in one allocation";
+    r.insertSorted(entry(22));
+    EXPECT_EQ(ids(r), (std::vector<std::uint64_t>{21, 22}));
+}
+
 TEST(FrameRingTest, InsertSortedFindEraseAndBounds) {
     FrameRing r;
     for (std::uint64_t id : {10, 20, 30, 40}) {
