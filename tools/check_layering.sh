@@ -24,7 +24,7 @@ declare -A ALLOW=(
     [tools/cli]="client client_api proto"
     [tools/bench]="client client_api net core proto common"
     [tools/examples]="client_api proto"
-    [tests]="common proto net core storage server client client_api cli support unit integration fuzz"
+    [tests]="common proto net core storage server client client_api cli bench support unit integration fuzz"
 )
 # Directory -> system headers it must not include (extended regex on the header name).
 declare -A FORBID_SYS=(
@@ -46,7 +46,8 @@ module_of() {
     case "$1" in
         tundra/client.h) mod=client_api ;;
         tundra/*) mod=proto ;;
-        common/* | proto/* | net/* | core/* | storage/* | server/* | daemon/* | client/* | cli/*)
+        common/* | proto/* | net/* | core/* | storage/* | server/* | daemon/* | client/* | cli/* | \
+            bench/*)
             mod=${1%%/*} ;;
         support/* | unit/* | integration/* | fuzz/*) mod=${1%%/*} ;;
         *) mod="" ;;

@@ -2,7 +2,8 @@
 // tundra-bench: load generator for tundrad. One thread, one epoll set, non-blocking sockets,
 // the project's codec. Scenarios: fanout (broadcast throughput and end-to-end latency),
 // idle (server memory per idle registered connection, optionally also after traffic and after
-// the heartbeat PONG that confirms it), latency (PING round trips).
+// the heartbeat PONG that confirms it), latency (PING round trips), pairs (direct messages,
+// closed or open loop, checked for loss/duplicates/order) and agents (request/reply trips).
 // Loopback or the operator's own hosts only; every run is bounded in count and time.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "histogram.h"
 #include "net/socket_ops.h"
 #include "tundra/codec.h"
 #include "tundra/messages.h"
@@ -45,6 +47,8 @@ struct Options {
     int count = 1000;
     int warm = 0;       // idle: broadcasts each idle client reads before the second measurement
     int settle_s = -1;  // idle --warm: silence before the last measurement; -1 = 2 x heartbeat + 1
+    int pairs = 100;    // pairs, agents: sender/receiver (requester/agent) pairs
+    double rate = 0;    // pairs: messages per second in total, open loop; 0 = as fast as the window
     double timeout_s = 60;
     bool json = false;
 };
@@ -205,7 +209,8 @@ std::uint64_t healthRss(Conn& c) {
 // Connects and registers `n` clients, pipelining the REGISTERs. `heartbeat_s`, when given,
 // receives the WELCOME's heartbeat_s (the server's ping interval, whole seconds).
 std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const char* prefix,
-                                                std::uint16_t* heartbeat_s = nullptr) {
+                                                std::uint16_t* heartbeat_s = nullptr,
+                                                ClientKind kind = ClientKind::User) {
     socklen_t len = 0;
     auto addr = resolve(o, len);
     std::vector<std::unique_ptr<Conn>> conns;
@@ -214,6 +219,7 @@ std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const c
         std::string name = uniqueName(prefix, i);
         msg::Register r;
         r.username = name;
+        r.kind = kind;
         sendBlocking(*conns.back(), msg::encode(r, 1));
     }
     for (auto& c : conns) {
@@ -646,6 +652,347 @@ int runIdle(const Options& o) {
     return rc;
 }
 
+// ---- pairs and agents: one stream per pair, checked for loss, duplicates and order ----------
+
+std::uint64_t nowNs() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+            .count());
+}
+
+// A benchmark text: "<seq>|<send time in ns of the steady clock>|" padded to `size` bytes.
+std::string stampedText(std::uint64_t seq, std::uint64_t sent_ns, std::size_t size) {
+    char head[48];
+    const int n =
+        std::snprintf(head, sizeof head, "%llu|%llu|", static_cast<unsigned long long>(seq),
+                      static_cast<unsigned long long>(sent_ns));
+    std::string text(head, static_cast<std::size_t>(n));
+    if (text.size() < size) {
+        text.append(size - text.size(), 'x');
+    }
+    return text;
+}
+
+bool parseStamp(std::string_view text, std::uint64_t& seq, std::uint64_t& sent_ns) {
+    const auto bar = text.find('|');
+    const auto bar2 = bar == std::string_view::npos ? bar : text.find('|', bar + 1);
+    if (bar2 == std::string_view::npos) {
+        return false;
+    }
+    const std::string a(text.substr(0, bar));
+    const std::string b(text.substr(bar + 1, bar2 - bar - 1));
+    char* end = nullptr;
+    seq = std::strtoull(a.c_str(), &end, 10);
+    if (a.empty() || *end != '\0') {
+        return false;
+    }
+    sent_ns = std::strtoull(b.c_str(), &end, 10);
+    return !b.empty() && *end == '\0';
+}
+
+// The receiving end of one stream: the server keeps each sender's order, so anything but
+// 1, 2, 3, ... is a defect (a gap is a loss unless the missing number arrives later, which
+// is then counted out of order).
+struct StreamCheck {
+    std::uint64_t next = 1;
+    std::uint64_t delivered = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t out_of_order = 0;
+    std::vector<bool> seen;  // by sequence number, sized to the count expected
+
+    explicit StreamCheck(std::size_t expected = 0) : seen(expected + 1, false) {}
+
+    void see(std::uint64_t seq) {
+        if (seq == 0 || seq >= seen.size()) {
+            ++out_of_order;  // a number never sent
+            return;
+        }
+        if (seen[seq]) {
+            ++duplicates;
+            return;
+        }
+        seen[seq] = true;
+        ++delivered;
+        if (seq != next) {
+            ++out_of_order;
+        }
+        next = seq + 1;
+    }
+};
+
+struct StreamTotals {
+    std::uint64_t delivered = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t out_of_order = 0;
+    void add(const StreamCheck& c) {
+        delivered += c.delivered;
+        duplicates += c.duplicates;
+        out_of_order += c.out_of_order;
+    }
+};
+
+void printStreamResult(const Options& o, const char* scenario, const char* unit, int window,
+                       std::uint64_t expected, const StreamTotals& t, double secs,
+                       const bench::LatencyHistogram& h) {
+    const double rate = secs > 0 ? static_cast<double>(t.delivered) / secs : 0;
+    auto us = [&](double q) { return static_cast<double>(h.quantile(q)) / 1000.0; };
+    const std::uint64_t lost = expected - std::min(expected, t.delivered);
+    if (o.json) {
+        std::printf(
+            "{\"scenario\":\"%s\",\"pairs\":%d,\"messages\":%d,\"size\":%d,\"window\":%d,"
+            "\"rate\":%.0f,\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,"
+            "\"duplicates\":%llu,\"out_of_order\":%llu,\"seconds\":%.3f,\"%s_per_s\":%.0f,"
+            "\"latency_us\":{\"min\":%.1f,\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+            "\"p999\":%.1f,\"max\":%.1f}}\n",
+            scenario, o.pairs, o.messages, o.size, window, o.rate,
+            static_cast<unsigned long long>(expected), static_cast<unsigned long long>(t.delivered),
+            static_cast<unsigned long long>(lost), static_cast<unsigned long long>(t.duplicates),
+            static_cast<unsigned long long>(t.out_of_order), secs, unit, rate,
+            static_cast<double>(h.min()) / 1000.0, h.mean() / 1000.0, us(0.50), us(0.90), us(0.99),
+            us(0.999), static_cast<double>(h.max()) / 1000.0);
+    } else {
+        std::printf("%s: %d pairs x %d messages of %d bytes, window %d", scenario, o.pairs,
+                    o.messages, o.size, window);
+        if (o.rate > 0) {
+            std::printf(", %.0f/s offered", o.rate);
+        }
+        std::printf(
+            "\n  %llu of %llu in %.3f s: %.0f %s/s; lost %llu, duplicates %llu, out of "
+            "order %llu\n",
+            static_cast<unsigned long long>(t.delivered), static_cast<unsigned long long>(expected),
+            secs, rate, unit, static_cast<unsigned long long>(lost),
+            static_cast<unsigned long long>(t.duplicates),
+            static_cast<unsigned long long>(t.out_of_order));
+        std::printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(0.50),
+                    us(0.90), us(0.99), us(0.999), static_cast<double>(h.max()) / 1000.0);
+    }
+}
+
+// One epoll set over every connection; data.u64 is the index in `all`.
+int watchAll(const std::vector<Conn*>& all) {
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        setNonBlocking(all[i]->fd);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, all[i]->fd, &ev);
+    }
+    return ep;
+}
+
+// Reads what `c` has and calls on(frame) for each complete frame; answers server PINGs.
+template <typename OnFrame>
+void pump(Conn& c, OnFrame&& on) {
+    std::uint8_t buf[65536];
+    for (;;) {
+        ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
+        if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (got <= 0) {
+            die("server closed a connection during the run");
+        }
+        c.decoder.append(ByteSpan(buf, static_cast<std::size_t>(got)));
+        for (auto r = c.decoder.next(); r.status == DecodeStatus::Frame; r = c.decoder.next()) {
+            const auto type = static_cast<MsgType>(r.header.type);
+            if (type == MsgType::Ping) {
+                c.queue(pongFor(r));
+            } else if (type == MsgType::Error) {
+                msg::Error e;
+                (void)msg::parse(r.payload, e);
+                die("server error " + std::to_string(e.code) + ": " + std::string(e.text));
+            } else {
+                on(type, r);
+            }
+        }
+        if (static_cast<std::size_t>(got) < sizeof buf) {
+            return;
+        }
+    }
+}
+
+// pairs: sender i sends M direct MESSAGEs (ACK requested) to receiver i.
+int runPairs(const Options& opts) {
+    Options o = opts;
+    const int window = o.window < 0 ? 16 : o.window;
+    const auto n = static_cast<std::size_t>(o.pairs);
+    const auto m = static_cast<std::uint64_t>(o.messages);
+    raiseFdLimit(2 * o.pairs);
+    auto senders = registerMany(o, o.pairs, "ps");
+    auto receivers = registerMany(o, o.pairs, "pr");
+    std::vector<std::string> to;
+    std::vector<Conn*> all;
+    for (std::size_t i = 0; i < n; ++i) {
+        to.push_back(uniqueName("pr", static_cast<int>(i)));
+        all.push_back(senders[i].get());
+    }
+    for (auto& r : receivers) {
+        all.push_back(r.get());
+    }
+    const int ep = watchAll(all);
+    std::vector<std::uint64_t> sent(n, 0);
+    std::vector<std::uint64_t> acked(n, 0);
+    std::vector<StreamCheck> check(n, StreamCheck(static_cast<std::size_t>(m)));
+    bench::LatencyHistogram hist;
+    const std::uint64_t expected = m * n;
+    // Open loop: each sender has its own schedule, staggered so they do not fire together.
+    const std::uint64_t interval_ns =
+        o.rate > 0 ? static_cast<std::uint64_t>(1e9 * static_cast<double>(n) / o.rate) : 0;
+    const std::uint64_t start_ns = nowNs();
+    std::vector<std::uint64_t> due(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        due[i] = start_ns + interval_ns * i / n;
+    }
+    const auto deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s);
+    std::uint64_t delivered = 0;
+    std::uint64_t all_acked = 0;
+    std::vector<epoll_event> events(1024);
+    while ((delivered < expected || all_acked < expected) && Clock::now() < deadline) {
+        const std::uint64_t now = nowNs();
+        std::uint64_t next_due = UINT64_MAX;
+        for (std::size_t i = 0; i < n; ++i) {
+            Conn& c = *senders[i];
+            while (sent[i] < m && sent[i] - acked[i] < static_cast<std::uint64_t>(window) &&
+                   (interval_ns == 0 || due[i] <= now)) {
+                const std::uint64_t stamp = interval_ns == 0 ? now : due[i];
+                due[i] += interval_ns;
+                ++sent[i];
+                const std::string text =
+                    stampedText(sent[i], stamp, static_cast<std::size_t>(o.size));
+                c.queue(msg::encode(msg::Message{to[i], text}, static_cast<std::uint16_t>(sent[i]),
+                                    flags::kAck));
+            }
+            if (sent[i] < m && interval_ns != 0) {
+                next_due = std::min(next_due, due[i]);
+            }
+            if (!c.flush()) {
+                die("sender connection failed");
+            }
+        }
+        int wait_ms = 100;
+        if (next_due != UINT64_MAX) {
+            wait_ms = next_due <= now ? 0 : static_cast<int>((next_due - now) / 1000000);
+        }
+        const int got = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait_ms);
+        for (int k = 0; k < got; ++k) {
+            const auto idx = static_cast<std::size_t>(events[static_cast<std::size_t>(k)].data.u64);
+            Conn& c = *all[idx];
+            pump(c, [&](MsgType type, const DecodeResult& r) {
+                if (idx < n && type == MsgType::Ack) {
+                    ++acked[idx];
+                    ++all_acked;
+                } else if (idx >= n && type == MsgType::BroadcastMessage) {
+                    msg::Delivery d;
+                    std::uint64_t seq = 0;
+                    std::uint64_t stamp = 0;
+                    if (msg::parse(type, r.payload, d) == nullptr &&
+                        parseStamp(d.text, seq, stamp)) {
+                        const std::uint64_t t = nowNs();
+                        hist.record(t > stamp ? t - stamp : 0);
+                        const std::uint64_t before = check[idx - n].delivered;
+                        check[idx - n].see(seq);
+                        delivered += check[idx - n].delivered - before;
+                    }
+                }
+            });
+            if (!c.flush()) {
+                die("connection failed");
+            }
+        }
+    }
+    const double secs = static_cast<double>(nowNs() - start_ns) / 1e9;
+    ::close(ep);
+    StreamTotals t;
+    for (const auto& c : check) {
+        t.add(c);
+    }
+    printStreamResult(o, "pairs", "deliveries", window, expected, t, secs, hist);
+    return t.delivered == expected && t.duplicates == 0 && t.out_of_order == 0 ? 0 : 1;
+}
+
+// agents: user i sends M AGENT_COMMAND requests to agent i, which answers each with an
+// AGENT_COMMAND whose reply_to is the request's id; a round trip ends at the reply.
+int runAgents(const Options& opts) {
+    Options o = opts;
+    const int window = o.window < 0 ? 1 : o.window;
+    const auto n = static_cast<std::size_t>(o.pairs);
+    const auto m = static_cast<std::uint64_t>(o.messages);
+    raiseFdLimit(2 * o.pairs);
+    auto users = registerMany(o, o.pairs, "rq");
+    auto agents = registerMany(o, o.pairs, "ag", nullptr, ClientKind::Agent);
+    std::vector<std::string> agent_name;
+    std::vector<Conn*> all;
+    for (std::size_t i = 0; i < n; ++i) {
+        agent_name.push_back(uniqueName("ag", static_cast<int>(i)));
+        all.push_back(users[i].get());
+    }
+    for (auto& a : agents) {
+        all.push_back(a.get());
+    }
+    const int ep = watchAll(all);
+    std::vector<std::uint64_t> sent(n, 0);
+    std::vector<StreamCheck> check(n, StreamCheck(static_cast<std::size_t>(m)));
+    bench::LatencyHistogram hist;
+    const std::uint64_t expected = m * n;
+    std::uint64_t replies = 0;
+    const std::uint64_t start_ns = nowNs();
+    const auto deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s);
+    std::vector<epoll_event> events(1024);
+    while (replies < expected && Clock::now() < deadline) {
+        const std::uint64_t now = nowNs();
+        for (std::size_t i = 0; i < n; ++i) {
+            Conn& c = *users[i];
+            while (sent[i] < m &&
+                   sent[i] - check[i].delivered < static_cast<std::uint64_t>(window)) {
+                ++sent[i];
+                const std::string args =
+                    stampedText(sent[i], now, static_cast<std::size_t>(o.size));
+                c.queue(msg::encode(msg::AgentCommand{agent_name[i], 0, "bench", args},
+                                    static_cast<std::uint16_t>(sent[i])));
+            }
+            if (!c.flush()) {
+                die("user connection failed");
+            }
+        }
+        const int got = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int k = 0; k < got; ++k) {
+            const auto idx = static_cast<std::size_t>(events[static_cast<std::size_t>(k)].data.u64);
+            Conn& c = *all[idx];
+            pump(c, [&](MsgType type, const DecodeResult& r) {
+                msg::Delivery d;
+                if (type != MsgType::BroadcastAgent || msg::parse(type, r.payload, d) != nullptr) {
+                    return;
+                }
+                if (idx >= n && d.reply_to == 0) {  // the agent answers the request
+                    c.queue(msg::encode(msg::AgentCommand{d.from, d.id, "reply", d.args}, 1));
+                } else if (idx < n && d.reply_to != 0) {
+                    std::uint64_t seq = 0;
+                    std::uint64_t stamp = 0;
+                    if (parseStamp(d.args, seq, stamp)) {
+                        const std::uint64_t t = nowNs();
+                        hist.record(t > stamp ? t - stamp : 0);
+                        const std::uint64_t before = check[idx].delivered;
+                        check[idx].see(seq);
+                        replies += check[idx].delivered - before;
+                    }
+                }
+            });
+            if (!c.flush()) {
+                die("connection failed");
+            }
+        }
+    }
+    const double secs = static_cast<double>(nowNs() - start_ns) / 1e9;
+    ::close(ep);
+    StreamTotals t;
+    for (const auto& c : check) {
+        t.add(c);
+    }
+    printStreamResult(o, "agents", "round_trips", window, expected, t, secs, hist);
+    return t.delivered == expected && t.duplicates == 0 && t.out_of_order == 0 ? 0 : 1;
+}
+
 // latency: sequential PING round trips on one connection.
 int runLatency(const Options& o) {
     socklen_t len = 0;
@@ -685,6 +1032,14 @@ const char* kUsage =
     "           heartbeat_s + 1) answering the server's PINGs, whose PONGs free the\n"
     "           delivery windows: RSS idle after PONG\n"
     "  latency  --count N (1000): PING round-trip times\n"
+    "  pairs    --pairs N (100) --messages M (200 per pair) --size BYTES (64) --window W (16)\n"
+    "           [--rate R]: N senders each sending M direct messages to its own receiver,\n"
+    "           at most W un-ACKed; with --rate, R messages/s in total on a fixed schedule\n"
+    "           (open loop, latency from the scheduled time). Checks loss, duplicates and\n"
+    "           order per pair; deliveries/s and a latency histogram (p50..p99.9)\n"
+    "  agents   --pairs N (100) --messages M (200) --window W (1): N users each sending M\n"
+    "           AGENT_COMMAND requests to its own agent, which replies (reply_to): round\n"
+    "           trips/s and round-trip latency, with the same checks\n"
     "Every run stops after --timeout SECONDS (60). Point it at your own servers only.\n";
 
 int parseIntArg(const char* flag, const char* v, int lo, int hi) {
@@ -734,6 +1089,10 @@ int main(int argc, char** argv) {
             o.settle_s = parseIntArg("--settle", value(), 0, 3600);
         } else if (a == "--timeout") {
             o.timeout_s = parseIntArg("--timeout", value(), 1, 3600);
+        } else if (a == "--pairs") {
+            o.pairs = parseIntArg("--pairs", value(), 1, 9000);
+        } else if (a == "--rate") {
+            o.rate = parseIntArg("--rate", value(), 1, 100000000);
         } else if (a == "--json") {
             o.json = true;
         } else if (o.scenario.empty() && !a.starts_with("-")) {
@@ -751,6 +1110,12 @@ int main(int argc, char** argv) {
     }
     if (o.scenario == "latency") {
         return runLatency(o);
+    }
+    if (o.scenario == "pairs") {
+        return runPairs(o);
+    }
+    if (o.scenario == "agents") {
+        return runAgents(o);
     }
     std::fprintf(stderr, "tundra-bench: choose a scenario\n%s", kUsage);
     return 2;
