@@ -189,15 +189,15 @@ void EventLoop::runTimers() {
     }
     due_.assign(std::make_move_iterator(timers_.begin()), std::make_move_iterator(split));
     timers_.erase(timers_.begin(), split);
-    for (std::size_t i = 0; i < due_.size(); ++i) {
-        if (due_[i].id == 0) {
+    // Callbacks may cancel entries of due_ (id 0) but never add or remove any.
+    for (TimerEntry& e : due_) {
+        if (e.id == 0) {
             continue;  // cancelled by an earlier callback of this round
         }
-        running_timer_ = due_[i].id;
+        running_timer_ = e.id;
         running_timer_cancelled_ = false;
-        due_[i].cb();
+        e.cb();
         running_timer_ = 0;
-        TimerEntry& e = due_[i];
         if (e.period_ms > 0 && !running_timer_cancelled_) {
             e.when_ms += e.period_ms;
             if (e.when_ms <= now_ms_) {

@@ -40,7 +40,8 @@ public:
     [[nodiscard]] std::size_t spares() const { return spares_.size(); }
     /// Heap the pool holds: the spare vectors' slots and its own index of them.
     [[nodiscard]] std::size_t heapBytes() const {
-        return slots_ * sizeof(OutputSegment) + spares_.capacity() * sizeof(spares_[0]);
+        return slots_ * sizeof(OutputSegment) +
+               spares_.capacity() * sizeof(std::vector<OutputSegment>);
     }
 
 private:

@@ -16,7 +16,8 @@
 
 namespace tundra::net {
 
-SignalWatcher::SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb)
+SignalWatcher::SignalWatcher(EventLoop& loop, const std::vector<int>& signals,
+                             std::function<void(int)> cb)
     : loop_(loop), cb_(std::move(cb)) {
     // A write to a closed socket must become EPIPE, never a process-killing SIGPIPE.
     ::signal(SIGPIPE, SIG_IGN);

@@ -20,7 +20,7 @@ class SignalWatcher : public IoHandler {
 public:
     /// `cb` gets the signal number, from the loop, once per delivered signal (standard signals
     /// raised twice before the loop reads them are merged by the kernel).
-    SignalWatcher(EventLoop& loop, std::vector<int> signals, std::function<void(int)> cb);
+    SignalWatcher(EventLoop& loop, const std::vector<int>& signals, std::function<void(int)> cb);
     ~SignalWatcher() override;
     SignalWatcher(const SignalWatcher&) = delete;
     SignalWatcher& operator=(const SignalWatcher&) = delete;

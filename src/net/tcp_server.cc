@@ -260,8 +260,9 @@ void TcpServer::markForFlush(Connection& c) {
 // instance) mark again and defer another flush, which runDeferred runs in a later round of
 // the same iteration, or the loop runs next without blocking in epoll_wait.
 void TcpServer::flushMarked() {
-    for (std::size_t i = 0; i < to_flush_.size(); ++i) {
-        const ConnId id = to_flush_[i];  // a copy, not a reference into the vector
+    // By index: a flush can append to to_flush_, which would invalidate a range-for's iterators.
+    for (std::size_t i = 0; i < to_flush_.size(); ++i) {  // NOLINT(modernize-loop-convert)
+        const ConnId id = to_flush_[i];                   // a copy, not a reference into the vector
         auto it = conns_.find(id);
         if (it == conns_.end()) {
             continue;

@@ -134,11 +134,9 @@ const char* parse(ByteSpan payload, System& out) {
         case SystemEvent::Shutdown:
             out.retry_after_s = r.u16();
             break;
-        case SystemEvent::Notice:
-        case SystemEvent::Bye:
-            break;
         default:
-            // An event from a later version: its text is still worth showing.
+            // NOTICE and BYE have no fields of their own; an event from a later version has
+            // none we know of, and its text is still worth showing.
             break;
     }
     return status(r);

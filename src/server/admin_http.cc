@@ -124,7 +124,7 @@ bool isValidHeaderLine(std::string_view line) {
                         [](char ch) { return isControl(ch) && ch != '\t'; });
 }
 
-std::string response(int status, std::string_view content_type, const std::string& body,
+std::string response(int status, std::string_view content_type, std::string_view body,
                      bool head_only, std::string_view extra_headers) {
     std::string out = fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
@@ -222,8 +222,8 @@ bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
         [this](net::ConnId id, const net::ConnInfo& info) { onConnect(id, info.peer); });
     tcp->setDataCallback(
         [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });
-    tcp->setCloseCallback(
-        [this](net::ConnId id, net::CloseReason, std::vector<std::uint64_t>) { onClose(id); });
+    tcp->setCloseCallback([this](net::ConnId id, net::CloseReason,
+                                 const std::vector<std::uint64_t>&) { onClose(id); });
     std::string listen_error;
     if (!tcp->listen(listen_error)) {
         error_out = "admin: " + listen_error;
@@ -320,8 +320,8 @@ void AdminHttp::route(net::ConnId id, const HttpRequestHead& head) {
     spdlog::debug("admin conn={} {} {}", id, head.method, head.target);
 }
 
-void AdminHttp::respond(net::ConnId id, int status, std::string_view content_type, std::string body,
-                        bool head_only, std::string_view extra_headers) {
+void AdminHttp::respond(net::ConnId id, int status, std::string_view content_type,
+                        std::string_view body, bool head_only, std::string_view extra_headers) {
     auto it = conns_.find(id);
     if (it == conns_.end() || it->second.answered) {
         return;

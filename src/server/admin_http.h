@@ -95,7 +95,7 @@ private:
     void onClose(net::ConnId id);
     void onDeadline(net::ConnId id);
     // Queues one response and closes after the flush.
-    void respond(net::ConnId id, int status, std::string_view content_type, std::string body,
+    void respond(net::ConnId id, int status, std::string_view content_type, std::string_view body,
                  bool head_only = false, std::string_view extra_headers = {});
     void route(net::ConnId id, const HttpRequestHead& head);
 

@@ -156,9 +156,8 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
     tcp_.setDataCallback(
         [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });
     tcp_.setCloseCallback(
-        [this](net::ConnId id, net::CloseReason reason, std::vector<std::uint64_t> unwritten) {
-            onClosed(id, reason, std::move(unwritten));
-        });
+        [this](net::ConnId id, net::CloseReason reason,
+               const std::vector<std::uint64_t>& unwritten) { onClosed(id, reason, unwritten); });
 }
 
 Server::~Server() = default;
@@ -246,7 +245,7 @@ std::size_t Server::onData(net::ConnId id, std::span<const std::uint8_t> bytes) 
 }
 
 void Server::onClosed(net::ConnId id, net::CloseReason reason,
-                      std::vector<std::uint64_t> unwritten) {
+                      const std::vector<std::uint64_t>& unwritten) {
     auto core_reason = draining_ ? core::DisconnectReason::Shutdown : toCore(reason);
     if (reason == net::CloseReason::SlowConsumer) {
         spdlog::warn("conn={} disconnected: slow consumer ({} unwritten deliveries)", id,

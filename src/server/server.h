@@ -88,7 +88,8 @@ public:
 
 private:
     std::size_t onData(net::ConnId id, std::span<const std::uint8_t> bytes);
-    void onClosed(net::ConnId id, net::CloseReason reason, std::vector<std::uint64_t> unwritten);
+    void onClosed(net::ConnId id, net::CloseReason reason,
+                  const std::vector<std::uint64_t>& unwritten);
     void onSignal(int signo);
     core::ServerStats stats() const;
 

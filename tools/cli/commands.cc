@@ -365,9 +365,7 @@ int runPipe(const CliConfig& cfg) {
         }
         if (ready > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
             ssize_t got = ::read(STDIN_FILENO, buf, sizeof buf);
-            if (got < 0 && errno != EINTR && errno != EAGAIN) {
-                eof = true;
-            } else if (got == 0) {
+            if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
                 eof = true;
             } else if (got > 0) {
                 pending.append(buf, static_cast<std::size_t>(got));

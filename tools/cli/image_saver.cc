@@ -108,9 +108,7 @@ std::string sanitizeFileNamePart(std::string_view name) {
             break;
         }
         const bool plain = isLowerAlnum(c) || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
-        if (plain) {
-            out += c;
-        } else if (c == '.' && (out.empty() || out.back() != '.')) {
+        if (plain || (c == '.' && (out.empty() || out.back() != '.'))) {
             out += c;
         } else {
             out += '_';  // '/', '\\', "..", control characters, spaces, non-ASCII bytes
@@ -205,7 +203,9 @@ ImageSaver::Outcome ImageSaver::save(const client::Delivery& d) {
         if (errno != EEXIST) {
             const int err = errno;
             (void)::unlink(tmp.c_str());
-            out.error = "cannot rename '" + tmp + "' to '" + path + "': " + errnoText(err);
+            out.error = "cannot rename '";
+            out.error.append(tmp).append("' to '").append(path).append("': ").append(
+                errnoText(err));
             return out;
         }
     }
