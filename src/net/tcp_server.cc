@@ -130,7 +130,7 @@ bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
         scheduleClose(c, CloseReason::SlowConsumer);
         return true;
     }
-    enforceTotalCaps();
+    enforceTotalCaps(c);
     if (c.state_ == Connection::State::Closed) {
         return true;  // cut by the hard cap; the tags are reported
     }
@@ -151,11 +151,22 @@ void TcpServer::recharge(Connection& c) {
 // the connections with the largest queues (those are the senders whose own answers pile up,
 // a PING flooder that never reads for one) until each has drained. Hard: close the largest
 // queues as slow consumers. Both pick by size, so a modest queue is never the one to go.
-void TcpServer::enforceTotalCaps() {
+void TcpServer::enforceTotalCaps(Connection& c) {
     if (options_.output_total_hard > 0 && queued_total_ > options_.output_total_hard) {
         cutLargest();
     }
     if (options_.output_total_soft > 0 && queued_total_ > options_.output_total_soft) {
+        // The connection whose queue just grew stops being read at once when it holds a large
+        // share (a client that makes its own output, as a never-reading PING flooder does,
+        // would otherwise add megabytes before the next scan); the scan below pauses others.
+        if (c.state_ == Connection::State::Open && !c.read_paused_ &&
+            c.charged_ >= std::max<std::size_t>(options_.output_total_soft / 16, 65536)) {
+            c.read_paused_ = true;
+            c.setInterest(c.readMask() | (c.interest_ & EPOLLOUT));
+            ++paused_;
+            ++output_pauses_;
+            logCap("over the soft cap", 1);
+        }
         const std::int64_t now = loop_.nowMs();
         if (now - last_pause_scan_ms_ >= kPauseScanIntervalMs) {  // a scan walks every conn
             last_pause_scan_ms_ = now;

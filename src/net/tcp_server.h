@@ -142,7 +142,7 @@ private:
     void markForFlush(Connection& c);
     /// Brings queued_total_ up to date with `c`'s queue (after it grew or shrank).
     void recharge(Connection& c);
-    void enforceTotalCaps();
+    void enforceTotalCaps(Connection& c);  // c: the connection whose queue just grew
     void pauseLargest();
     void cutLargest();
     void logCap(const char* what, std::size_t n);

@@ -36,16 +36,37 @@ struct HttpReply {
     std::string body;
 };
 
-// Sends `request` as is to 127.0.0.1:`port` and reads until the server closes.
-std::optional<HttpReply> httpExchange(std::uint16_t port, const std::string& request,
-                                      std::chrono::milliseconds timeout = 5s) {
+// A TCP connection to 127.0.0.1:`port`, from `source` (another 127/8 address) if given; -1 if
+// it cannot connect.
+int connectLoopback(std::uint16_t port, const char* source = nullptr) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source != nullptr) {
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        ::inet_pton(AF_INET, source, &from.sin_addr);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+            ::close(fd);
+            return -1;
+        }
+    }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
         ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Sends `request` as is to 127.0.0.1:`port` (from `source` if given) and reads until the server
+// closes.
+std::optional<HttpReply> httpExchange(std::uint16_t port, const std::string& request,
+                                      std::chrono::milliseconds timeout = 5s,
+                                      const char* source = nullptr) {
+    const int fd = connectLoopback(port, source);
+    if (fd < 0) {
         return std::nullopt;
     }
     ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
@@ -499,6 +520,48 @@ TEST(Notify, ReadyStatusWatchdogReloadingStoppingInOrder) {
     }
     EXPECT_EQ(lifecycle,
               (std::vector<std::string>{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}));
+}
+
+// ---- admin listener: per-source cap and read deadline (issue 9 point 13) ------------------
+
+// Idle connections from one address used to fill the global cap of 32, so /healthz answered 503
+// for everyone and a liveness probe would restart the service.
+TEST(AdminHttp, OneSourcesIdleConnectionsCannotMakeHealthzFailForOthers) {
+    TundradProcess server({"--admin", "127.0.0.1:0", "--admin-max-per-source", "3"});
+    ASSERT_TRUE(server.started()) << server.output();
+    const auto admin = adminPort(server);
+    ASSERT_NE(admin, 0) << server.output();
+    std::vector<int> idle;
+    for (int i = 0; i < 3; ++i) {
+        const int fd = connectLoopback(admin, "127.0.0.1");
+        ASSERT_GE(fd, 0);
+        idle.push_back(fd);
+    }
+    // A fourth connection from the same address is answered 503 and closed...
+    auto refused = httpExchange(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 5s, "127.0.0.1");
+    ASSERT_TRUE(refused.has_value());
+    EXPECT_EQ(refused->status, 503);
+    EXPECT_NE(refused->body.find("from here"), std::string::npos) << refused->body;
+    // ...while another address is served, and the refusal is counted.
+    auto other = httpExchange(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 5s, "127.0.0.2");
+    ASSERT_TRUE(other.has_value());
+    EXPECT_EQ(other->status, 200);
+    auto metrics = httpExchange(admin, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 5s, "127.0.0.3");
+    ASSERT_TRUE(metrics.has_value());
+    EXPECT_EQ(metricValue(metrics->body, "tundra_admin_refused_total"), 1.0) << metrics->body;
+    // An idle connection is not a request for ever: the read deadline (5 s) drops each of them.
+    for (int fd : idle) {
+        pollfd p{fd, POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 10000), 1) << "an idle admin connection outlived its deadline";
+        char buf[512];
+        while (::recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+        ::close(fd);
+    }
+    // Then the first address is served again.
+    auto again = httpExchange(admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 5s, "127.0.0.1");
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->status, 200);
 }
 
 }  // namespace
