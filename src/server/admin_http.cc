@@ -257,19 +257,27 @@ std::string sourceOf(const std::string& peer) {
 }
 }  // namespace
 
+// A refused connection is answered 503 and closed at once, so it does not count against the
+// caps: a burst of refused ones accepted in the same loop iteration as a probe from another
+// address (and not reaped yet) must not make that probe look over the global cap.
 void AdminHttp::onConnect(net::ConnId id, const std::string& peer) {
-    const bool full = conns_.size() >= options_.max_connections;
     auto& state = conns_[id];
     state.source = sourceOf(peer);
-    const std::size_t from_source = ++per_source_[state.source];
     state.deadline = loop_.addTimer(options_.request_timeout_ms, [this, id] { onDeadline(id); });
-    if (full || from_source > options_.max_per_source) {
+    const bool full = counted_ >= options_.max_connections;
+    auto src = per_source_.find(state.source);
+    const std::size_t from_source = src == per_source_.end() ? 0 : src->second;
+    if (full || from_source >= options_.max_per_source) {
         ++refused_;
-        spdlog::debug("admin conn={} refused: {} connections open, {} from {}", id,
-                      conns_.size() - 1, from_source - 1, state.source);
+        state.refused = true;
+        spdlog::debug("admin conn={} refused: {} connections open, {} from {}", id, counted_,
+                      from_source, state.source);
         respond(id, 503, kTextPlain,
                 full ? "too many admin connections\n" : "too many admin connections from here\n");
+        return;
     }
+    ++counted_;
+    ++per_source_[state.source];
 }
 
 std::size_t AdminHttp::onData(net::ConnId id, std::span<const std::uint8_t> bytes) {
@@ -356,9 +364,12 @@ void AdminHttp::onClose(net::ConnId id) {
     if (it->second.deadline != 0) {
         loop_.cancelTimer(it->second.deadline);
     }
-    auto src = per_source_.find(it->second.source);
-    if (src != per_source_.end() && --src->second == 0) {
-        per_source_.erase(src);
+    if (!it->second.refused) {
+        --counted_;
+        auto src = per_source_.find(it->second.source);
+        if (src != per_source_.end() && --src->second == 0) {
+            per_source_.erase(src);
+        }
     }
     conns_.erase(it);
 }

@@ -87,7 +87,8 @@ private:
         net::TimerId deadline = 0;  // 0 once fired or cancelled
         std::size_t scanned = 0;    // input bytes already looked at
         bool answered = false;
-        std::string source;  // peer address without the port
+        bool refused = false;  // answered 503 at accept: not counted against the caps
+        std::string source;    // peer address without the port
     };
 
     void onConnect(net::ConnId id, const std::string& peer);
@@ -108,7 +109,8 @@ private:
     std::string address_;
     std::uint64_t requests_ = 0;
     std::uint64_t refused_ = 0;
-    std::unordered_map<std::string, std::size_t> per_source_;  // open connections per address
+    std::size_t counted_ = 0;  // open connections that were not refused
+    std::unordered_map<std::string, std::size_t> per_source_;  // counted ones per address
 };
 
 }  // namespace tundra::server

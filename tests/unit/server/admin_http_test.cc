@@ -29,9 +29,17 @@ using ::testing::StartsWith;
 // One HTTP client socket on the loop: connects, writes its request, reads until EOF.
 class Client : public net::IoHandler {
 public:
-    Client(net::EventLoop& loop, std::uint16_t port, std::function<void(Client*)> on_eof)
+    /// From the loopback address `source` when given (e.g. "127.0.0.2": another address).
+    Client(net::EventLoop& loop, std::uint16_t port, std::function<void(Client*)> on_eof,
+           const char* source = nullptr)
         : loop_(loop), on_eof_(std::move(on_eof)) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (source != nullptr) {
+            sockaddr_in from{};
+            from.sin_family = AF_INET;
+            ::inet_pton(AF_INET, source, &from.sin_addr);
+            ::bind(fd_, reinterpret_cast<const sockaddr*>(&from), sizeof from);
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
@@ -105,13 +113,16 @@ protected:
         ASSERT_NE(admin_->port(), 0);
     }
 
-    Client& client() {
-        clients_.push_back(std::make_unique<Client>(loop_, admin_->port(), [this](Client* c) {
-            closed_order_.push_back(c);
-            if (closed_order_.size() == clients_.size()) {
-                loop_.quit();
-            }
-        }));
+    Client& client(const char* source = nullptr) {
+        clients_.push_back(std::make_unique<Client>(
+            loop_, admin_->port(),
+            [this](Client* c) {
+                closed_order_.push_back(c);
+                if (closed_order_.size() == clients_.size()) {
+                    loop_.quit();
+                }
+            },
+            source));
         EXPECT_TRUE(clients_.back()->connected());
         return *clients_.back();
     }
@@ -277,6 +288,35 @@ TEST_F(AdminHttpTest, ConnectionsBeyondTheLimitGet503) {
     runUntilAllClosed();
     EXPECT_EQ(second.statusLine(), "HTTP/1.1 503 Service Unavailable");
     EXPECT_EQ(first.statusLine(), "HTTP/1.1 408 Request Timeout");
+}
+
+// Connections over the per-source cap are refused with 503 and do not count against the
+// global cap: a probe from another address accepted in the same burst (before the refused
+// ones are reaped) is still served.
+TEST_F(AdminHttpTest, RefusedConnectionsFromOneSourceDoNotFillTheListener) {
+    AdminHttpOptions options;
+    options.max_connections = 3;
+    options.max_per_source = 1;
+    options.request_timeout_ms = 300;
+    start(options);
+    Client& idle = client();
+    idle.write("GET /");  // holds its source's only slot until its deadline
+    std::vector<Client*> extra;
+    for (int i = 0; i < 4; ++i) {
+        extra.push_back(&client());
+        extra.back()->write("GET /healthz HTTP/1.1\r\n\r\n");
+    }
+    Client& other = client("127.0.0.2");
+    other.write("GET /healthz HTTP/1.1\r\n\r\n");
+    runUntilAllClosed();
+    for (Client* c : extra) {
+        EXPECT_EQ(c->statusLine(), "HTTP/1.1 503 Service Unavailable");
+        EXPECT_EQ(c->body(), "too many admin connections from here\n");
+    }
+    EXPECT_EQ(other.statusLine(), "HTTP/1.1 200 OK");
+    EXPECT_EQ(idle.statusLine(), "HTTP/1.1 408 Request Timeout");
+    EXPECT_EQ(admin_->refused(), 4U);
+    EXPECT_EQ(admin_->connectionCount(), 0U);
 }
 
 TEST_F(AdminHttpTest, StartReportsBadAddressesAndBindFailures) {
