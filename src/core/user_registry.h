@@ -18,6 +18,7 @@
 #include "core/frame_ring.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
+#include "core/store_recorder.h"
 #include "tundra/protocol.h"
 
 namespace tundra::core {
@@ -44,6 +45,7 @@ struct User {
     UserState state = UserState::Offline;
     std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
     bool window_replayed = false;      ///< the current registration asked for last_id > 0
+    bool store_dirty = false;          ///< its row is in the open store batch already
     std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
     /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
     std::uint64_t replay_floor = UINT64_MAX;
@@ -86,7 +88,7 @@ public:
     using UserTable = std::unordered_map<std::string_view, std::unique_ptr<User>,
                                          common::KeyedStringHash, std::equal_to<>>;
 
-    explicit UserRegistry(Metrics& metrics) : metrics_(metrics) {}
+    UserRegistry(Metrics& metrics, StoreRecorder& rec) : metrics_(metrics), rec_(rec) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
     UserRegistry& operator=(const UserRegistry&) = delete;
@@ -132,6 +134,14 @@ public:
     void confirmWindowThrough(User& u, std::uint64_t id);
     /// Moves the oldest offline entry into the window (it was just replayed).
     void promoteOfflineFront(User& u, const BufferLimits& limits);
+    /// A restored entry (from a StoreSnapshot at start): written entries join the window,
+    /// the others the offline buffer. Budgets are applied afterwards with enforce().
+    void restoreEntry(User& u, StoredFrame e, bool written);
+    /// Removes the offline entry with this id, if still buffered (its batch could not be
+    /// stored, so the sender was refused). True if it was there.
+    bool removeOffline(User& u, std::uint64_t id);
+    /// The user's store row changed (kind, session, presence, DROPPED).
+    void touch(User& u) { rec_.touchUser(u.name, u.store_dirty); }
     /// Counts `n` deliveries lost for `u` (DROPPED and offline_dropped_total).
     void countDropped(User& u, std::uint64_t n);
     /// Applies smaller limits to what is already stored (after reconfigure).
@@ -193,7 +203,11 @@ private:
         u->heap_pos = static_cast<std::uint32_t>(i);
     }
 
+    /// Pops the oldest window entry (recorded as deleted).
+    StoredFrame popWindowFront(User& u);
+
     Metrics& metrics_;
+    StoreRecorder& rec_;
     UserTable users_;
     std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes
     std::array<std::vector<User*>, 2> online_;
