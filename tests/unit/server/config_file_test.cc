@@ -165,7 +165,11 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "drain_timeout",
                                                     "log_level",
                                                     "admin",
-                                                    "admin_max_per_source"};
+                                                    "admin_max_per_source",
+                                                    "storage",
+                                                    "data_dir",
+                                                    "fsync",
+                                                    "fsync_interval_ms"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 
