@@ -142,6 +142,9 @@ void SessionManager::Impl::onStoreResult(const BatchResult& result) {
                 "succeed again ({} more such errors not logged)",
                 result.seq, result.error, held);
         }
+        if (!degraded_) {
+            next_probe_ms_ = now() + kProbeIntervalMs;  // the first resync a second later
+        }
         degraded_ = true;
         if (result.seq == resync_seq_) {
             resync_seq_ = 0;

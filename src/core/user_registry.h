@@ -88,6 +88,8 @@ public:
     using UserTable = std::unordered_map<std::string_view, std::unique_ptr<User>,
                                          common::KeyedStringHash, std::equal_to<>>;
 
+    /// Without a recorder it records nothing (tests of the registry alone).
+    explicit UserRegistry(Metrics& metrics) : metrics_(metrics), rec_(own_recorder_) {}
     UserRegistry(Metrics& metrics, StoreRecorder& rec) : metrics_(metrics), rec_(rec) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
@@ -207,6 +209,7 @@ private:
     StoredFrame popWindowFront(User& u);
 
     Metrics& metrics_;
+    StoreRecorder own_recorder_;  // off; used only without a recorder of the manager's
     StoreRecorder& rec_;
     UserTable users_;
     std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes

@@ -6,6 +6,8 @@
 #include "storage/sqlite_store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -591,7 +593,14 @@ bool SqliteStore::load(core::StoreSnapshot& out, std::string& error) {
         error = db_->path() + ": " + error;
         return false;
     }
+    // The writer takes no signals: they belong to the reactor's signalfd (blocked there only
+    // later, so block them around the thread's creation, which it inherits).
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     writer_ = std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return true;
 }
 
