@@ -45,7 +45,20 @@ inline std::optional<msg::Welcome> registerOn(RawClient& c, const std::string& n
     return s.welcome;
 }
 
-/// A MESSAGE with the ACK flag; the ACK or ERROR that answers it (other frames set aside).
+/// Answers a server PING (a client that does not is closed after two ping intervals).
+inline bool answerPing(RawClient& c, const RawFrame& f) {
+    if (f.type() != MsgType::Ping) {
+        return false;
+    }
+    msg::Ping p;
+    if (msg::parse(f.span(), p) == nullptr) {
+        c.send(msg::encodePing(MsgType::Pong, p.token, f.header.sequence));
+    }
+    return true;
+}
+
+/// A MESSAGE with the ACK flag; the ACK or ERROR that answers it (PINGs answered, other
+/// frames set aside).
 inline std::optional<RawFrame> say(RawClient& c, std::string_view to, std::string_view text) {
     c.send(msg::encode(msg::Message{to, text}, c.nextSeq(), flags::kAck));
     for (;;) {
@@ -53,7 +66,9 @@ inline std::optional<RawFrame> say(RawClient& c, std::string_view to, std::strin
         if (!f || f->type() == MsgType::Ack || f->type() == MsgType::Error) {
             return f;
         }
-        c.skipped().push_back(std::move(*f));
+        if (!answerPing(c, *f)) {
+            c.skipped().push_back(std::move(*f));
+        }
     }
 }
 
