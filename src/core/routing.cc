@@ -44,8 +44,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         }
     }
     if (degraded_ && target != nullptr && target != &sender &&
-        !(target->state == UserState::Online && target->conn != nullptr &&
-          !target->conn->closed)) {
+        !(target->state == UserState::Online && target->conn != nullptr && !target->conn->closed)) {
         // Writes fail: only what needs no storing is accepted (docs/PROTOCOL.md, ERROR 15).
         sendError(c, seq, ErrorCode::StorageUnavailable,
                   "the server cannot store messages right now; the recipient is offline");
@@ -96,8 +95,8 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                     if (degraded_) {
                         break;  // nothing can be stored: only the online get it
                     }
-                    tally(*r, users_.storeOffline(*r, e, limits()) ? Outcome::Buffered
-                                                                  : Outcome::None);
+                    tally(*r,
+                          users_.storeOffline(*r, e, limits()) ? Outcome::Buffered : Outcome::None);
                 }
             }
         }

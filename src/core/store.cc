@@ -47,11 +47,10 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
         if (!isNil(su.session) && !sessions_.contains(su.session)) {
             // Detached since its recorded detach time (an online session at the crash:
             // since now), so it stays resumable for what is left of session_timeout.
-            const std::int64_t elapsed =
-                su.detached_wall_ms > 0
-                    ? std::clamp<std::int64_t>(wall - su.detached_wall_ms, 0,
-                                               cfg().session_timeout_ms)
-                    : 0;
+            const std::int64_t elapsed = su.detached_wall_ms > 0
+                                             ? std::clamp<std::int64_t>(wall - su.detached_wall_ms,
+                                                                        0, cfg().session_timeout_ms)
+                                             : 0;
             u.session = su.session;
             sessions_.emplace(u.session, &u);
             users_.setDetached(u, now() - elapsed);
@@ -63,7 +62,7 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
     recorder_.setOn(true);
     users_.enforce(limits());  // the budgets may have shrunk since: recorded like any trim
     reserveIds();
-    spdlog::info("store: restored {} users, {} stored deliveries, {} resumable sessions", 
+    spdlog::info("store: restored {} users, {} stored deliveries, {} resumable sessions",
                  snapshot.users.size(), entries, detached);
 }
 

@@ -47,13 +47,13 @@ struct Setting {
     std::string_view key;   ///< TOML key, snake_case
     std::string flag = {};  ///< "--kebab-case"; empty: "--" + key with '_' -> '-'
     SettingType type = SettingType::Int;
-    double min = 0;            ///< range of the numeric types (inclusive)
-    double max = 0;            ///< likewise
+    double min = 0;                 ///< range of the numeric types (inclusive)
+    double max = 0;                 ///< likewise
     std::string_view choices = {};  ///< Choice: the allowed words, '|'-separated
-    bool reloadable = false;   ///< SIGHUP applies it; otherwise it "needs a restart"
-    std::string_view group;    ///< tundra.conf(5) subsection
-    std::string_view summary;  ///< one line: --help, OPERATIONS.md, tundrad(8)
-    std::string_view details;  ///< tundra.conf(5), after the type and range
+    bool reloadable = false;        ///< SIGHUP applies it; otherwise it "needs a restart"
+    std::string_view group;         ///< tundra.conf(5) subsection
+    std::string_view summary;       ///< one line: --help, OPERATIONS.md, tundrad(8)
+    std::string_view details;       ///< tundra.conf(5), after the type and range
     SettingAccess access;
 };
 

@@ -103,8 +103,8 @@ struct SqliteDb::Statements {
     sqlite3_stmt* set_reserve = nullptr;
 
     ~Statements() {
-        for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries,
-                                put_frame, put_entry, delete_entry, gc_frame, set_reserve}) {
+        for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries, put_frame,
+                                put_entry, delete_entry, gc_frame, set_reserve}) {
             sqlite3_finalize(s);
         }
     }
@@ -141,7 +141,7 @@ sqlite3_stmt* SqliteDb::prepare(const char* sql, std::string& error) {
 
 std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOptions& options,
                                          std::string& error) {
-    struct stat sb{};
+    struct stat sb {};
     if (::stat(dir.c_str(), &sb) != 0) {
         error = "data_dir " + dir + ": " + std::strerror(errno);
         return nullptr;
@@ -209,7 +209,7 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
         error = path + ": cannot use WAL mode (" + (why.empty() ? mode : why) + ")";
         return nullptr;
     }
-    const char* sync = options.fsync == FsyncMode::Always   ? "PRAGMA synchronous=FULL"
+    const char* sync = options.fsync == FsyncMode::Always     ? "PRAGMA synchronous=FULL"
                        : options.fsync == FsyncMode::Interval ? "PRAGMA synchronous=NORMAL"
                                                               : "PRAGMA synchronous=OFF";
     if (!db->exec(sync, why)) {
@@ -223,14 +223,13 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
     }
     // Migrations, each with its version bump in one transaction.
     while (version < kSchemaVersion) {
-        const std::string step = std::string("BEGIN IMMEDIATE;") +
-                                 kMigrations[version] +
+        const std::string step = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
                                  "PRAGMA application_id=" + std::to_string(kApplicationId) +
                                  ";PRAGMA user_version=" + std::to_string(version + 1) + ";COMMIT;";
         if (!db->exec(step.c_str(), why)) {
             db->exec("ROLLBACK", check);
-            error = path + ": migration to schema " + std::to_string(version + 1) +
-                    " failed: " + why;
+            error =
+                path + ": migration to schema " + std::to_string(version + 1) + " failed: " + why;
             return nullptr;
         }
         ++version;
@@ -463,7 +462,7 @@ bool SqliteDb::checkpoint(std::string& error) {
 
 bool checkDataDir(const std::string& dir, std::string& report) {
     const std::string path = dir + "/" + kDbFileName;
-    struct stat sb{};
+    struct stat sb {};
     if (::stat(path.c_str(), &sb) != 0) {
         report = path + ": " + std::strerror(errno);
         return false;
@@ -512,7 +511,7 @@ bool checkDataDir(const std::string& dir, std::string& report) {
 
 bool backupDataDir(const std::string& dir, const std::string& file, std::string& error) {
     const std::string path = dir + "/" + kDbFileName;
-    struct stat sb{};
+    struct stat sb {};
     if (::stat(path.c_str(), &sb) != 0) {
         error = path + ": " + std::strerror(errno);
         return false;
@@ -529,8 +528,8 @@ bool backupDataDir(const std::string& dir, const std::string& file, std::string&
         return done(false);
     }
     sqlite3_busy_timeout(src, 5000);
-    if (sqlite3_open_v2(file.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                        nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(file.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
         error = file + ": " + errorOf(dst);
         return done(false);
     }
@@ -563,8 +562,8 @@ SqliteStore::SqliteStore(std::unique_ptr<SqliteDb> db, const SqliteOptions& opti
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
-std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir,
-                                               const SqliteOptions& options, std::string& error) {
+std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, const SqliteOptions& options,
+                                               std::string& error) {
     auto db = SqliteDb::open(dir, options, error);
     if (!db) {
         return nullptr;

@@ -23,9 +23,14 @@ std::string recipient(int r) { return "rcpt" + std::to_string(r); }
 
 TEST(Crash, EveryAckedMessageSurvivesSigkillAtRandomMoments) {
     ScratchDir dir;
-    const std::vector<std::string> flags{"--fsync",          "always", "--max-buffered",
-                                         "100000",           "--user-buffer-bytes", "67108864",
-                                         "--rate-messages-per-s", "0"};
+    const std::vector<std::string> flags{"--fsync",
+                                         "always",
+                                         "--max-buffered",
+                                         "100000",
+                                         "--user-buffer-bytes",
+                                         "67108864",
+                                         "--rate-messages-per-s",
+                                         "0"};
     std::mt19937 rng(std::random_device{}());
     std::uniform_int_distribution<int> kill_after_ms(20, 250);
     const auto started = std::chrono::steady_clock::now();
@@ -124,11 +129,12 @@ TEST(Crash, EveryAckedMessageSurvivesSigkillAtRandomMoments) {
     }
     EXPECT_EQ(server->stop(), std::optional<int>(0));
     const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started);
-    std::printf("crash test: %d SIGKILL rounds in %.1f s, %llu acked messages all replayed, "
-                "%llu replays in all (%llu stored but killed before their ACK left)\n",
-                kRounds, secs.count(), static_cast<unsigned long long>(total_acked),
-                static_cast<unsigned long long>(total_replayed),
-                static_cast<unsigned long long>(total_unacked_replayed));
+    std::printf(
+        "crash test: %d SIGKILL rounds in %.1f s, %llu acked messages all replayed, "
+        "%llu replays in all (%llu stored but killed before their ACK left)\n",
+        kRounds, secs.count(), static_cast<unsigned long long>(total_acked),
+        static_cast<unsigned long long>(total_replayed),
+        static_cast<unsigned long long>(total_unacked_replayed));
     EXPECT_GT(total_acked, static_cast<std::uint64_t>(kRounds)) << "the flood barely ran";
 }
 

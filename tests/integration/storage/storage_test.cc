@@ -90,7 +90,7 @@ TEST_P(Restart, OfflineMessagesAreAllReplayedInOrderWithTheirIds) {
 INSTANTIATE_TEST_SUITE_P(Signals, Restart, ::testing::Values(SIGTERM, SIGKILL),
                          [](const auto& param_info) {
                              return std::string(param_info.param == SIGTERM ? "Sigterm"
-                                                                             : "Sigkill");
+                                                                            : "Sigkill");
                          });
 
 TEST(Resume, AcrossARestartOnlyTheGapIsReplayed) {
