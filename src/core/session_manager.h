@@ -73,6 +73,9 @@ struct ServerStats {
     std::uint64_t output_cuts_total = 0;
     std::uint64_t accept_shed_total = 0;
     std::uint64_t admin_refused_total = 0;
+    /// Storage (issue 11): times reading from clients paused because the writer's queue was
+    /// full (backpressure).
+    std::uint64_t storage_read_holds_total = 0;
 };
 
 class SessionManager {

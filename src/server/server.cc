@@ -254,7 +254,14 @@ void Server::flushStore() {
     }
     if (!store_->submit(*unsent_)) {
         if (!tcp_.readsHeld()) {
-            spdlog::warn("storage: the writer is behind; reading from clients paused");
+            ++store_read_holds_;
+            std::uint64_t held = 0;
+            if (store_log_.allow(loop_.nowMs(), held)) {
+                spdlog::warn(
+                    "storage: the writer's queue is full; reading from clients paused until it "
+                    "catches up ({} more pauses not logged)",
+                    held);
+            }
             tcp_.holdReads(true);
         }
         return;
@@ -262,7 +269,6 @@ void Server::flushStore() {
     unsent_.reset();
     if (tcp_.readsHeld()) {
         tcp_.holdReads(false);
-        spdlog::info("storage: the writer caught up; reading again");
     }
     if (store_->completionFd() < 0) {
         onStoreCompletion();
@@ -494,6 +500,7 @@ core::ServerStats Server::stats() const {
     s.output_cuts_total = tcp_.outputCuts();
     s.accept_shed_total = tcp_.acceptShed();
     s.admin_refused_total = admin_ ? admin_->refused() : 0;
+    s.storage_read_holds_total = store_read_holds_;
     return s;
 }
 

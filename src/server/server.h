@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/log_throttle.h"
 #include "core/outbox.h"
 #include "core/session_manager.h"
 #include "net/event_loop.h"
@@ -123,6 +124,8 @@ private:
     std::optional<core::StoreBatch> unsent_;  // taken from the core, refused by a full queue
     bool store_flush_scheduled_ = false;
     bool store_opened_ = false;
+    std::uint64_t store_read_holds_ = 0;  // times reading paused for a full writer queue
+    common::LogThrottle store_log_;
 };
 
 /// Decodes the frames at the front of `bytes` (input of chat connection `id`) and hands them to
