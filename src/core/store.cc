@@ -101,6 +101,11 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
                 u->store_dirty = false;
             }
         }
+        for (const std::string& name : recorder_.trimUsers()) {
+            if (User* u = users_.find(name)) {
+                u->store_trim = 0;
+            }
+        }
         StoreBatch b = recorder_.take();
         b.ops.clear();  // the full state supersedes them
         b.full = true;
@@ -108,6 +113,13 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
         fillFullBatch(b);
         resync_seq_ = b.seq;
         return b;
+    }
+    for (const std::string& name : recorder_.trimUsers()) {
+        User* u = users_.find(name);
+        if (u != nullptr && u->store_trim != 0) {
+            recorder_.trimWindow(u->name, u->store_trim);
+            u->store_trim = 0;
+        }
     }
     const std::int64_t wall = clock_.wallMs();
     for (const std::string& name : recorder_.dirtyUsers()) {

@@ -22,6 +22,7 @@ struct StoreOp {
         DeleteUser,   ///< name: the user and every entry of its log
         PutEntry,     ///< name, id, frame, written: insert or update one log entry
         DeleteEntry,  ///< name, id
+        TrimWindow,   ///< name, id: delete the user's written entries with ids <= id
     };
     Kind kind = Kind::UpsertUser;
     std::string user;

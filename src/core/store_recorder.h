@@ -41,6 +41,20 @@ public:
         op.id = id;
         batch_.ops.push_back(std::move(op));
     }
+    /// The window of `user` lost its entries up to `id` (they are popped from its front).
+    void trimWindow(const std::string& user, std::uint64_t id) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::TrimWindow;
+        op.user = user;
+        op.id = id;
+        batch_.ops.push_back(std::move(op));
+    }
+    /// `user` has a window trim pending (written once per batch, see UserRegistry).
+    void noteTrim(const std::string& user) { trim_users_.push_back(user); }
+    std::vector<std::string>& trimUsers() { return trim_users_; }
     void deleteUser(const std::string& user) {
         if (!on_) {
             return;
@@ -65,7 +79,9 @@ public:
         }
     }
     /// Something waits to be handed to the store.
-    [[nodiscard]] bool pending() const { return !batch_.empty() || !dirty_users_.empty(); }
+    [[nodiscard]] bool pending() const {
+        return !batch_.empty() || !dirty_users_.empty() || !trim_users_.empty();
+    }
     /// Names of the users whose row must be written with this batch (cleared by take()).
     std::vector<std::string>& dirtyUsers() { return dirty_users_; }
     StoreBatch& batch() { return batch_; }
@@ -74,7 +90,9 @@ public:
         StoreBatch b = std::move(batch_);
         b.seq = ++last_seq_;
         batch_ = StoreBatch{};
+        batch_.ops.reserve(b.ops.size());  // one allocation, not a regrowth, per busy batch
         dirty_users_.clear();
+        trim_users_.clear();
         return b;
     }
     /// The sequence number the open batch will get.
@@ -84,6 +102,7 @@ private:
     bool on_ = false;
     StoreBatch batch_;
     std::vector<std::string> dirty_users_;
+    std::vector<std::string> trim_users_;
     std::uint64_t last_seq_ = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace tundra::core {
@@ -249,9 +250,27 @@ void UserRegistry::countDropped(User& u, std::uint64_t n) {
     touch(u);
 }
 
+void UserRegistry::recordPut(User& u, const StoredFrame& e, bool written) {
+    if (!rec_.on()) {
+        return;
+    }
+    if (u.store_trim != 0 && e.id <= u.store_trim) {
+        rec_.trimWindow(u.name, u.store_trim);  // before the put it would otherwise cover
+        u.store_trim = 0;
+    }
+    rec_.putEntry(u.name, e, written);
+}
+
 StoredFrame UserRegistry::popWindowFront(User& u) {
     StoredFrame e = u.window.popFront();
-    rec_.deleteEntry(u.name, e.id);
+    if (rec_.on()) {
+        // The window is popped from its front only: every written entry up to this id is
+        // gone, so one trim per user and batch stands for all of them.
+        if (u.store_trim == 0) {
+            rec_.noteTrim(u.name);
+        }
+        u.store_trim = std::max(u.store_trim, e.id);
+    }
     account(u, e.bytes(), false);
     --window_count_;
     return e;
@@ -322,7 +341,7 @@ bool UserRegistry::storeOffline(User& u, StoredFrame e, const BufferLimits& limi
         countDropped(u, 1);
         return false;
     }
-    rec_.putEntry(u.name, e, false);
+    recordPut(u, e, false);
     u.offline.insertSorted(std::move(e));
     account(u, need, true);
     ++offline_count_;
@@ -342,7 +361,7 @@ void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limit
     if (!makeRoom(u, need, limits)) {
         return;  // not kept: it was written, so nothing is lost unless the connection dies
     }
-    rec_.putEntry(u.name, e, true);
+    recordPut(u, e, true);
     u.window.insertSorted(std::move(e));
     account(u, need, true);
     ++window_count_;
@@ -388,7 +407,7 @@ std::size_t UserRegistry::moveToOffline(User& u, const std::vector<std::uint64_t
             continue;
         }
         if (!from_old) {
-            rec_.putEntry(u.name, e, false);  // written = false: it is offline again
+            recordPut(u, e, false);  // written = false: it is offline again
             account(u, e.bytes(), true);
             ++offline_count_;
             ++metrics_.offline_buffered_total;

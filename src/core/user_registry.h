@@ -46,6 +46,9 @@ struct User {
     std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
     bool window_replayed = false;      ///< the current registration asked for last_id > 0
     bool store_dirty = false;          ///< its row is in the open store batch already
+    /// Window entries up to this id were popped in the open batch (0: none): written as one
+    /// TrimWindow op per user and batch instead of one delete per entry.
+    std::uint64_t store_trim = 0;
     std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
     /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
     std::uint64_t replay_floor = UINT64_MAX;
@@ -205,8 +208,10 @@ private:
         u->heap_pos = static_cast<std::uint32_t>(i);
     }
 
-    /// Pops the oldest window entry (recorded as deleted).
+    /// Pops the oldest window entry (recorded as a window trim).
     StoredFrame popWindowFront(User& u);
+    /// Records an entry put; a pending trim that would cover it is written first.
+    void recordPut(User& u, const StoredFrame& e, bool written);
 
     Metrics& metrics_;
     StoreRecorder own_recorder_;  // off; used only without a recorder of the manager's

@@ -51,6 +51,13 @@ void MemoryStore::apply(const core::StoreBatch& b) {
                     it->second.entries.erase(op.id);
                 }
                 break;
+            case K::TrimWindow:
+                if (auto it = users_.find(op.user); it != users_.end()) {
+                    std::erase_if(it->second.entries, [&](const auto& kv) {
+                        return kv.first <= op.id && kv.second.written;
+                    });
+                }
+                break;
         }
     }
 }

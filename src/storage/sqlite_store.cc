@@ -101,10 +101,13 @@ struct SqliteDb::Statements {
     sqlite3_stmt* delete_entry = nullptr;
     sqlite3_stmt* gc_frame = nullptr;
     sqlite3_stmt* set_reserve = nullptr;
+    sqlite3_stmt* trim_window = nullptr;
+    sqlite3_stmt* gc_below = nullptr;
 
     ~Statements() {
         for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries, put_frame,
-                                put_entry, delete_entry, gc_frame, set_reserve}) {
+                                put_entry, delete_entry, gc_frame, set_reserve, trim_window,
+                                gc_below}) {
             sqlite3_finalize(s);
         }
     }
@@ -253,7 +256,19 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
     prep(st->gc_frame,
          "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)");
     prep(st->set_reserve, "INSERT OR REPLACE INTO meta(key, value) VALUES('id_reserve', ?1)");
+    prep(st->trim_window, "DELETE FROM entries WHERE user=?1 AND id<=?2 AND written=1");
+    // Frames below the oldest entry have no entry left (ids only grow): one index range per
+    // transaction instead of a check per deleted entry.
+    prep(st->gc_below,
+         "DELETE FROM frames WHERE id < (SELECT coalesce(min(id), 9223372036854775807) FROM "
+         "entries)");
     if (!ok) {
+        error = path + ": " + why;
+        return nullptr;
+    }
+    // Frames whose entries all went (a deleted entry above the oldest one leaves its frame
+    // until here).
+    if (!db->exec("DELETE FROM frames WHERE id NOT IN (SELECT id FROM entries)", why)) {
         error = path + ": " + why;
         return nullptr;
     }
@@ -399,6 +414,7 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                         return false;
                     }
                 }
+                last_frame = 0;  // its frame may be gone now
                 break;
             }
             case K::PutEntry:
@@ -421,11 +437,16 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
             case K::DeleteEntry:
                 bindName(s.delete_entry, 1, op.user);
                 bindId(s.delete_entry, 2, op.id);
-                bindId(s.gc_frame, 1, op.id);
-                if (!run(db_, s.delete_entry, error) || !run(db_, s.gc_frame, error)) {
+                if (!run(db_, s.delete_entry, error)) {
                     return false;
                 }
-                last_frame = 0;
+                break;
+            case K::TrimWindow:
+                bindName(s.trim_window, 1, op.user);
+                bindId(s.trim_window, 2, op.id);
+                if (!run(db_, s.trim_window, error)) {
+                    return false;
+                }
                 break;
         }
     }
@@ -442,6 +463,11 @@ bool SqliteDb::apply(const std::vector<core::StoreBatch>& batches, std::string& 
             exec("ROLLBACK", ignored);
             return false;
         }
+    }
+    if (!run(db_, st_->gc_below, error)) {
+        std::string ignored;
+        exec("ROLLBACK", ignored);
+        return false;
     }
     if (!exec("COMMIT", error)) {
         std::string ignored;

@@ -98,6 +98,31 @@ TEST_F(CoreBatchTest, ALiveDeliveryIsAckedAtOnceAndItsWindowEntryRecorded) {
     EXPECT_EQ(put->id, a.id);
 }
 
+TEST_F(CoreBatchTest, WindowTrimsAreOneOpPerUserAndBatch) {
+    config.max_buffered = 3;
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 8; ++i) {
+        ids.push_back(sayAck(1, "bob", "m" + std::to_string(i)).id);
+    }
+    commit();
+    const auto trims = std::count_if(last.ops.begin(), last.ops.end(), [](const StoreOp& op) {
+        return op.kind == StoreOp::Kind::TrimWindow;
+    });
+    EXPECT_EQ(trims, 1);
+    core::StoreSnapshot snap;
+    std::string error;
+    ASSERT_TRUE(store.load(snap, error));
+    const auto bob = std::find_if(snap.users.begin(), snap.users.end(),
+                                  [](const auto& u) { return u.name == "bob"; });
+    ASSERT_NE(bob, snap.users.end());
+    ASSERT_EQ(bob->entries.size(), 3U) << "the store holds what the window holds";
+    EXPECT_EQ(bob->entries[0].id, ids[5]);
+    EXPECT_EQ(bob->entries[2].id, ids[7]);
+}
+
 TEST_F(CoreBatchTest, AFailedBatchRefusesWithdrawsAndDegradesUntilAResyncCommits) {
     start();
     login(1, "alice");

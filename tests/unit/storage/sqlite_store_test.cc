@@ -128,6 +128,36 @@ TEST(SqliteDb, EveryMutationSurvivesAReopen) {
     EXPECT_EQ(countRows(db->path(), "frames"), 3);
 }
 
+TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntriesAndTheirFrames) {
+    ScratchDir dir;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_TRUE(db->apply({batch({user("bob"), put("bob", 1, frame(1), true),
+                                  put("bob", 2, frame(2), false), put("bob", 3, frame(3), true),
+                                  put("bob", 4, frame(4), true)})},
+                          error))
+        << error;
+    StoreOp trim;
+    trim.kind = StoreOp::Kind::TrimWindow;
+    trim.user = "bob";
+    trim.id = 3;
+    ASSERT_TRUE(db->apply({batch({trim})}, error)) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error));
+    ASSERT_EQ(s.users.size(), 1U);
+    std::vector<std::uint64_t> ids;
+    for (const auto& e : s.users[0].entries) {
+        ids.push_back(e.id);
+    }
+    EXPECT_EQ(ids, (std::vector<std::uint64_t>{2, 4})) << "the offline entry 2 stays";
+    EXPECT_EQ(countRows(db->path(), "frames"), 3) << "frame 1 is collected, 3 waits for a sweep";
+    db.reset();
+    db = SqliteDb::open(dir.path(), {}, error);  // the sweep at open
+    ASSERT_TRUE(db) << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 2);
+}
+
 TEST(SqliteDb, AFullBatchReplacesEverything) {
     ScratchDir dir;
     std::string error;
