@@ -161,7 +161,7 @@ bool SessionManager::storePending() const {
 
 StoreBatch SessionManager::takeStoreBatch() { return impl_->takeStoreBatch(); }
 
-void SessionManager::onStoreResult(const BatchResult& result) { impl_->onStoreResult(result); }
+void SessionManager::onStoreResult(BatchResult& result) { impl_->onStoreResult(result); }
 
 bool SessionManager::storageDegraded() const { return impl_->degraded_; }
 

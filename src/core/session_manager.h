@@ -131,7 +131,7 @@ public:
     /// failed: they become ERROR STORAGE_UNAVAILABLE, their buffered entries are withdrawn and
     /// the server runs degraded (accepting only what needs no storing) until a full resync
     /// batch commits.
-    void onStoreResult(const BatchResult& result);
+    void onStoreResult(BatchResult& result);
     /// Writes failed and no resync has succeeded since: /readyz 503, health "degraded".
     [[nodiscard]] bool storageDegraded() const;
 

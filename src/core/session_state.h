@@ -192,7 +192,7 @@ struct SessionManager::Impl {
     bool storeOn() const { return recorder_.on(); }
     void attachStore(const StoreSnapshot& snapshot);
     StoreBatch takeStoreBatch();
-    void onStoreResult(const BatchResult& result);
+    void onStoreResult(BatchResult& result);
     /// While degraded: a full resync batch once a second (from tick()), the probe that ends it.
     void probeStore();
     /// Appends every user and entry to `b` (a full batch).

@@ -143,7 +143,10 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
     return recorder_.take();
 }
 
-void SessionManager::Impl::onStoreResult(const BatchResult& result) {
+void SessionManager::Impl::onStoreResult(BatchResult& result) {
+    if (!result.spare.empty() || result.spare.capacity() > 0) {
+        recorder_.recycle(std::move(result.spare));
+    }
     if (!result.ok) {
         ++metrics().storage_errors_total;
         std::uint64_t held = 0;

@@ -52,6 +52,9 @@ struct BatchResult {
     std::uint64_t seq = 0;
     bool ok = false;
     std::string error;  ///< why it failed ("database or disk is full")
+    /// The batch's op storage, emptied, handed back for reuse (the next batches then need no
+    /// fresh pages); may be empty.
+    std::vector<StoreOp> spare;
 };
 
 struct SnapshotEntry {

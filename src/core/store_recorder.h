@@ -90,10 +90,21 @@ public:
         StoreBatch b = std::move(batch_);
         b.seq = ++last_seq_;
         batch_ = StoreBatch{};
-        batch_.ops.reserve(b.ops.size());  // one allocation, not a regrowth, per busy batch
+        if (spare_.capacity() >= b.ops.size()) {
+            batch_.ops.swap(spare_);  // storage handed back by the store: already paged in
+        } else {
+            batch_.ops.reserve(b.ops.size());  // one allocation, not a regrowth
+        }
         dirty_users_.clear();
         trim_users_.clear();
         return b;
+    }
+    /// Takes back an emptied op vector for reuse (keeps the larger of it and the one held).
+    void recycle(std::vector<StoreOp>&& ops) {
+        ops.clear();
+        if (ops.capacity() > spare_.capacity()) {
+            spare_ = std::move(ops);
+        }
     }
     /// The sequence number the open batch will get.
     [[nodiscard]] std::uint64_t openSeq() const { return last_seq_ + 1; }
@@ -103,6 +114,7 @@ private:
     StoreBatch batch_;
     std::vector<std::string> dirty_users_;
     std::vector<std::string> trim_users_;
+    std::vector<StoreOp> spare_;
     std::uint64_t last_seq_ = 0;
 };
 

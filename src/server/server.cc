@@ -278,7 +278,7 @@ void Server::flushStore() {
 void Server::onStoreCompletion() {
     std::vector<core::BatchResult> results;
     store_->takeResults(results);
-    for (const auto& r : results) {
+    for (auto& r : results) {
         sessions_->onStoreResult(r);
     }
     if (unsent_) {

@@ -105,9 +105,9 @@ struct SqliteDb::Statements {
     sqlite3_stmt* gc_below = nullptr;
 
     ~Statements() {
-        for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries, put_frame,
-                                put_entry, delete_entry, gc_frame, set_reserve, trim_window,
-                                gc_below}) {
+        for (sqlite3_stmt* s :
+             {upsert_user, delete_user, user_ids, delete_user_entries, put_frame, put_entry,
+              delete_entry, gc_frame, set_reserve, trim_window, gc_below}) {
             sqlite3_finalize(s);
         }
     }
@@ -653,6 +653,7 @@ void SqliteStore::takeResults(std::vector<core::BatchResult>& out) {
 }
 
 void SqliteStore::run() {
+    pthread_setname_np(pthread_self(), "tundra-writer");
     const bool interval = options_.fsync == FsyncMode::Interval;
     std::int64_t next_checkpoint = steadyMs() + options_.fsync_interval_ms;
     std::vector<core::StoreBatch> work;
@@ -675,8 +676,10 @@ void SqliteStore::run() {
             const bool ok = db_->apply(work, error);
             {
                 std::lock_guard lock(mu_);
-                for (const auto& b : work) {
-                    results_.push_back(core::BatchResult{b.seq, ok, ok ? "" : error});
+                for (auto& b : work) {
+                    b.ops.clear();  // frames and names are released here, off the reactor
+                    results_.push_back(
+                        core::BatchResult{b.seq, ok, ok ? "" : error, std::move(b.ops)});
                 }
             }
             work.clear();

@@ -42,7 +42,7 @@ protected:
         store.submit(b);
         std::vector<core::BatchResult> results;
         store.takeResults(results);
-        for (const auto& r : results) {
+        for (auto& r : results) {
             sm().onStoreResult(r);
         }
         return seq;
@@ -74,7 +74,8 @@ TEST_F(CoreBatchTest, AnAckReportingBufferedWaitsForItsBatch) {
     EXPECT_EQ(put->user, "bob");
     EXPECT_FALSE(put->written);
     EXPECT_TRUE(take(1).empty());
-    sm().onStoreResult(core::BatchResult{b.seq, true, ""});
+    core::BatchResult done{b.seq, true, "", {}};
+    sm().onStoreResult(done);
     auto acks = take(1);
     ASSERT_EQ(acks.size(), 1U);
     auto a = asAck(acks[0]);
