@@ -258,7 +258,7 @@ TEST(DiskFull, WhatCannotBeStoredIsRefusedOnlineChatGoesOnAndItRecovers) {
     // A database that cannot grow past 60 pages of 4 KiB (a hidden test knob for
     // PRAGMA max_page_count), standing in for a full disk.
     ::setenv("TUNDRA_TEST_MAX_PAGE_COUNT", "60", 1);
-    auto server = startOn(dir.path(), {"--admin", "127.0.0.1:0", "--ping-interval", "0.3",
+    auto server = startOn(dir.path(), {"--admin", "127.0.0.1:0", "--ping-interval", "1",
                                        "--max-buffered", "1000", "--rate-messages-per-s", "0"});
     ::unsetenv("TUNDRA_TEST_MAX_PAGE_COUNT");
     ASSERT_TRUE(server->started()) << server->output();
