@@ -44,8 +44,8 @@ struct User {
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
     std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
-    bool window_replayed = false;      ///< the current registration asked for last_id > 0
-    bool store_dirty = false;          ///< its row is in the open store batch already
+    bool window_replayed = false;  ///< the current registration asked for last_id > 0
+    bool store_dirty = false;      ///< its row is in the open store batch already
     /// Window entries up to this id were popped in the open batch (0: none): written as one
     /// TrimWindow op per user and batch instead of one delete per entry.
     std::uint64_t store_trim = 0;

@@ -133,10 +133,10 @@ TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntriesAndTheirFrames) {
     std::string error;
     auto db = SqliteDb::open(dir.path(), {}, error);
     ASSERT_TRUE(db) << error;
-    ASSERT_TRUE(db->apply({batch({user("bob"), put("bob", 1, frame(1), true),
-                                  put("bob", 2, frame(2), false), put("bob", 3, frame(3), true),
-                                  put("bob", 4, frame(4), true)})},
-                          error))
+    ASSERT_TRUE(db->apply(
+        {batch({user("bob"), put("bob", 1, frame(1), true), put("bob", 2, frame(2), false),
+                put("bob", 3, frame(3), true), put("bob", 4, frame(4), true)})},
+        error))
         << error;
     StoreOp trim;
     trim.kind = StoreOp::Kind::TrimWindow;
