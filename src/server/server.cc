@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -299,8 +300,10 @@ void Server::finishStore() {
         if (store_->submit(*unsent_)) {
             unsent_.reset();
         } else {
+            // The queue is full: wait (bounded) for the writer to report a batch.
+            pollfd p{store_->completionFd(), POLLIN, 0};
+            ::poll(&p, 1, 100);
             std::vector<core::BatchResult> results;
-            ::usleep(1000);
             store_->takeResults(results);
         }
     }

@@ -36,11 +36,17 @@ std::vector<Sent> sendToOffline(RawClient& alice, const std::string& to, int n,
     return out;
 }
 
-class Restart : public ::testing::TestWithParam<int> {};  // the signal that stops the server
+struct RestartCase {
+    int signo;          // how the server stops
+    const char* fsync;  // a crash of the process alone loses nothing committed in any mode
+};
+
+class Restart : public ::testing::TestWithParam<RestartCase> {};
 
 TEST_P(Restart, OfflineMessagesAreAllReplayedInOrderWithTheirIds) {
     ScratchDir dir;
-    auto server = startOn(dir.path());
+    const std::vector<std::string> flags{"--fsync", GetParam().fsync};
+    auto server = startOn(dir.path(), flags);
     ASSERT_TRUE(server->started()) << server->output();
     std::vector<Sent> sent;
     {
@@ -52,14 +58,14 @@ TEST_P(Restart, OfflineMessagesAreAllReplayedInOrderWithTheirIds) {
         sent = sendToOffline(alice, "bob", 20, "msg ");
     }
     ASSERT_EQ(sent.size(), 20U);
-    server->signal(GetParam());
+    server->signal(GetParam().signo);
     const auto code = server->waitExit(10s);
     ASSERT_TRUE(code.has_value());
-    if (GetParam() == SIGTERM) {
+    if (GetParam().signo == SIGTERM) {
         EXPECT_EQ(*code, 0) << server->output();
     }
 
-    server = startOn(dir.path());
+    server = startOn(dir.path(), flags);
     ASSERT_TRUE(server->started()) << server->output();
     EXPECT_TRUE(server->waitForLine("restored 2 users, 20 stored deliveries", 1s))
         << server->output();
@@ -87,11 +93,14 @@ TEST_P(Restart, OfflineMessagesAreAllReplayedInOrderWithTheirIds) {
     EXPECT_EQ(server->stop(), std::optional<int>(0));
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, Restart, ::testing::Values(SIGTERM, SIGKILL),
-                         [](const auto& param_info) {
-                             return std::string(param_info.param == SIGTERM ? "Sigterm"
-                                                                            : "Sigkill");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Stops, Restart,
+    ::testing::Values(RestartCase{SIGTERM, "always"}, RestartCase{SIGKILL, "always"},
+                      RestartCase{SIGKILL, "interval"}, RestartCase{SIGKILL, "off"}),
+    [](const auto& param_info) {
+        return std::string(param_info.param.signo == SIGTERM ? "Sigterm" : "Sigkill") + "_fsync_" +
+               param_info.param.fsync;
+    });
 
 TEST(Resume, AcrossARestartOnlyTheGapIsReplayed) {
     ScratchDir dir;
