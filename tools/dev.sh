@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git uuid-dev libfmt-dev libspdlog-dev libgtest-dev
-          libgmock-dev libbenchmark-dev libreadline-dev libtomlplusplus-dev
+          libgmock-dev libbenchmark-dev libreadline-dev libtomlplusplus-dev libsqlite3-dev
           nlohmann-json3-dev)
 
 # Linters, installed only by the subcommands that use them.
@@ -50,7 +50,11 @@ cxx_files() {
 case "${1:-}" in
     deps) deps ;;
     build) build ;;
-    run) shift; build; exec "$BUILD_DIR/src/tundrad" "$@" ;;
+    run)
+        # The store lives under build/ (later flags, e.g. another --data-dir, override it).
+        shift; build; mkdir -p "$BUILD_DIR/data"
+        exec "$BUILD_DIR/src/tundrad" --data-dir "$BUILD_DIR/data" "$@"
+        ;;
     test)
         build
         ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 300

@@ -63,8 +63,9 @@ enum class ErrorCode : std::uint16_t {
     UnsupportedVersion = 12,
     UnknownType = 13,
     AuthFailed = 14,
+    StorageUnavailable = 15,
 };
-inline constexpr std::uint16_t kMaxErrorCode = 14;
+inline constexpr std::uint16_t kMaxErrorCode = 15;
 
 /// SYSTEM frame events.
 enum class SystemEvent : std::uint8_t {

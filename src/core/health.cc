@@ -24,6 +24,7 @@ Gauges SessionManager::Impl::gauges() const {
     g.latency_p99_ms = latency_.percentile(99);
     g.latency_max_ms = latency_.max();
     g.uptime_s = (now() - start_ms_) / 1000;
+    g.storage_degraded = degraded_ ? 1 : 0;
     return g;
 }
 
@@ -32,7 +33,7 @@ std::string SessionManager::Impl::healthJson(ConnId asker) const {
     const ServerStats st = server_stats_ ? server_stats_() : ServerStats{};
     JsonWriter w;
     w.beginObject();
-    w.key("status").value("ok");
+    w.key("status").value(degraded_ ? "degraded" : "ok");
     w.key("version").value(std::string_view(cfg().software_version));
     w.key("protocol").value(static_cast<int>(kProtocolVersion));
     // uptime_s ... rss_bytes: the metric table (core/metric_table.cc), shared with /metrics.

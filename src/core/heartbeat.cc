@@ -51,6 +51,7 @@ void SessionManager::Impl::tick() {
         t, [&](const Uuid& sid, std::int64_t deadline) { onSessionTimer(sid, deadline, t); });
     flushPresence();
     sweepSources(t);
+    probeStore();
 }
 
 // ---- presence -------------------------------------------------------------------------------

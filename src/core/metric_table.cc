@@ -54,6 +54,21 @@ const std::array kTable = {
         "Offline deliveries lost to the per-user count or byte budgets.", "", "messages.dropped",
         false,
         [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.offline_dropped_total; }},
+    MetricDef{
+        "tundra_storage_errors_total", kCounter,
+        "Store batches that could not be written (disk full, I/O error).", "", "storage.errors",
+        false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.storage_errors_total; }},
+    MetricDef{"tundra_storage_degraded", kGauge,
+              "1 while writes to the store fail and messages needing storage are refused.", "",
+              "storage.degraded", false,
+              [](const Src& s, std::uint16_t) -> MetricValue { return s.gauges.storage_degraded; }},
+    MetricDef{"tundra_storage_read_holds_total", kCounter,
+              "Times reading from clients paused because the store's writer queue was full.", "",
+              "storage.read_holds", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.stats.storage_read_holds_total;
+              }},
     MetricDef{"tundra_window_messages", kGauge,
               "Written deliveries kept in per-user replay windows now.", "", "", false,
               [](const Src& s, std::uint16_t) -> MetricValue { return s.gauges.window_messages; }},

@@ -35,6 +35,7 @@ struct Metrics {
     std::uint64_t budget_evictions_total = 0;  ///< entries taken from the heaviest user for another
     std::uint64_t rate_limited_total = 0;      ///< frames refused with RATE_LIMITED
     std::uint64_t bad_frame_closes_total = 0;  ///< connections closed after max_bad_frames
+    std::uint64_t storage_errors_total = 0;    ///< store batches that failed (disk full, I/O)
     std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
 };
 
@@ -70,6 +71,7 @@ struct Gauges {
     std::optional<double> latency_p99_ms;
     std::optional<double> latency_max_ms;
     std::int64_t uptime_s = 0;
+    std::uint64_t storage_degraded = 0;  ///< 1 while writes fail (STORAGE_UNAVAILABLE)
 };
 
 }  // namespace tundra::core

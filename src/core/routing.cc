@@ -20,6 +20,9 @@ SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const Store
         users_.storeWindow(r, e, limits());
         return Outcome::Delivered;
     }
+    if (degraded_) {
+        return Outcome::None;  // it could not be stored: refused (direct) or skipped (broadcast)
+    }
     return users_.storeOffline(r, e, limits()) ? Outcome::Buffered : Outcome::None;
 }
 
@@ -40,15 +43,29 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
             return;
         }
     }
+    if (degraded_ && target != nullptr && target != &sender &&
+        !(target->state == UserState::Online && target->conn != nullptr && !target->conn->closed)) {
+        // Writes fail: only what needs no storing is accepted (docs/PROTOCOL.md, ERROR 15).
+        sendError(c, seq, ErrorCode::StorageUnavailable,
+                  "the server cannot store messages right now; the recipient is offline");
+        return;
+    }
     d.id = nextId();
     d.time_ms = static_cast<std::uint64_t>(clock_.wallMs());
     ++metrics().messages_in_total;
 
     std::uint32_t delivered = 0;
     std::uint32_t buffered = 0;
-    auto tally = [&](Outcome o) {
+    std::vector<std::string> buffered_to;  // with a store: whose buffer it went to
+    const bool hold = want_ack && storeOn();
+    auto tally = [&](const User& r, Outcome o) {
         delivered += o == Outcome::Delivered ? 1U : 0U;
-        buffered += o == Outcome::Buffered ? 1U : 0U;
+        if (o == Outcome::Buffered) {
+            ++buffered;
+            if (hold) {
+                buffered_to.push_back(r.name);
+            }
+        }
     };
     const std::uint64_t evictions_before = metrics().budget_evictions_total;
     if (target != &sender) {  // a message to oneself is accepted and delivered to nobody
@@ -61,7 +78,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         // window and offline buffer.
         const StoredFrame e{share(std::move(bytes)), d.id};
         if (target != nullptr) {
-            tally(deliver(*target, e));
+            tally(*target, deliver(*target, e));
         } else {
             const bool all = audience == Audience::Everyone;
             for (auto kind : {ClientKind::User, ClientKind::Agent}) {
@@ -70,12 +87,16 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                 }
                 for (User* r : users_.online(kind)) {
                     if (r != &sender) {
-                        tally(deliver(*r, e));
+                        tally(*r, deliver(*r, e));
                     }
                 }
                 // Detached sessions buffer broadcasts; logged-out users get none.
                 for (User* r : users_.detached(kind)) {
-                    tally(users_.storeOffline(*r, e, limits()) ? Outcome::Buffered : Outcome::None);
+                    if (degraded_) {
+                        break;  // nothing can be stored: only the online get it
+                    }
+                    tally(*r,
+                          users_.storeOffline(*r, e, limits()) ? Outcome::Buffered : Outcome::None);
                 }
             }
         }
@@ -85,7 +106,14 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                   sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
                   delivered, buffered);
     if (want_ack) {
-        send(c, share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq)));
+        SharedFrame ack = share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq));
+        if (hold && buffered > 0) {
+            // "buffered" means stored: the ACK leaves once this iteration's batch commits.
+            held_acks_.push_back(HeldAck{c.id, recorder_.openSeq(), seq, d.id, std::move(ack),
+                                         std::move(buffered_to)});
+        } else {
+            send(c, std::move(ack));
+        }
     }
 }
 

@@ -41,7 +41,7 @@ SessionManager::Impl::Impl(SessionManager& self, Outbox& outbox, const common::C
       clock_(clock),
       new_session_id_(std::move(new_session_id)),
       server_stats_(std::move(server_stats)),
-      users_(self.metrics_),
+      users_(self.metrics_, recorder_),
       conn_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       session_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       register_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
@@ -94,6 +94,9 @@ std::uint64_t SessionManager::Impl::nextId() {
     // across a restart (4096 ids per millisecond before the counter runs ahead of time).
     auto floor = static_cast<std::uint64_t>(clock_.wallMs()) << 12;
     last_id_ = std::max(last_id_ + 1, floor);
+    if (storeOn()) {
+        reserveIds();
+    }
     return last_id_;
 }
 
@@ -149,6 +152,18 @@ void SessionManager::reconfigure(const CoreConfig& config) {
         config_.session_timeout_ms, config_.max_buffered, config_.register_timeout_ms,
         config_.max_unregistered, config_.max_connections_per_ip, config_.register_rate);
 }
+
+void SessionManager::attachStore(const StoreSnapshot& snapshot) { impl_->attachStore(snapshot); }
+
+bool SessionManager::storePending() const {
+    return impl_->recorder_.pending() || impl_->want_full_;
+}
+
+StoreBatch SessionManager::takeStoreBatch() { return impl_->takeStoreBatch(); }
+
+void SessionManager::onStoreResult(BatchResult& result) { impl_->onStoreResult(result); }
+
+bool SessionManager::storageDegraded() const { return impl_->degraded_; }
 
 Gauges SessionManager::gauges() const { return impl_->gauges(); }
 

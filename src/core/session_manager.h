@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
+#include "core/store_batch.h"
 #include "tundra/codec.h"
 #include "tundra/protocol.h"
 
@@ -72,6 +73,9 @@ struct ServerStats {
     std::uint64_t output_cuts_total = 0;
     std::uint64_t accept_shed_total = 0;
     std::uint64_t admin_refused_total = 0;
+    /// Storage (issue 11): times reading from clients paused because the writer's queue was
+    /// full (backpressure).
+    std::uint64_t storage_read_holds_total = 0;
 };
 
 class SessionManager {
@@ -112,6 +116,24 @@ public:
     void shutdown(std::uint16_t retry_after_s);
     /// Runtime-changeable settings (limits, timeouts); used by SIGHUP reload.
     void reconfigure(const CoreConfig& config);
+
+    // ---- durability (docs/ARCHITECTURE.md, "Storage") ----------------------------------------
+    /// Turns recording on (a durable store is attached) and restores what it held: users,
+    /// their logs (window and offline entries), detached sessions (resumable for what is left
+    /// of session_timeout, counted from their detach time; sessions online at the crash count
+    /// as detached now) and the id high-water mark. Call once, before any connection.
+    void attachStore(const StoreSnapshot& snapshot);
+    /// Mutations wait to be handed to the store (the server takes them once per iteration).
+    [[nodiscard]] bool storePending() const;
+    /// The mutations recorded since the last call, as one batch with the next sequence number.
+    StoreBatch takeStoreBatch();
+    /// The store finished a batch (in sequence order). ok: the ACKs held for it leave;
+    /// failed: they become ERROR STORAGE_UNAVAILABLE, their buffered entries are withdrawn and
+    /// the server runs degraded (accepting only what needs no storing) until a full resync
+    /// batch commits.
+    void onStoreResult(BatchResult& result);
+    /// Writes failed and no resync has succeeded since: /readyz 503, health "degraded".
+    [[nodiscard]] bool storageDegraded() const;
 
     [[nodiscard]] const CoreConfig& config() const { return config_; }
     [[nodiscard]] const Metrics& metrics() const { return metrics_; }

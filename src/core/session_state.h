@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -177,6 +178,28 @@ struct SessionManager::Impl {
     /// A throttled log line if storing took entries from the heaviest user since `before`.
     void noteBudgetEvictions(std::uint64_t before);
 
+    // ---- durability (store.cc) ---------------------------------------------------------------
+
+    /// An ACK reporting buffered > 0, held until the batch that stored it commits.
+    struct HeldAck {
+        ConnId conn = 0;
+        std::uint64_t batch = 0;
+        std::uint16_t seq = 0;
+        std::uint64_t id = 0;
+        SharedFrame ack;
+        std::vector<std::string> buffered_to;  ///< whose offline buffer it went to
+    };
+    bool storeOn() const { return recorder_.on(); }
+    void attachStore(const StoreSnapshot& snapshot);
+    StoreBatch takeStoreBatch();
+    void onStoreResult(BatchResult& result);
+    /// While degraded: a full resync batch once a second (from tick()), the probe that ends it.
+    void probeStore();
+    /// Appends every user and entry to `b` (a full batch).
+    void fillFullBatch(StoreBatch& b);
+    /// Extends the persisted id reserve when ids come near it.
+    void reserveIds();
+
     // ---- presence (heartbeat.cc: flushed by tick) ---------------------------------------------
 
     bool presencePush() const { return cfg().presence_events; }
@@ -212,6 +235,7 @@ struct SessionManager::Impl {
 
     SessionManager& self_;
     Outbox& outbox_;
+    StoreRecorder recorder_;  // before users_, which records through it
     const common::Clock& clock_;
     std::function<Uuid()> new_session_id_;
     std::function<ServerStats()> server_stats_;
@@ -245,6 +269,14 @@ struct SessionManager::Impl {
     common::LogThrottle budget_log_;  // one line a second at most per event kind
     common::LogThrottle rate_log_;
     common::LogThrottle bad_frame_log_;
+    // Durability: ACKs waiting for their batch, the persisted id reserve, degraded mode.
+    std::deque<HeldAck> held_acks_;
+    std::uint64_t id_reserve_ = 0;
+    bool degraded_ = false;
+    std::uint64_t resync_seq_ = 0;  // the full batch in flight, 0 = none
+    bool want_full_ = false;        // the next batch is a full resync
+    std::int64_t next_probe_ms_ = 0;
+    common::LogThrottle storage_log_;
 };
 
 /// ERROR codes that mean the client sent a malformed or out-of-protocol frame (they count

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace tundra::core {
@@ -34,6 +35,7 @@ User& UserRegistry::create(std::string_view name, ClientKind kind, std::size_t m
     User& ref = *u;
     users_.emplace(std::string_view(ref.name), std::move(u));
     lruRelink(ref);
+    touch(ref);
     return ref;
 }
 
@@ -60,6 +62,7 @@ void UserRegistry::setOnline(User& u, Conn* conn, ClientKind kind) {
     u.kind = kind;
     u.state = UserState::Online;
     u.conn = conn;
+    touch(u);
     auto& list = online_[index(kind)];
     u.list_pos = static_cast<std::uint32_t>(list.size());
     list.push_back(&u);
@@ -70,6 +73,7 @@ void UserRegistry::setDetached(User& u, std::int64_t now_ms) {
     u.state = UserState::Detached;
     u.conn = nullptr;
     u.since_ms = now_ms;
+    touch(u);
     auto& list = detached_[index(u.kind)];
     u.list_pos = static_cast<std::uint32_t>(list.size());
     list.push_back(&u);
@@ -87,6 +91,7 @@ void UserRegistry::setOffline(User& u, std::int64_t now_ms) {
     u.resume_last_id = 0;
     u.replay_floor = UINT64_MAX;
     lruRelink(u);
+    touch(u);
 }
 
 // ---- the offline LRU ------------------------------------------------------------------------
@@ -151,6 +156,7 @@ void UserRegistry::forget(User& u) {
     offline_count_ -= u.offline.size();
     window_count_ -= u.window.size();
     lruUnlink(u);
+    rec_.deleteUser(u.name);
     auto it = users_.find(std::string_view(u.name));
     users_.erase(it);  // destroys u (erase by iterator: the key views u.name)
 }
@@ -288,10 +294,38 @@ void UserRegistry::countDropped(User& u, std::uint64_t n) {
     std::uint64_t sum = std::uint64_t{u.dropped} + n;
     u.dropped = sum > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(sum);
     metrics_.offline_dropped_total += n;
+    touch(u);
+}
+
+void UserRegistry::recordPut(User& u, const StoredFrame& e, bool written) {
+    if (!rec_.on()) {
+        return;
+    }
+    if (u.store_trim != 0 && e.id <= u.store_trim) {
+        rec_.trimWindow(u.name, u.store_trim);  // before the put it would otherwise cover
+        u.store_trim = 0;
+    }
+    rec_.putEntry(u.name, e, written);
+}
+
+StoredFrame UserRegistry::popWindowFront(User& u) {
+    StoredFrame e = u.window.popFront();
+    if (rec_.on()) {
+        // The window is popped from its front only: every written entry up to this id is
+        // gone, so one trim per user and batch stands for all of them.
+        if (u.store_trim == 0) {
+            rec_.noteTrim(u.name);
+        }
+        u.store_trim = std::max(u.store_trim, e.id);
+    }
+    account(u, e.bytes(), false);
+    --window_count_;
+    return e;
 }
 
 void UserRegistry::dropOfflineFront(User& u) {
     StoredFrame e = u.offline.popFront();
+    rec_.deleteEntry(u.name, e.id);
     account(u, e.bytes(), false);
     --offline_count_;
     countDropped(u, 1);
@@ -300,9 +334,7 @@ void UserRegistry::dropOfflineFront(User& u) {
 
 bool UserRegistry::evictOldest(User& u) {
     if (!u.window.empty()) {
-        StoredFrame e = u.window.popFront();
-        account(u, e.bytes(), false);
-        --window_count_;
+        popWindowFront(u);
         return true;
     }
     if (!u.offline.empty()) {
@@ -361,6 +393,7 @@ bool UserRegistry::storeOffline(User& u, StoredFrame e, const BufferLimits& limi
         countDropped(u, 1);
         return false;
     }
+    recordPut(u, e, false);
     u.offline.insertSorted(std::move(e));
     account(u, need, true);
     ++offline_count_;
@@ -374,14 +407,13 @@ void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limit
         return;
     }
     if (u.window.size() >= limits.max_buffered) {
-        StoredFrame old = u.window.popFront();
-        account(u, old.bytes(), false);
-        --window_count_;
+        popWindowFront(u);
     }
     std::size_t need = e.bytes();
     if (!makeRoom(u, need, limits)) {
         return;  // not kept: it was written, so nothing is lost unless the connection dies
     }
+    recordPut(u, e, true);
     u.window.insertSorted(std::move(e));
     account(u, need, true);
     ++window_count_;
@@ -389,9 +421,7 @@ void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limit
 
 void UserRegistry::confirmWindowThrough(User& u, std::uint64_t id) {
     while (!u.window.empty() && u.window.front().id <= id) {
-        StoredFrame e = u.window.popFront();  // frees the ring's storage once empty
-        account(u, e.bytes(), false);
-        --window_count_;
+        popWindowFront(u);  // frees the ring's storage once empty
     }
 }
 
@@ -424,10 +454,12 @@ std::size_t UserRegistry::moveToOffline(User& u, const std::vector<std::uint64_t
                 account(u, e.bytes(), false);
                 --offline_count_;
             }
+            rec_.deleteEntry(u.name, e.id);
             countDropped(u, 1);
             continue;
         }
         if (!from_old) {
+            recordPut(u, e, false);  // written = false: it is offline again
             account(u, e.bytes(), true);
             ++offline_count_;
             ++metrics_.offline_buffered_total;
@@ -444,10 +476,37 @@ std::size_t UserRegistry::moveToOffline(User& u, const std::vector<std::uint64_t
 
 void UserRegistry::promoteOfflineFront(User& u, const BufferLimits& limits) {
     StoredFrame e = u.offline.popFront();
+    rec_.deleteEntry(u.name, e.id);  // storeWindow() puts it back as written if it is kept
     account(u, e.bytes(), false);
     --offline_count_;
     storeWindow(u, std::move(e), limits);
     lruRelink(u);
+}
+
+void UserRegistry::restoreEntry(User& u, StoredFrame e, bool written) {
+    const std::size_t need = e.bytes();
+    if (written) {
+        u.window.insertSorted(std::move(e));
+        ++window_count_;
+    } else {
+        u.offline.insertSorted(std::move(e));
+        ++offline_count_;
+    }
+    account(u, need, true);
+    lruRelink(u);
+}
+
+bool UserRegistry::removeOffline(User& u, std::uint64_t id) {
+    const std::size_t i = u.offline.find(id);
+    if (i >= u.offline.size()) {
+        return false;
+    }
+    StoredFrame e = u.offline.erase(i);
+    rec_.deleteEntry(u.name, e.id);
+    account(u, e.bytes(), false);
+    --offline_count_;
+    lruRelink(u);
+    return true;
 }
 
 void UserRegistry::enforce(const BufferLimits& limits) {
@@ -457,9 +516,7 @@ void UserRegistry::enforce(const BufferLimits& limits) {
             dropOfflineFront(u);
         }
         while (u.window.size() > limits.max_buffered) {
-            StoredFrame e = u.window.popFront();
-            account(u, e.bytes(), false);
-            --window_count_;
+            popWindowFront(u);
         }
         while (u.bytes > limits.user_bytes && evictOldest(u)) {
         }

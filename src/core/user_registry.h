@@ -18,6 +18,7 @@
 #include "core/frame_ring.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
+#include "core/store_recorder.h"
 #include "tundra/protocol.h"
 
 namespace tundra::core {
@@ -43,7 +44,11 @@ struct User {
     ClientKind kind = ClientKind::User;
     UserState state = UserState::Offline;
     std::uint8_t lru = 0;  ///< which list holds it (0 none, 1 clean, 2 dirty offline, 3 detached)
-    bool window_replayed = false;      ///< the current registration asked for last_id > 0
+    bool window_replayed = false;  ///< the current registration asked for last_id > 0
+    bool store_dirty = false;      ///< its row is in the open store batch already
+    /// Window entries up to this id were popped in the open batch (0: none): written as one
+    /// TrimWindow op per user and batch instead of one delete per entry.
+    std::uint64_t store_trim = 0;
     std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
     /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
     std::uint64_t replay_floor = UINT64_MAX;
@@ -87,7 +92,9 @@ public:
     using UserTable = std::unordered_map<std::string_view, std::unique_ptr<User>,
                                          common::KeyedStringHash, std::equal_to<>>;
 
-    explicit UserRegistry(Metrics& metrics) : metrics_(metrics) {}
+    /// Without a recorder it records nothing (tests of the registry alone).
+    explicit UserRegistry(Metrics& metrics) : metrics_(metrics), rec_(own_recorder_) {}
+    UserRegistry(Metrics& metrics, StoreRecorder& rec) : metrics_(metrics), rec_(rec) {}
     ~UserRegistry();
     UserRegistry(const UserRegistry&) = delete;
     UserRegistry& operator=(const UserRegistry&) = delete;
@@ -133,6 +140,14 @@ public:
     void confirmWindowThrough(User& u, std::uint64_t id);
     /// Moves the oldest offline entry into the window (it was just replayed).
     void promoteOfflineFront(User& u, const BufferLimits& limits);
+    /// A restored entry (from a StoreSnapshot at start): written entries join the window,
+    /// the others the offline buffer. Budgets are applied afterwards with enforce().
+    void restoreEntry(User& u, StoredFrame e, bool written);
+    /// Removes the offline entry with this id, if still buffered (its batch could not be
+    /// stored, so the sender was refused). True if it was there.
+    bool removeOffline(User& u, std::uint64_t id);
+    /// The user's store row changed (kind, session, presence, DROPPED).
+    void touch(User& u) { rec_.touchUser(u.name, u.store_dirty); }
     /// Counts `n` deliveries lost for `u` (DROPPED and offline_dropped_total).
     void countDropped(User& u, std::uint64_t n);
     /// Applies smaller limits to what is already stored (after reconfigure).
@@ -200,7 +215,14 @@ private:
         u->heap_pos = static_cast<std::uint32_t>(i);
     }
 
+    /// Pops the oldest window entry (recorded as a window trim).
+    StoredFrame popWindowFront(User& u);
+    /// Records an entry put; a pending trim that would cover it is written first.
+    void recordPut(User& u, const StoredFrame& e, bool written);
+
     Metrics& metrics_;
+    StoreRecorder own_recorder_;  // off; used only without a recorder of the manager's
+    StoreRecorder& rec_;
     UserTable users_;
     std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes (while heap_live_)
     bool heap_live_ = false;

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// tundrad entry point: argv -> Config -> Server::run(). Exit codes: 0 clean, 1 runtime
-// failure, 2 bad flags or config.
+// tundrad entry point: argv -> Config -> Server::run(), plus the data commands
+// (--check-data DIR, backup --data-dir DIR FILE). Exit codes: 0 clean, 1 runtime failure, 2 bad
+// flags, config or data directory (missing, unwritable, corrupt, newer schema).
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "server/config.h"
 #include "server/config_file.h"
 #include "server/server.h"
+#include "storage/sqlite_store.h"
 
 namespace {
 
@@ -31,9 +34,42 @@ void raiseFileLimit(std::size_t max_clients) {
 
 }  // namespace
 
+// `tundrad --check-data DIR` (exit 0 usable, 1 not) and `tundrad backup --data-dir DIR FILE`
+// (exit 0 copied, 1 failed, 2 usage); nullopt for anything else.
+std::optional<int> dataCommand(const std::vector<std::string>& args) {
+    if (!args.empty() && args[0] == "--check-data") {
+        if (args.size() != 2) {
+            std::fprintf(stderr, "usage: tundrad --check-data DIR\n");
+            return 2;
+        }
+        std::string report;
+        const bool ok = tundra::storage::checkDataDir(args[1], report);
+        std::fprintf(ok ? stdout : stderr, "%s\n", report.c_str());
+        return ok ? 0 : 1;
+    }
+    if (!args.empty() && args[0] == "backup") {
+        if (args.size() != 4 || args[1] != "--data-dir") {
+            std::fprintf(stderr, "usage: tundrad backup --data-dir DIR FILE\n");
+            return 2;
+        }
+        std::string error;
+        if (!tundra::storage::backupDataDir(args[2], args[3], error)) {
+            std::fprintf(stderr, "tundrad backup: %s\n", error.c_str());
+            return 1;
+        }
+        std::printf("backed up %s/%s to %s\n", args[2].c_str(), tundra::storage::kDbFileName,
+                    args[3].c_str());
+        return 0;
+    }
+    return std::nullopt;
+}
+
 int main(int argc, char** argv) {
     using tundra::server::ParsedArgs;
     std::vector<std::string> args(argv + 1, argv + argc);
+    if (auto code = dataCommand(args)) {
+        return *code;
+    }
     ParsedArgs parsed = tundra::server::parseArgs(args, tundra::server::loadConfigFile);
     switch (parsed.action) {
         case ParsedArgs::Action::Help:
@@ -54,11 +90,17 @@ int main(int argc, char** argv) {
     }
     // Writes to a closed socket report EPIPE instead of killing the daemon.
     ::signal(SIGPIPE, SIG_IGN);
+    // A file size limit makes writes fail with EFBIG (a full disk to the store), not a kill.
+    ::signal(SIGXFSZ, SIG_IGN);
     tundra::common::setupLogging(parsed.config.log_level);
     raiseFileLimit(parsed.config.core.max_clients);
     try {
         tundra::server::Server server(parsed.config, args);
         std::string error;
+        if (!server.openStore(error)) {
+            spdlog::critical("cannot start: {}", error);
+            return 2;
+        }
         if (!server.start(error)) {
             spdlog::critical("cannot start: {}", error);
             return 1;

@@ -97,7 +97,7 @@ void TcpServer::Connection::flush() {
         read_paused_ = false;
         --server_.paused_;
     }
-    setInterest(EPOLLIN);
+    setInterest(readMask());
 }
 
 void TcpServer::Connection::onReadable() {
@@ -109,7 +109,8 @@ void TcpServer::Connection::onReadable() {
             const auto n = static_cast<std::size_t>(r.n);
             server_.bytes_in_ += n;
             deliver(scratch.data(), n);
-            if (state_ != State::Open || read_paused_ || n < scratch.size()) {
+            if (state_ != State::Open || read_paused_ || server_.reads_held_ ||
+                n < scratch.size()) {
                 return;  // closing, paused, or the socket is (very likely) drained
             }
             continue;

@@ -73,9 +73,9 @@ public:
     bool read_paused_ = false;    // over the server-wide soft cap: not read until drained
     std::size_t charged_ = 0;     // output_.charge() as counted in server_.queued_total_
 
-    /// EPOLLIN while this connection is read (open and not paused), else 0.
+    /// EPOLLIN while this connection is read (open, not paused, reads not held), else 0.
     [[nodiscard]] std::uint32_t readMask() const {
-        return state_ == State::Open && !read_paused_ ? EPOLLIN : 0U;
+        return state_ == State::Open && !read_paused_ && !server_.reads_held_ ? EPOLLIN : 0U;
     }
 
 private:

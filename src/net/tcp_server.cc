@@ -97,6 +97,9 @@ bool TcpServer::onAccept(int fd, std::string peer) {
                      sockets::errorText(err));
         return false;  // ~Connection closes the fd; the Acceptor counts the error
     }
+    if (reads_held_) {
+        conn->setInterest(conn->readMask());
+    }
     conns_.emplace(id, std::move(conn));
     spdlog::debug("conn={} accepted fd={} peer={}", id, fd, info.peer);
     if (on_connect_) {
@@ -189,6 +192,18 @@ std::vector<std::pair<std::size_t, ConnId>> largestQueues(const Map& conns, bool
     return v;
 }
 }  // namespace
+
+void TcpServer::holdReads(bool held) {
+    if (held == reads_held_) {
+        return;
+    }
+    reads_held_ = held;
+    for (auto& [id, c] : conns_) {
+        if (c->state_ == Connection::State::Open) {
+            c->setInterest(c->readMask() | (c->interest_ & EPOLLOUT));
+        }
+    }
+}
 
 void TcpServer::pauseLargest() {
     // Pause until the paused queues, once drained, would bring the total under 3/4 of the cap.

@@ -106,6 +106,11 @@ public:
     /// (peer EOF, read error) does the same. No-op for unknown or already closed connections.
     void close(ConnId id);
 
+    /// Stops (true) or resumes reading from every connection, new ones included; output goes
+    /// on. The owner's backpressure when it cannot take more input (a storage queue is full).
+    void holdReads(bool held);
+    [[nodiscard]] bool readsHeld() const { return reads_held_; }
+
     /// Connections not yet reaped (closing ones included until their CloseCallback runs; a
     /// connection no longer counts inside its own CloseCallback).
     [[nodiscard]] std::size_t connectionCount() const;
@@ -169,6 +174,7 @@ private:
     std::uint64_t write_calls_ = 0;
     std::size_t queued_total_ = 0;  // sum of every connection's charged_
     std::size_t paused_ = 0;
+    bool reads_held_ = false;  // holdReads(): no connection is read
     std::uint64_t output_pauses_ = 0;
     std::uint64_t output_cuts_ = 0;
     std::int64_t last_pause_scan_ms_ = -1'000'000;

@@ -74,6 +74,8 @@ const char* errorCodeName(ErrorCode code) {
             return "UNKNOWN_TYPE";
         case ErrorCode::AuthFailed:
             return "AUTH_FAILED";
+        case ErrorCode::StorageUnavailable:
+            return "STORAGE_UNAVAILABLE";
     }
     return "UNKNOWN";
 }

@@ -49,6 +49,8 @@ std::string unknownOption(std::string_view arg, std::string_view name) {
 std::string usage() {
     std::string out =
         "Usage: tundrad [OPTIONS]\n"
+        "       tundrad --check-data DIR              verify a data directory (exit 0 ok, 1 not)\n"
+        "       tundrad backup --data-dir DIR FILE    copy the store, also while running\n"
         "The Tundra chat and agent-messaging server (protocol v1).\n\n"
         "Options (each also takes --option=VALUE; each setting is also a tundra.conf key):\n";
     std::vector<std::pair<std::string, std::string>> lines = {

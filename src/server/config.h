@@ -35,6 +35,10 @@ struct Config {
     std::string admin;                     ///< "ADDR:PORT" admin HTTP listener, empty = off
     std::size_t admin_max_per_source = 8;  ///< admin connections open from one address
     std::string config_file;               ///< path given with --config, if any
+    std::string storage = "sqlite";        ///< memory | sqlite (sqlite needs data_dir)
+    std::string data_dir;                  ///< the SQLite store's directory, "" = none
+    std::string fsync = "always";          ///< always | interval | off
+    std::int64_t fsync_interval_ms = 1000;
 };
 
 /// Result of parsing argv.

@@ -6,18 +6,23 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include "common/session_id.h"
 #include "net/socket_ops.h"
 #include "server/config_file.h"
 #include "server/prometheus.h"
+#include "storage/memory_store.h"
+#include "storage/sqlite_store.h"
 
 namespace tundra::server {
 
@@ -140,6 +145,22 @@ constexpr std::int64_t kStatusIntervalMs = 5000;
 // How often the heap is checked for freed memory worth giving back to the kernel.
 constexpr std::int64_t kHeapTrimIntervalMs = 10'000;
 
+// The store's completion eventfd on the loop: results come back on the reactor.
+class Server::StoreWatcher final : public net::IoHandler {
+public:
+    StoreWatcher(Server& server, int fd) : server_(server), fd_(fd) {
+        server_.loop_.add(fd_, EPOLLIN, this);
+    }
+    ~StoreWatcher() override { server_.loop_.remove(fd_, this); }
+    StoreWatcher(const StoreWatcher&) = delete;
+    StoreWatcher& operator=(const StoreWatcher&) = delete;
+    void onEvents(std::uint32_t /*events*/) override { server_.onStoreCompletion(); }
+
+private:
+    Server& server_;
+    int fd_;
+};
+
 Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier)
     : config_(std::move(config)),
       args_(std::move(args)),
@@ -152,9 +173,13 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
     tcp_.setConnectCallback([this](net::ConnId id, const net::ConnInfo& info) {
         spdlog::debug("conn={} accepted from {}", id, info.peer);
         sessions_->onConnect(id, peerAddress(info.peer));
+        scheduleStoreFlush();
     });
-    tcp_.setDataCallback(
-        [this](net::ConnId id, std::span<const std::uint8_t> bytes) { return onData(id, bytes); });
+    tcp_.setDataCallback([this](net::ConnId id, std::span<const std::uint8_t> bytes) {
+        const std::size_t used = onData(id, bytes);
+        scheduleStoreFlush();
+        return used;
+    });
     tcp_.setCloseCallback(
         [this](net::ConnId id, net::CloseReason reason,
                const std::vector<std::uint64_t>& unwritten) { onClosed(id, reason, unwritten); });
@@ -162,14 +187,144 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
 
 Server::~Server() = default;
 
+bool Server::openStore(std::string& error) {
+    if (store_opened_) {
+        return true;
+    }
+    store_opened_ = true;
+    if (config_.storage == "memory" || config_.data_dir.empty()) {
+        store_ = std::make_unique<storage::MemoryStore>();
+        if (config_.storage == "memory") {
+            spdlog::info("storage: memory; nothing survives a restart");
+        } else {
+            spdlog::warn(
+                "storage: no data_dir configured, running in memory; users, offline messages "
+                "and sessions do not survive a restart");
+        }
+        return true;
+    }
+    storage::SqliteOptions o;
+    o.fsync = config_.fsync == "interval" ? storage::FsyncMode::Interval
+              : config_.fsync == "off"    ? storage::FsyncMode::Off
+                                          : storage::FsyncMode::Always;
+    o.fsync_interval_ms = config_.fsync_interval_ms;
+    if (const char* pages = std::getenv("TUNDRA_TEST_MAX_PAGE_COUNT")) {
+        o.max_page_count = std::atoll(pages);  // tests only: a "disk" that fills up
+    }
+    auto sqlite = storage::SqliteStore::open(config_.data_dir, o, error);
+    if (!sqlite) {
+        return false;
+    }
+    core::StoreSnapshot snapshot;
+    if (!sqlite->load(snapshot, error)) {
+        return false;
+    }
+    sessions_->attachStore(snapshot);
+    store_watcher_ = std::make_unique<StoreWatcher>(*this, sqlite->completionFd());
+    store_ = std::move(sqlite);
+    spdlog::info("storage: sqlite in {} (fsync={}{})", config_.data_dir, config_.fsync,
+                 config_.fsync == "interval"
+                     ? fmt::format(", every {} ms", config_.fsync_interval_ms)
+                     : std::string());
+    scheduleStoreFlush();
+    return true;
+}
+
+void Server::scheduleStoreFlush() {
+    if (store_flush_scheduled_ || !store_ || !store_->durable() ||
+        (!sessions_->storePending() && !unsent_)) {
+        return;
+    }
+    store_flush_scheduled_ = true;
+    loop_.defer([this] {
+        store_flush_scheduled_ = false;
+        flushStore();
+    });
+}
+
+// Group commit: everything the core recorded in this iteration goes to the writer as one
+// batch. A full queue keeps the batch here and stops reading from clients until the writer
+// catches up (onStoreCompletion retries); the core keeps recording into its next batch.
+void Server::flushStore() {
+    if (!unsent_ && sessions_->storePending()) {
+        unsent_ = sessions_->takeStoreBatch();
+    }
+    if (!unsent_) {
+        return;
+    }
+    if (!store_->submit(*unsent_)) {
+        if (!tcp_.readsHeld()) {
+            ++store_read_holds_;
+            std::uint64_t held = 0;
+            if (store_log_.allow(loop_.nowMs(), held)) {
+                spdlog::warn(
+                    "storage: the writer's queue is full; reading from clients paused until it "
+                    "catches up ({} more pauses not logged)",
+                    held);
+            }
+            tcp_.holdReads(true);
+        }
+        return;
+    }
+    unsent_.reset();
+    if (tcp_.readsHeld()) {
+        tcp_.holdReads(false);
+    }
+    if (store_->completionFd() < 0) {
+        onStoreCompletion();
+    }
+}
+
+void Server::onStoreCompletion() {
+    std::vector<core::BatchResult> results;
+    store_->takeResults(results);
+    for (auto& r : results) {
+        sessions_->onStoreResult(r);
+    }
+    if (unsent_) {
+        flushStore();
+    }
+    scheduleStoreFlush();
+}
+
+void Server::finishStore() {
+    if (!store_ || !store_->durable()) {
+        return;
+    }
+    // The loop has stopped: submit what is left, waiting for the writer when its queue is full.
+    for (int guard = 0; guard < 100000 && (unsent_ || sessions_->storePending()); ++guard) {
+        if (!unsent_) {
+            unsent_ = sessions_->takeStoreBatch();
+        }
+        if (store_->submit(*unsent_)) {
+            unsent_.reset();
+        } else {
+            // The queue is full: wait (bounded) for the writer to report a batch.
+            pollfd p{store_->completionFd(), POLLIN, 0};
+            ::poll(&p, 1, 100);
+            std::vector<core::BatchResult> results;
+            store_->takeResults(results);
+        }
+    }
+    store_->close();
+}
+
 bool Server::start(std::string& error) {
+    if (!openStore(error)) {
+        return false;
+    }
     if (!tcp_.listen(error)) {
         return false;
     }
     signals_ = std::make_unique<net::SignalWatcher>(
         loop_, std::vector<int>{SIGTERM, SIGINT, SIGHUP}, [this](int signo) { onSignal(signo); });
     loop_.addTimer(
-        sessions_->tickIntervalMs(), [this] { sessions_->tick(); }, true);
+        sessions_->tickIntervalMs(),
+        [this] {
+            sessions_->tick();
+            scheduleStoreFlush();
+        },
+        true);
     loop_.addTimer(
         kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(loop_.nowMs()); }, true);
     spdlog::info(
@@ -182,7 +337,8 @@ bool Server::start(std::string& error) {
         AdminHttpOptions admin_options;
         admin_options.max_per_source = config_.admin_max_per_source;
         admin_ = std::make_unique<AdminHttp>(
-            loop_, [this] { return !draining_; }, [this] { return metricsText(); }, admin_options);
+            loop_, [this] { return !draining_ && !sessions_->storageDegraded(); },
+            [this] { return metricsText(); }, admin_options);
         std::string admin_error;
         if (!admin_->start(config_.admin, admin_error)) {
             error = "admin listener: " + admin_error;
@@ -205,6 +361,7 @@ bool Server::start(std::string& error) {
 
 int Server::run() {
     loop_.run();
+    finishStore();
     spdlog::info("tundrad stopped");
     return 0;
 }
@@ -254,6 +411,7 @@ void Server::onClosed(net::ConnId id, net::CloseReason reason,
         spdlog::debug("conn={} closed: {}", id, net::closeReasonName(reason));
     }
     sessions_->onDisconnect(id, core_reason, unwritten);
+    scheduleStoreFlush();
     if (draining_ && tcp_.connectionCount() == 0) {
         loop_.quit();
     }
@@ -313,6 +471,7 @@ void Server::reload() {
     keepRestartSettings(config_, fresh);
     applyFdLimit(fresh);
     sessions_->reconfigure(fresh.core);
+    scheduleStoreFlush();
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);
     spdlog::info("reloaded {} (presence={} log_level={})", config_.config_file,
@@ -343,6 +502,7 @@ core::ServerStats Server::stats() const {
     s.output_cuts_total = tcp_.outputCuts();
     s.accept_shed_total = tcp_.acceptShed();
     s.admin_refused_total = admin_ ? admin_->refused() : 0;
+    s.storage_read_holds_total = store_read_holds_;
     return s;
 }
 

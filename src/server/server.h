@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/log_throttle.h"
 #include "core/outbox.h"
 #include "core/session_manager.h"
 #include "net/event_loop.h"
@@ -19,6 +21,7 @@
 #include "server/admin_http.h"
 #include "server/config.h"
 #include "server/sd_notify.h"
+#include "storage/store.h"
 
 namespace tundra::server {
 
@@ -58,6 +61,10 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
+    /// Opens the store the config names and restores what it holds (start() does it if not
+    /// done yet). False with a clear `error` (naming the file) when the data directory is
+    /// missing, unwritable, corrupt or from a newer tundrad: tundrad exits 2.
+    bool openStore(std::string& error);
     /// Binds the listener and starts the timers; logs "listening on ADDR:PORT". False with a
     /// clear `error` if the address cannot be bound.
     bool start(std::string& error);
@@ -92,6 +99,14 @@ private:
                   const std::vector<std::uint64_t>& unwritten);
     void onSignal(int signo);
     core::ServerStats stats() const;
+    /// Hands the core's batch of this iteration to the store once, at the end of the
+    /// iteration (deferred).
+    void scheduleStoreFlush();
+    void flushStore();
+    void onStoreCompletion();
+    /// At exit: every recorded mutation reaches the store, then it closes.
+    void finishStore();
+    class StoreWatcher;
 
     Config config_;
     std::vector<std::string> args_;
@@ -105,6 +120,13 @@ private:
     // Checked every 10 s; trims at most once a minute, after 16 MiB freed (see HeapTrimmer).
     HeapTrimmer heap_trimmer_{16U << 20, 60'000};
     bool draining_ = false;
+    std::unique_ptr<storage::Store> store_;
+    std::unique_ptr<StoreWatcher> store_watcher_;
+    std::optional<core::StoreBatch> unsent_;  // taken from the core, refused by a full queue
+    bool store_flush_scheduled_ = false;
+    bool store_opened_ = false;
+    std::uint64_t store_read_holds_ = 0;  // times reading paused for a full writer queue
+    common::LogThrottle store_log_;
 };
 
 /// Decodes the frames at the front of `bytes` (input of chat connection `id`) and hands them to

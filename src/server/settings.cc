@@ -349,6 +349,45 @@ std::vector<Setting> makeTable() {
                     "connections (each dropped after 5 s) cannot make /healthz fail for "
                     "everyone.",
          .access = field([](auto& c) -> auto& { return c.admin_max_per_source; })},
+        {.key = "storage",
+         .type = T::Choice,
+         .choices = "memory|sqlite",
+         .group = "Storage",
+         .summary = "memory (nothing survives a restart) or sqlite (in data_dir)",
+         .details = "where users, offline buffers, delivery windows, detached sessions and the "
+                    "id high-water mark live. sqlite keeps them in data_dir/tundra.db, so they "
+                    "survive a restart or a crash; memory keeps nothing. sqlite without a "
+                    "data_dir runs in memory and says so once in the log.",
+         .access = field([](auto& c) -> auto& { return c.storage; })},
+        {.key = "data_dir",
+         .type = T::Path,
+         .group = "Storage",
+         .summary = "directory of the SQLite store (must exist and be writable)",
+         .details = "the directory holding tundra.db (with its -wal and -shm files) and a lock "
+                    "file. It must exist and be writable; a missing or unwritable directory, a "
+                    "corrupt file or one from a newer tundrad stops the start with exit code 2. "
+                    "Empty: no store (memory).",
+         .access = field([](auto& c) -> auto& { return c.data_dir; })},
+        {.key = "fsync",
+         .type = T::Choice,
+         .choices = "always|interval|off",
+         .group = "Storage",
+         .summary = "always: ACKs wait for fsync; interval: fsync_interval_ms at risk; off",
+         .details = "when a stored message is on disk. always: each group commit is fsynced "
+                    "before the ACKs that report it buffered leave. interval: commits are not "
+                    "fsynced, a checkpoint syncs every fsync_interval_ms, so a power loss can "
+                    "lose that much (a crash of tundrad alone loses nothing). off: the kernel "
+                    "decides.",
+         .access = field([](auto& c) -> auto& { return c.fsync; })},
+        {.key = "fsync_interval_ms",
+         .type = T::Int,
+         .min = 1,
+         .max = 60'000,
+         .group = "Storage",
+         .summary = "fsync = interval: milliseconds between syncs",
+         .details = "with fsync = interval, the most milliseconds of accepted messages a power "
+                    "loss can take.",
+         .access = field([](auto& c) -> auto& { return c.fsync_interval_ms; })},
     };
     for (auto& s : table) {
         if (s.flag.empty()) {
@@ -357,6 +396,30 @@ std::vector<Setting> makeTable() {
         }
     }
     return table;
+}
+
+// "memory, sqlite" from "memory|sqlite".
+std::string choiceList(const Setting& s) {
+    std::string out(s.choices);
+    for (std::size_t i = 0; (i = out.find('|', i)) != std::string::npos;) {
+        out.replace(i, 1, ", ");
+    }
+    return out;
+}
+
+bool isChoice(const Setting& s, std::string_view word) {
+    std::string_view rest = s.choices;
+    while (!rest.empty()) {
+        const auto bar = rest.find('|');
+        if (rest.substr(0, bar) == word) {
+            return true;
+        }
+        if (bar == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(bar + 1);
+    }
+    return false;
 }
 
 bool isInteger(SettingType t) {
@@ -390,6 +453,10 @@ std::string expectation(const Setting& s) {
         case T::HostPort:
             return "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090), or "
                    "empty for off";
+        case T::Choice:
+            return fmt::format("one of {}", choiceList(s));
+        case T::Path:
+            return "a path";
     }
     return "valid";
 }
@@ -484,6 +551,10 @@ std::string typeText(const Setting& s) {
         case T::HostPort:
             return "String, \"ADDR:PORT\" or \"[IPv6]:PORT\" with a numeric address, or \"\" "
                    "for off";
+        case T::Choice:
+            return fmt::format("String, one of {}", choiceList(s));
+        case T::Path:
+            return "String, a directory path, or \"\" for none";
     }
     return "";
 }
@@ -619,6 +690,16 @@ std::string checkSettingValue(const Setting& s, const SettingValue& value) {
             }
             return "";
         }
+        case T::Choice:
+            if (!isChoice(s, *text)) {
+                return fmt::format("'{}' is not one of {}", *text, choiceList(s));
+            }
+            return "";
+        case T::Path:
+            if (text->find('\0') != std::string::npos) {
+                return "a path cannot contain NUL";
+            }
+            return "";
         default:
             return "";
     }
@@ -670,6 +751,10 @@ std::string_view flagArgName(const Setting& s) {
             return "ADDR";
         case T::HostPort:
             return "ADDR:PORT";
+        case T::Choice:
+            return "WORD";
+        case T::Path:
+            return "DIR";
     }
     return "VALUE";
 }

@@ -11,13 +11,16 @@ failures=0
 
 make_tree() {  # a minimal clean tree
     rm -rf "$tmp/t"
-    mkdir -p "$tmp/t"/{src/common,src/proto,src/net,src/core,src/server,src/client,include/tundra}
+    mkdir -p "$tmp/t"/{src/common,src/proto,src/net,src/core,src/storage,src/server,src/client}
+    mkdir -p "$tmp/t"/include/tundra
     mkdir -p "$tmp/t"/{tools/cli,tests/unit}
     echo '#include <string>' >"$tmp/t/src/common/clock.h"
     echo '#include "tundra/protocol.h"' >"$tmp/t/src/proto/codec.cc"
     echo '#include "common/clock.h"' >"$tmp/t/src/net/event_loop.cc"
     printf '#include "core/x.h"\n#include "tundra/codec.h"\n' >"$tmp/t/src/core/routing.cc"
-    printf '#include "net/event_loop.h"\n#include "core/x.h"\n' >"$tmp/t/src/server/server.cc"
+    printf '#include "core/x.h"\n#include "common/clock.h"\n' >"$tmp/t/src/storage/store.cc"
+    printf '#include "net/event_loop.h"\n#include "core/x.h"\n#include "storage/store.h"\n' \
+        >"$tmp/t/src/server/server.cc"
     echo '#include "tundra/client.h"' >"$tmp/t/tools/cli/main.cc"
     echo '#include "server/server.h"' >"$tmp/t/tests/unit/x_test.cc"
 }
@@ -69,5 +72,17 @@ make_tree
 echo '#include "tundra/client.h"' >>"$tmp/t/src/core/routing.cc"
 expect fail "core including the client library API"
 
-echo "$((9 - failures)) passed, $failures failed"
+make_tree
+echo '#include "storage/store.h"' >>"$tmp/t/src/core/routing.cc"
+expect fail "core including storage (the core stays pure: storage depends on it)"
+
+make_tree
+echo '#include "net/event_loop.h"' >>"$tmp/t/src/storage/store.cc"
+expect fail "storage including net"
+
+make_tree
+echo '#include "server/server.h"' >>"$tmp/t/src/storage/store.cc"
+expect fail "storage including server"
+
+echo "$((12 - failures)) passed, $failures failed"
 [ $failures -eq 0 ]

@@ -77,6 +77,9 @@ protected:
         return *mgr_;
     }
 
+    /// Drops the manager (a "restart"): the next sm() builds a new one from `config`.
+    void resetManager() { mgr_.reset(); }
+
     void connect(ConnId conn) { sm().onConnect(conn); }
 
     void disconnect(ConnId conn, const std::vector<std::uint64_t>& unwritten = {},

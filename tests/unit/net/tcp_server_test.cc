@@ -126,6 +126,29 @@ TEST_F(TcpServerTest, EchoOverIPv4) {
     EXPECT_LT(server_->heapBytes(id_), 300U) << "an idle connection must hold no buffers";
 }
 
+// The owner's backpressure (a full storage queue): nothing is read from any connection, new
+// ones included, while output still flows; releasing delivers what waited.
+TEST_F(TcpServerTest, HeldReadsDeliverNothingUntilReleasedWhileOutputFlows) {
+    start();
+    auto a = connect();
+    const ConnId id_a = id_;
+    server_->holdReads(true);
+    EXPECT_TRUE(server_->readsHeld());
+    auto b = connect();
+    const ConnId id_b = id_;
+    a->startReading();
+    a->sendAll("from a");
+    b->sendAll("from b");
+    EXPECT_TRUE(server_->send(id_a, std::make_shared<const std::vector<std::uint8_t>>(3, 'x')));
+    ASSERT_TRUE(runUntil(loop_, [&] { return a->received() == "xxx"; }));
+    idle(100);
+    EXPECT_EQ(input_[id_a], "");
+    EXPECT_EQ(input_[id_b], "");
+    server_->holdReads(false);
+    EXPECT_TRUE(
+        runUntil(loop_, [&] { return input_[id_a] == "from a" && input_[id_b] == "from b"; }));
+}
+
 TEST_F(TcpServerTest, EchoOverIPv6Loopback) {
     TcpServerOptions o;
     o.bind = "::1";

@@ -45,7 +45,7 @@ TEST(ErrorCodeNameTest, EveryCode) {
                            "SERVER_ERROR",       "NOT_REGISTERED", "UNKNOWN_RECIPIENT",
                            "ALREADY_REGISTERED", "INVALID_NAME",   "TOO_LARGE",
                            "RATE_LIMITED",       "SERVER_FULL",    "UNSUPPORTED_VERSION",
-                           "UNKNOWN_TYPE",       "AUTH_FAILED"};
+                           "UNKNOWN_TYPE",       "AUTH_FAILED",    "STORAGE_UNAVAILABLE"};
     static_assert(std::size(names) == kMaxErrorCode);
     for (std::uint16_t code = 1; code <= kMaxErrorCode; ++code) {
         EXPECT_STREQ(errorCodeName(static_cast<ErrorCode>(code)), names[code - 1]) << code;

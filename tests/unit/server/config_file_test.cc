@@ -82,6 +82,10 @@ void expectSameConfig(const Config& a, const Config& b) {
     EXPECT_EQ(a.shutdown_retry_after_s, b.shutdown_retry_after_s);
     EXPECT_EQ(a.drain_timeout_ms, b.drain_timeout_ms);
     EXPECT_EQ(a.admin, b.admin);
+    EXPECT_EQ(a.storage, b.storage);
+    EXPECT_EQ(a.data_dir, b.data_dir);
+    EXPECT_EQ(a.fsync, b.fsync);
+    EXPECT_EQ(a.fsync_interval_ms, b.fsync_interval_ms);
 }
 
 TEST(ConfigFile, EveryKeyIsApplied) {
@@ -103,6 +107,10 @@ total_buffer_bytes = 200000
 max_users = 10
 shutdown_retry_after = 9
 drain_timeout = 0.25
+storage = "memory"
+data_dir = "/srv/tundra"
+fsync = "interval"
+fsync_interval_ms = 250
 )",
                                    c);
     ASSERT_EQ(error, "");
@@ -122,6 +130,23 @@ drain_timeout = 0.25
     EXPECT_EQ(c.core.max_users, 10U);
     EXPECT_EQ(c.shutdown_retry_after_s, 9);
     EXPECT_EQ(c.drain_timeout_ms, 250);
+    EXPECT_EQ(c.storage, "memory");
+    EXPECT_EQ(c.data_dir, "/srv/tundra");
+    EXPECT_EQ(c.fsync, "interval");
+    EXPECT_EQ(c.fsync_interval_ms, 250);
+}
+
+TEST(ConfigFile, StorageChoicesAreChecked) {
+    Config c;
+    EXPECT_NE(load("storage = \"disk\"\n", c).find("'disk' is not one of memory, sqlite"),
+              std::string::npos);
+    EXPECT_NE(load("fsync = \"sometimes\"\n", c).find("one of always, interval, off"),
+              std::string::npos);
+    auto flags = parseArgs({"--fsync", "never"});
+    EXPECT_EQ(flags.action, ParsedArgs::Action::Error);
+    EXPECT_NE(flags.message.find("--fsync: 'never' is not one of always, interval, off"),
+              std::string::npos)
+        << flags.message;
 }
 
 TEST(ConfigFile, AnEmptyFileKeepsEveryValue) {
@@ -165,7 +190,11 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "drain_timeout",
                                                     "log_level",
                                                     "admin",
-                                                    "admin_max_per_source"};
+                                                    "admin_max_per_source",
+                                                    "storage",
+                                                    "data_dir",
+                                                    "fsync",
+                                                    "fsync_interval_ms"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 
@@ -342,12 +371,17 @@ TEST(ConfigFile, TheExampleConfigDocumentsEveryKeyWithItsDefault) {
     const std::string example = readFile(TUNDRA_SOURCE_DIR "/packaging/tundra.conf");
     ASSERT_FALSE(example.empty());
 
+    // Every key is there, commented out with its default, except data_dir: the package sets
+    // it to the unit's StateDirectory.
     Config as_shipped;
     std::string error;
     ASSERT_TRUE(loadConfigString(example, "tundra.conf", as_shipped, error)) << error;
-    expectSameConfig(as_shipped, Config{});
+    Config packaged;
+    packaged.data_dir = "/var/lib/tundra";
+    expectSameConfig(as_shipped, packaged);
+    EXPECT_EQ(as_shipped.data_dir, "/var/lib/tundra");
 
-    const std::regex setting("^#([a-z_]+) = ");
+    const std::regex setting("^#?([a-z_]+) = ");
     std::istringstream lines(example);
     std::string line;
     std::string uncommented;
@@ -356,7 +390,9 @@ TEST(ConfigFile, TheExampleConfigDocumentsEveryKeyWithItsDefault) {
         std::smatch m;
         if (std::regex_search(line, m, setting)) {
             documented.push_back(m[1]);
-            line.erase(0, 1);
+            if (line.front() == '#') {
+                line.erase(0, 1);
+            }
         }
         uncommented += line + "\n";
     }
@@ -372,6 +408,7 @@ TEST(ConfigFile, TheExampleConfigDocumentsEveryKeyWithItsDefault) {
     ASSERT_TRUE(loadConfigString(uncommented, "tundra.conf", all_set, error)) << error;
     Config expected;
     expected.admin = "127.0.0.1:9090";
+    expected.data_dir = "/var/lib/tundra";
     expectSameConfig(all_set, expected);
 }
 

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the core makes durable, as plain data: the mutations of one loop iteration (StoreBatch)
+// and the state a store hands back at start (StoreSnapshot). The core records batches and
+// consumes snapshots; src/storage implements them (memory, SQLite). No I/O here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tundra/codec.h"
+#include "tundra/protocol.h"
+
+namespace tundra::core {
+
+/// One mutation. Every user has one log of deliveries ordered by id; an entry is either
+/// `written` (handed to the user's socket, kept until the client confirms it: the delivery
+/// window) or not (the offline buffer). See docs/ARCHITECTURE.md, "Storage".
+struct StoreOp {
+    enum class Kind : std::uint8_t {
+        UpsertUser,   ///< name, client_kind, session, detached_wall_ms, dropped
+        DeleteUser,   ///< name: the user and every entry of its log
+        PutEntry,     ///< name, id, frame, written: insert or update one log entry
+        DeleteEntry,  ///< name, id
+        TrimWindow,   ///< name, id: delete the user's written entries with ids <= id
+    };
+    Kind kind = Kind::UpsertUser;
+    std::string user;
+    std::uint64_t id = 0;
+    SharedFrame frame;  ///< PutEntry: the encoded delivery (shared by every recipient; stored once)
+    bool written = false;
+    ClientKind client_kind = ClientKind::User;
+    Uuid session{};                     ///< nil: no session
+    std::int64_t detached_wall_ms = 0;  ///< wall ms the session detached; 0 = it was online
+    std::uint32_t dropped = 0;          ///< DROPPED count not yet reported to the user
+};
+
+/// The mutations of one loop iteration, applied atomically (one transaction) and in order.
+struct StoreBatch {
+    std::uint64_t seq = 0;  ///< increasing per SessionManager, from 1
+    /// Ops describe the whole state: the store replaces everything it holds (resync after a
+    /// failure).
+    bool full = false;
+    std::uint64_t id_reserve = 0;  ///< new id high-water mark to record; 0 = unchanged
+    std::vector<StoreOp> ops;
+
+    [[nodiscard]] bool empty() const { return ops.empty() && id_reserve == 0 && !full; }
+};
+
+/// The outcome of one batch, reported back on the reactor.
+struct BatchResult {
+    std::uint64_t seq = 0;
+    bool ok = false;
+    std::string error;  ///< why it failed ("database or disk is full")
+    /// The batch's op storage, emptied, handed back for reuse (the next batches then need no
+    /// fresh pages); may be empty.
+    std::vector<StoreOp> spare;
+};
+
+struct SnapshotEntry {
+    std::uint64_t id = 0;
+    SharedFrame frame;
+    bool written = false;
+};
+
+struct SnapshotUser {
+    std::string name;
+    ClientKind kind = ClientKind::User;
+    Uuid session{};
+    std::int64_t detached_wall_ms = 0;
+    std::uint32_t dropped = 0;
+    std::vector<SnapshotEntry> entries;  ///< ascending id
+};
+
+/// Everything a store holds, loaded once at start (single node).
+struct StoreSnapshot {
+    std::vector<SnapshotUser> users;
+    std::uint64_t id_reserve = 0;  ///< every id ever handed out is below this
+};
+
+}  // namespace tundra::core

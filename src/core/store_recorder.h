@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+// StoreRecorder: collects the core's mutations of one loop iteration into a StoreBatch (entry
+// puts and deletes as they happen, user rows once per batch for the users touched). Internal
+// to the core; off (recording nothing) when the server runs without a durable store.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/frame_ring.h"
+#include "core/store_batch.h"
+
+namespace tundra::core {
+
+class StoreRecorder {
+public:
+    [[nodiscard]] bool on() const { return on_; }
+    void setOn(bool on) { on_ = on; }
+
+    void putEntry(const std::string& user, const StoredFrame& e, bool written) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::PutEntry;
+        op.user = user;
+        op.id = e.id;
+        op.frame = e.frame;
+        op.written = written;
+        batch_.ops.push_back(std::move(op));
+    }
+    void deleteEntry(const std::string& user, std::uint64_t id) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::DeleteEntry;
+        op.user = user;
+        op.id = id;
+        batch_.ops.push_back(std::move(op));
+    }
+    /// The window of `user` lost its entries up to `id` (they are popped from its front).
+    void trimWindow(const std::string& user, std::uint64_t id) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::TrimWindow;
+        op.user = user;
+        op.id = id;
+        batch_.ops.push_back(std::move(op));
+    }
+    /// `user` has a window trim pending (written once per batch, see UserRegistry).
+    void noteTrim(const std::string& user) { trim_users_.push_back(user); }
+    std::vector<std::string>& trimUsers() { return trim_users_; }
+    void deleteUser(const std::string& user) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::DeleteUser;
+        op.user = user;
+        batch_.ops.push_back(std::move(op));
+    }
+    /// The user's row changed (created, kind, session, presence, DROPPED): written once, with
+    /// its state at the end of the iteration. `dirty` is the user's own flag.
+    void touchUser(const std::string& user, bool& dirty) {
+        if (!on_ || dirty) {
+            return;
+        }
+        dirty = true;
+        dirty_users_.push_back(user);
+    }
+    void reserveIds(std::uint64_t reserve) {
+        if (on_) {
+            batch_.id_reserve = reserve;
+        }
+    }
+    /// Something waits to be handed to the store.
+    [[nodiscard]] bool pending() const {
+        return !batch_.empty() || !dirty_users_.empty() || !trim_users_.empty();
+    }
+    /// Names of the users whose row must be written with this batch (cleared by take()).
+    std::vector<std::string>& dirtyUsers() { return dirty_users_; }
+    StoreBatch& batch() { return batch_; }
+    /// Closes the open batch and returns it with the next sequence number.
+    StoreBatch take() {
+        StoreBatch b = std::move(batch_);
+        b.seq = ++last_seq_;
+        batch_ = StoreBatch{};
+        if (spare_.capacity() >= b.ops.size()) {
+            batch_.ops.swap(spare_);  // storage handed back by the store: already paged in
+        } else {
+            batch_.ops.reserve(b.ops.size());  // one allocation, not a regrowth
+        }
+        dirty_users_.clear();
+        trim_users_.clear();
+        return b;
+    }
+    /// Takes back an emptied op vector for reuse (keeps the larger of it and the one held).
+    void recycle(std::vector<StoreOp>&& ops) {
+        ops.clear();
+        if (ops.capacity() > spare_.capacity()) {
+            spare_ = std::move(ops);
+        }
+    }
+    /// The sequence number the open batch will get.
+    [[nodiscard]] std::uint64_t openSeq() const { return last_seq_ + 1; }
+
+private:
+    bool on_ = false;
+    StoreBatch batch_;
+    std::vector<std::string> dirty_users_;
+    std::vector<std::string> trim_users_;
+    std::vector<StoreOp> spare_;
+    std::uint64_t last_seq_ = 0;
+};
+
+}  // namespace tundra::core

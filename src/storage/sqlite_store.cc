@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: Apache-2.0
+// SqliteDb (schema, migrations, load, apply, check, backup) and SqliteStore (the writer
+// thread). Tables: users (one row per known user, its session while it has one), entries (one
+// row per delivery in a user's log, `written` = in the window), frames (each encoded delivery
+// once, shared by the entries with its id), meta (the id reserve).
+#include "storage/sqlite_store.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <utility>
+
+namespace tundra::storage {
+
+namespace {
+
+constexpr int kApplicationId = 0x54554e44;  // "TUND"
+
+// Migrations: step i turns schema version i into i + 1. A new version appends a step.
+const char* const kMigrations[] = {
+    // 0 -> 1: the first schema.
+    "CREATE TABLE users(name TEXT PRIMARY KEY, kind INTEGER NOT NULL, session BLOB,"
+    " detached_wall_ms INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE frames(id INTEGER PRIMARY KEY, frame BLOB NOT NULL);"
+    "CREATE TABLE entries(user TEXT NOT NULL, id INTEGER NOT NULL, written INTEGER NOT NULL,"
+    " PRIMARY KEY(user, id)) WITHOUT ROWID;"
+    "CREATE INDEX entries_by_id ON entries(id);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+std::string errorOf(sqlite3* db) { return db != nullptr ? sqlite3_errmsg(db) : "out of memory"; }
+
+std::int64_t steadyMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// Runs a one-value query ("PRAGMA user_version"); false with `error`.
+bool queryInt(sqlite3* db, const char* sql, std::int64_t& out, std::string& error) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db);
+        return false;
+    }
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        error = errorOf(db);
+        return false;
+    }
+    return true;
+}
+
+bool queryText(sqlite3* db, const char* sql, std::string& out, std::string& error) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db);
+        return false;
+    }
+    out.clear();
+    int rc = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!out.empty()) {
+            out += "; ";
+        }
+        const auto* t = sqlite3_column_text(st, 0);
+        out += t != nullptr ? reinterpret_cast<const char*>(t) : "";
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        error = errorOf(db);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+struct SqliteDb::Statements {
+    sqlite3_stmt* upsert_user = nullptr;
+    sqlite3_stmt* delete_user = nullptr;
+    sqlite3_stmt* user_ids = nullptr;
+    sqlite3_stmt* delete_user_entries = nullptr;
+    sqlite3_stmt* put_frame = nullptr;
+    sqlite3_stmt* put_entry = nullptr;
+    sqlite3_stmt* delete_entry = nullptr;
+    sqlite3_stmt* gc_frame = nullptr;
+    sqlite3_stmt* set_reserve = nullptr;
+    sqlite3_stmt* trim_window = nullptr;
+    sqlite3_stmt* gc_below = nullptr;
+
+    ~Statements() {
+        for (sqlite3_stmt* s :
+             {upsert_user, delete_user, user_ids, delete_user_entries, put_frame, put_entry,
+              delete_entry, gc_frame, set_reserve, trim_window, gc_below}) {
+            sqlite3_finalize(s);
+        }
+    }
+};
+
+SqliteDb::~SqliteDb() {
+    st_.reset();
+    if (db_ != nullptr) {
+        sqlite3_close_v2(db_);
+    }
+    if (lock_fd_ >= 0) {
+        ::close(lock_fd_);
+    }
+}
+
+bool SqliteDb::exec(const char* sql, std::string& error) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+        error = msg != nullptr ? msg : errorOf(db_);
+        sqlite3_free(msg);
+        return false;
+    }
+    return true;
+}
+
+sqlite3_stmt* SqliteDb::prepare(const char* sql, std::string& error) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db_);
+        return nullptr;
+    }
+    return st;
+}
+
+std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOptions& options,
+                                         std::string& error) {
+    struct stat sb {};
+    if (::stat(dir.c_str(), &sb) != 0) {
+        error = "data_dir " + dir + ": " + std::strerror(errno);
+        return nullptr;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        error = "data_dir " + dir + ": not a directory";
+        return nullptr;
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        error = "data_dir " + dir + ": not writable (" + std::strerror(errno) + ")";
+        return nullptr;
+    }
+    std::unique_ptr<SqliteDb> db(new SqliteDb());
+    const std::string lock_path = dir + "/tundra.lock";
+    db->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (db->lock_fd_ < 0) {
+        error = lock_path + ": " + std::strerror(errno);
+        return nullptr;
+    }
+    if (::flock(db->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        error = lock_path + ": data_dir in use by another tundrad";
+        return nullptr;
+    }
+    db->path_ = dir + "/" + kDbFileName;
+    const std::string& path = db->path_;
+    if (sqlite3_open_v2(path.c_str(), &db->db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+        error = path + ": " + errorOf(db->db_);
+        return nullptr;
+    }
+    sqlite3_extended_result_codes(db->db_, 1);
+    sqlite3_busy_timeout(db->db_, 5000);
+    std::string why;
+    std::int64_t app_id = 0;
+    std::int64_t version = 0;
+    if (!queryInt(db->db_, "PRAGMA application_id", app_id, why) ||
+        !queryInt(db->db_, "PRAGMA user_version", version, why)) {
+        error = path + ": cannot read it (" + why + "); corrupt or not a tundra database";
+        return nullptr;
+    }
+    std::int64_t tables = 0;
+    if (!queryInt(db->db_, "SELECT count(*) FROM sqlite_schema", tables, why)) {
+        error = path + ": cannot read it (" + why + "); corrupt or not a tundra database";
+        return nullptr;
+    }
+    if (tables > 0 && app_id != kApplicationId) {
+        error = path + ": not a tundra database (application_id " + std::to_string(app_id) + ")";
+        return nullptr;
+    }
+    if (version > kSchemaVersion) {
+        error = path + ": schema version " + std::to_string(version) +
+                " is newer than this tundrad knows (" + std::to_string(kSchemaVersion) +
+                "); run a newer tundrad or restore a backup";
+        return nullptr;
+    }
+    std::string check;
+    if (tables > 0 && (!queryText(db->db_, "PRAGMA quick_check", check, why) || check != "ok")) {
+        error = path + ": corrupt (" + (why.empty() ? check : why) +
+                "); restore a backup or move the file away";
+        return nullptr;
+    }
+    std::string mode;
+    if (!queryText(db->db_, "PRAGMA journal_mode=WAL", mode, why) || mode != "wal") {
+        error = path + ": cannot use WAL mode (" + (why.empty() ? mode : why) + ")";
+        return nullptr;
+    }
+    const char* sync = options.fsync == FsyncMode::Always     ? "PRAGMA synchronous=FULL"
+                       : options.fsync == FsyncMode::Interval ? "PRAGMA synchronous=NORMAL"
+                                                              : "PRAGMA synchronous=OFF";
+    if (!db->exec(sync, why)) {
+        error = path + ": " + why;
+        return nullptr;
+    }
+    if (options.max_page_count > 0) {
+        const std::string pragma =
+            "PRAGMA max_page_count=" + std::to_string(options.max_page_count);
+        db->exec(pragma.c_str(), why);
+    }
+    // Migrations, each with its version bump in one transaction.
+    while (version < kSchemaVersion) {
+        const std::string step = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
+                                 "PRAGMA application_id=" + std::to_string(kApplicationId) +
+                                 ";PRAGMA user_version=" + std::to_string(version + 1) + ";COMMIT;";
+        if (!db->exec(step.c_str(), why)) {
+            db->exec("ROLLBACK", check);
+            error =
+                path + ": migration to schema " + std::to_string(version + 1) + " failed: " + why;
+            return nullptr;
+        }
+        ++version;
+    }
+    auto st = std::make_unique<Statements>();
+    bool ok = true;
+    auto prep = [&](sqlite3_stmt*& s, const char* sql) {
+        if (ok && (s = db->prepare(sql, why)) == nullptr) {
+            ok = false;
+        }
+    };
+    prep(st->upsert_user,
+         "INSERT INTO users(name, kind, session, detached_wall_ms, dropped) VALUES(?1,?2,?3,?4,?5)"
+         " ON CONFLICT(name) DO UPDATE SET kind=?2, session=?3, detached_wall_ms=?4, dropped=?5");
+    prep(st->delete_user, "DELETE FROM users WHERE name=?1");
+    prep(st->user_ids, "SELECT id FROM entries WHERE user=?1");
+    prep(st->delete_user_entries, "DELETE FROM entries WHERE user=?1");
+    prep(st->put_frame, "INSERT OR IGNORE INTO frames(id, frame) VALUES(?1, ?2)");
+    prep(st->put_entry, "INSERT OR REPLACE INTO entries(user, id, written) VALUES(?1, ?2, ?3)");
+    prep(st->delete_entry, "DELETE FROM entries WHERE user=?1 AND id=?2");
+    prep(st->gc_frame,
+         "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)");
+    prep(st->set_reserve, "INSERT OR REPLACE INTO meta(key, value) VALUES('id_reserve', ?1)");
+    prep(st->trim_window, "DELETE FROM entries WHERE user=?1 AND id<=?2 AND written=1");
+    // Frames below the oldest entry have no entry left (ids only grow): one index range per
+    // transaction instead of a check per deleted entry.
+    prep(st->gc_below,
+         "DELETE FROM frames WHERE id < (SELECT coalesce(min(id), 9223372036854775807) FROM "
+         "entries)");
+    if (!ok) {
+        error = path + ": " + why;
+        return nullptr;
+    }
+    // Frames whose entries all went (a deleted entry above the oldest one leaves its frame
+    // until here).
+    if (!db->exec("DELETE FROM frames WHERE id NOT IN (SELECT id FROM entries)", why)) {
+        error = path + ": " + why;
+        return nullptr;
+    }
+    db->st_ = std::move(st);
+    return db;
+}
+
+bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
+    out = core::StoreSnapshot{};
+    std::int64_t reserve = 0;
+    if (!queryInt(db_, "SELECT coalesce(max(value), 0) FROM meta WHERE key='id_reserve'", reserve,
+                  error)) {
+        return false;
+    }
+    out.id_reserve = static_cast<std::uint64_t>(reserve);
+    std::map<std::string, std::size_t> index;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT name, kind, session, detached_wall_ms, dropped FROM users"
+                           " ORDER BY name",
+                           -1, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db_);
+        return false;
+    }
+    int rc = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        core::SnapshotUser u;
+        u.name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        u.kind = sqlite3_column_int(st, 1) == 1 ? ClientKind::Agent : ClientKind::User;
+        if (sqlite3_column_bytes(st, 2) == static_cast<int>(u.session.size())) {
+            std::memcpy(u.session.data(), sqlite3_column_blob(st, 2), u.session.size());
+        }
+        u.detached_wall_ms = sqlite3_column_int64(st, 3);
+        u.dropped = static_cast<std::uint32_t>(sqlite3_column_int64(st, 4));
+        index[u.name] = out.users.size();
+        out.users.push_back(std::move(u));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        error = errorOf(db_);
+        return false;
+    }
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT e.user, e.id, e.written, f.frame FROM entries e"
+                           " JOIN frames f ON f.id = e.id ORDER BY e.user, e.id",
+                           -1, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db_);
+        return false;
+    }
+    std::map<std::uint64_t, SharedFrame> frames;  // one SharedFrame per id, as in memory
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const std::string user = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+        auto it = index.find(user);
+        if (it == index.end()) {  // an entry without its user row: keep it, as a user
+            core::SnapshotUser u;
+            u.name = user;
+            it = index.emplace(user, out.users.size()).first;
+            out.users.push_back(std::move(u));
+        }
+        SharedFrame& f = frames[id];
+        if (!f) {
+            const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, 3));
+            f = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, 3));
+        }
+        out.users[it->second].entries.push_back(
+            core::SnapshotEntry{id, f, sqlite3_column_int(st, 2) != 0});
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        error = errorOf(db_);
+        return false;
+    }
+    return true;
+}
+
+namespace {
+// Steps a statement that returns no rows, then resets it; false with `error`.
+bool run(sqlite3* db, sqlite3_stmt* st, std::string& error) {
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        error = errorOf(db);
+        return false;
+    }
+    return true;
+}
+void bindName(sqlite3_stmt* st, int i, const std::string& s) {
+    sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+}
+void bindId(sqlite3_stmt* st, int i, std::uint64_t id) {
+    sqlite3_bind_int64(st, i, static_cast<sqlite3_int64>(id));
+}
+}  // namespace
+
+bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
+    using K = core::StoreOp::Kind;
+    Statements& s = *st_;
+    if (b.full && !exec("DELETE FROM entries; DELETE FROM frames; DELETE FROM users;", error)) {
+        return false;
+    }
+    if (b.id_reserve != 0) {
+        bindId(s.set_reserve, 1, b.id_reserve);
+        if (!run(db_, s.set_reserve, error)) {
+            return false;
+        }
+    }
+    std::uint64_t last_frame = 0;  // a broadcast's entries follow each other: one frame insert
+    for (const core::StoreOp& op : b.ops) {
+        switch (op.kind) {
+            case K::UpsertUser:
+                bindName(s.upsert_user, 1, op.user);
+                sqlite3_bind_int(s.upsert_user, 2, op.client_kind == ClientKind::Agent ? 1 : 0);
+                if (isNil(op.session)) {
+                    sqlite3_bind_null(s.upsert_user, 3);
+                } else {
+                    sqlite3_bind_blob(s.upsert_user, 3, op.session.data(),
+                                      static_cast<int>(op.session.size()), SQLITE_STATIC);
+                }
+                sqlite3_bind_int64(s.upsert_user, 4, op.detached_wall_ms);
+                sqlite3_bind_int64(s.upsert_user, 5, op.dropped);
+                if (!run(db_, s.upsert_user, error)) {
+                    return false;
+                }
+                break;
+            case K::DeleteUser: {
+                std::vector<std::uint64_t> ids;
+                bindName(s.user_ids, 1, op.user);
+                while (sqlite3_step(s.user_ids) == SQLITE_ROW) {
+                    ids.push_back(static_cast<std::uint64_t>(sqlite3_column_int64(s.user_ids, 0)));
+                }
+                sqlite3_reset(s.user_ids);
+                sqlite3_clear_bindings(s.user_ids);
+                bindName(s.delete_user_entries, 1, op.user);
+                bindName(s.delete_user, 1, op.user);
+                if (!run(db_, s.delete_user_entries, error) || !run(db_, s.delete_user, error)) {
+                    return false;
+                }
+                for (auto id : ids) {
+                    bindId(s.gc_frame, 1, id);
+                    if (!run(db_, s.gc_frame, error)) {
+                        return false;
+                    }
+                }
+                last_frame = 0;  // its frame may be gone now
+                break;
+            }
+            case K::PutEntry:
+                if (op.id != last_frame && op.frame) {
+                    bindId(s.put_frame, 1, op.id);
+                    sqlite3_bind_blob(s.put_frame, 2, op.frame->data(),
+                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
+                    if (!run(db_, s.put_frame, error)) {
+                        return false;
+                    }
+                    last_frame = op.id;
+                }
+                bindName(s.put_entry, 1, op.user);
+                bindId(s.put_entry, 2, op.id);
+                sqlite3_bind_int(s.put_entry, 3, op.written ? 1 : 0);
+                if (!run(db_, s.put_entry, error)) {
+                    return false;
+                }
+                break;
+            case K::DeleteEntry:
+                bindName(s.delete_entry, 1, op.user);
+                bindId(s.delete_entry, 2, op.id);
+                if (!run(db_, s.delete_entry, error)) {
+                    return false;
+                }
+                break;
+            case K::TrimWindow:
+                bindName(s.trim_window, 1, op.user);
+                bindId(s.trim_window, 2, op.id);
+                if (!run(db_, s.trim_window, error)) {
+                    return false;
+                }
+                break;
+        }
+    }
+    return true;
+}
+
+bool SqliteDb::apply(const std::vector<core::StoreBatch>& batches, std::string& error) {
+    if (!exec("BEGIN IMMEDIATE", error)) {
+        return false;
+    }
+    for (const core::StoreBatch& b : batches) {
+        if (!applyOne(b, error)) {
+            std::string ignored;
+            exec("ROLLBACK", ignored);
+            return false;
+        }
+    }
+    if (!run(db_, st_->gc_below, error)) {
+        std::string ignored;
+        exec("ROLLBACK", ignored);
+        return false;
+    }
+    if (!exec("COMMIT", error)) {
+        std::string ignored;
+        exec("ROLLBACK", ignored);
+        return false;
+    }
+    return true;
+}
+
+bool SqliteDb::checkpoint(std::string& error) {
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
+        SQLITE_OK) {
+        error = errorOf(db_);
+        return false;
+    }
+    return true;
+}
+
+bool checkDataDir(const std::string& dir, std::string& report) {
+    const std::string path = dir + "/" + kDbFileName;
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0) {
+        report = path + ": " + std::strerror(errno);
+        return false;
+    }
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        report = path + ": " + errorOf(db);
+        sqlite3_close_v2(db);
+        return false;
+    }
+    std::string why;
+    std::int64_t version = 0;
+    std::int64_t app_id = 0;
+    std::string check;
+    bool ok = queryInt(db, "PRAGMA application_id", app_id, why) &&
+              queryInt(db, "PRAGMA user_version", version, why) &&
+              queryText(db, "PRAGMA integrity_check", check, why);
+    std::int64_t users = 0;
+    std::int64_t entries = 0;
+    if (ok && check == "ok" && app_id == kApplicationId) {
+        ok = queryInt(db, "SELECT count(*) FROM users", users, why) &&
+             queryInt(db, "SELECT count(*) FROM entries", entries, why);
+    }
+    sqlite3_close_v2(db);
+    if (!ok) {
+        report = path + ": corrupt or unreadable (" + why + ")";
+        return false;
+    }
+    if (check != "ok") {
+        report = path + ": integrity check failed: " + check;
+        return false;
+    }
+    if (app_id != kApplicationId) {
+        report = path + ": not a tundra database";
+        return false;
+    }
+    if (version > kSchemaVersion) {
+        report = path + ": schema version " + std::to_string(version) +
+                 " is newer than this tundrad knows (" + std::to_string(kSchemaVersion) + ")";
+        return false;
+    }
+    report = path + ": ok (schema version " + std::to_string(version) + ", " +
+             std::to_string(users) + " users, " + std::to_string(entries) + " stored deliveries)";
+    return true;
+}
+
+bool backupDataDir(const std::string& dir, const std::string& file, std::string& error) {
+    const std::string path = dir + "/" + kDbFileName;
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0) {
+        error = path + ": " + std::strerror(errno);
+        return false;
+    }
+    sqlite3* src = nullptr;
+    sqlite3* dst = nullptr;
+    auto done = [&](bool ok) {
+        sqlite3_close_v2(dst);
+        sqlite3_close_v2(src);
+        return ok;
+    };
+    if (sqlite3_open_v2(path.c_str(), &src, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        error = path + ": " + errorOf(src);
+        return done(false);
+    }
+    sqlite3_busy_timeout(src, 5000);
+    if (sqlite3_open_v2(file.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+        error = file + ": " + errorOf(dst);
+        return done(false);
+    }
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src, "main");
+    if (b == nullptr) {
+        error = file + ": " + errorOf(dst);
+        return done(false);
+    }
+    int rc = 0;
+    do {
+        rc = sqlite3_backup_step(b, 256);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+            sqlite3_sleep(10);
+        }
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        error = file + ": " + errorOf(dst);
+        return done(false);
+    }
+    // The copy is a rollback-journal file of the same schema; make it a WAL database again.
+    sqlite3_exec(dst, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    return done(true);
+}
+
+// ---- SqliteStore: the writer thread ----------------------------------------------------------
+
+SqliteStore::SqliteStore(std::unique_ptr<SqliteDb> db, const SqliteOptions& options)
+    : db_(std::move(db)), options_(options) {
+    event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, const SqliteOptions& options,
+                                               std::string& error) {
+    auto db = SqliteDb::open(dir, options, error);
+    if (!db) {
+        return nullptr;
+    }
+    std::unique_ptr<SqliteStore> s(new SqliteStore(std::move(db), options));
+    if (s->event_fd_ < 0) {
+        error = std::string("eventfd: ") + std::strerror(errno);
+        return nullptr;
+    }
+    return s;
+}
+
+SqliteStore::~SqliteStore() {
+    close();
+    if (event_fd_ >= 0) {
+        ::close(event_fd_);
+    }
+}
+
+bool SqliteStore::load(core::StoreSnapshot& out, std::string& error) {
+    if (writer_.joinable()) {
+        error = "already loaded";
+        return false;
+    }
+    if (!db_->load(out, error)) {
+        error = db_->path() + ": " + error;
+        return false;
+    }
+    // The writer takes no signals: they belong to the reactor's signalfd (blocked there only
+    // later, so block them around the thread's creation, which it inherits).
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    writer_ = std::thread([this] { run(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return true;
+}
+
+bool SqliteStore::submit(core::StoreBatch& batch) {
+    {
+        std::lock_guard lock(mu_);
+        if (queue_.size() >= options_.queue_batches) {
+            return false;
+        }
+        queue_.push_back(std::move(batch));
+    }
+    batch = core::StoreBatch{};
+    cv_.notify_one();
+    return true;
+}
+
+void SqliteStore::takeResults(std::vector<core::BatchResult>& out) {
+    std::uint64_t n = 0;
+    [[maybe_unused]] auto r = ::read(event_fd_, &n, sizeof n);
+    std::lock_guard lock(mu_);
+    for (auto& res : results_) {
+        out.push_back(std::move(res));
+    }
+    results_.clear();
+}
+
+void SqliteStore::run() {
+    pthread_setname_np(pthread_self(), "tundra-writer");
+    const bool interval = options_.fsync == FsyncMode::Interval;
+    std::int64_t next_checkpoint = steadyMs() + options_.fsync_interval_ms;
+    std::vector<core::StoreBatch> work;
+    for (;;) {
+        bool stopping = false;
+        {
+            std::unique_lock lock(mu_);
+            auto ready = [&] { return stop_ || !queue_.empty(); };
+            if (interval) {
+                const auto wait = std::max<std::int64_t>(next_checkpoint - steadyMs(), 0);
+                cv_.wait_for(lock, std::chrono::milliseconds(wait), ready);
+            } else {
+                cv_.wait(lock, ready);
+            }
+            work.swap(queue_);  // every batch waiting: one transaction (group commit)
+            stopping = stop_ && work.empty();
+        }
+        if (!work.empty()) {
+            std::string error;
+            const bool ok = db_->apply(work, error);
+            {
+                std::lock_guard lock(mu_);
+                for (auto& b : work) {
+                    b.ops.clear();  // frames and names are released here, off the reactor
+                    results_.push_back(
+                        core::BatchResult{b.seq, ok, ok ? "" : error, std::move(b.ops)});
+                }
+            }
+            work.clear();
+            const std::uint64_t one = 1;
+            [[maybe_unused]] auto w = ::write(event_fd_, &one, sizeof one);
+        }
+        if (interval && steadyMs() >= next_checkpoint) {
+            std::string error;
+            db_->checkpoint(error);  // syncs the WAL: at most one interval at risk
+            next_checkpoint = steadyMs() + options_.fsync_interval_ms;
+        }
+        if (stopping) {
+            std::string error;
+            db_->checkpoint(error);
+            return;
+        }
+    }
+}
+
+void SqliteStore::close() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_one();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+}
+
+}  // namespace tundra::storage

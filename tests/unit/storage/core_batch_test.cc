@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+// The core with a store: mutations recorded per batch, ACKs reporting buffered > 0 held until
+// their batch commits, a failed batch refused with STORAGE_UNAVAILABLE and withdrawn, degraded
+// mode and its resync, and a restart that restores users, logs, sessions and the id reserve.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "storage/memory_store.h"
+#include "unit/core/core_fixture.h"
+
+namespace tundra::testing {
+namespace {
+
+using core::StoreOp;
+
+class CoreBatchTest : public CoreTest {
+protected:
+    CoreBatchTest() : store(/*model=*/true) { config.presence_events = false; }
+
+    /// Builds the manager with the store's content restored.
+    void start() {
+        core::StoreSnapshot snap;
+        std::string error;
+        ASSERT_TRUE(store.load(snap, error));
+        sm().attachStore(snap);
+        commit();
+    }
+
+    /// Hands the pending batch to the store and reports its result back (as the server does
+    /// at the end of a loop iteration). Returns the batch's sequence number (0: none).
+    std::uint64_t commit(bool ok = true) {
+        if (!sm().storePending()) {
+            return 0;
+        }
+        core::StoreBatch b = sm().takeStoreBatch();
+        last = b;
+        const std::uint64_t seq = b.seq;
+        if (!ok) {
+            store.failNext(1);
+        }
+        store.submit(b);
+        std::vector<core::BatchResult> results;
+        store.takeResults(results);
+        for (auto& r : results) {
+            sm().onStoreResult(r);
+        }
+        return seq;
+    }
+
+    void logout(ConnId conn) {
+        feed(conn, rawFrame(static_cast<std::uint8_t>(MsgType::Logout), 0, 9));
+        take(conn);
+        disconnect(conn);
+    }
+
+    storage::MemoryStore store;
+    core::StoreBatch last;
+};
+
+TEST_F(CoreBatchTest, AnAckReportingBufferedWaitsForItsBatch) {
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    logout(2);
+    commit();
+    auto early = say(1, "bob", "hi bob");
+    EXPECT_TRUE(early.empty()) << "the ACK left before its batch was stored";
+    ASSERT_TRUE(sm().storePending());
+    core::StoreBatch b = sm().takeStoreBatch();
+    auto put = std::find_if(b.ops.begin(), b.ops.end(),
+                            [](const StoreOp& op) { return op.kind == StoreOp::Kind::PutEntry; });
+    ASSERT_NE(put, b.ops.end());
+    EXPECT_EQ(put->user, "bob");
+    EXPECT_FALSE(put->written);
+    EXPECT_TRUE(take(1).empty());
+    core::BatchResult done{b.seq, true, "", {}};
+    sm().onStoreResult(done);
+    auto acks = take(1);
+    ASSERT_EQ(acks.size(), 1U);
+    auto a = asAck(acks[0]);
+    EXPECT_EQ(a.buffered, 1U);
+    EXPECT_EQ(a.id, put->id);
+    EXPECT_EQ(acks[0].header.sequence, 5);
+}
+
+TEST_F(CoreBatchTest, ALiveDeliveryIsAckedAtOnceAndItsWindowEntryRecorded) {
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    auto a = sayAck(1, "bob", "hi");
+    EXPECT_EQ(a.delivered, 1U);
+    commit();
+    auto put = std::find_if(last.ops.begin(), last.ops.end(), [](const StoreOp& op) {
+        return op.kind == StoreOp::Kind::PutEntry && op.user == "bob";
+    });
+    ASSERT_NE(put, last.ops.end());
+    EXPECT_TRUE(put->written);
+    EXPECT_EQ(put->id, a.id);
+}
+
+TEST_F(CoreBatchTest, WindowTrimsAreOneOpPerUserAndBatch) {
+    config.max_buffered = 3;
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 8; ++i) {
+        ids.push_back(sayAck(1, "bob", "m" + std::to_string(i)).id);
+    }
+    commit();
+    const auto trims = std::count_if(last.ops.begin(), last.ops.end(), [](const StoreOp& op) {
+        return op.kind == StoreOp::Kind::TrimWindow;
+    });
+    EXPECT_EQ(trims, 1);
+    core::StoreSnapshot snap;
+    std::string error;
+    ASSERT_TRUE(store.load(snap, error));
+    const auto bob = std::find_if(snap.users.begin(), snap.users.end(),
+                                  [](const auto& u) { return u.name == "bob"; });
+    ASSERT_NE(bob, snap.users.end());
+    ASSERT_EQ(bob->entries.size(), 3U) << "the store holds what the window holds";
+    EXPECT_EQ(bob->entries[0].id, ids[5]);
+    EXPECT_EQ(bob->entries[2].id, ids[7]);
+}
+
+TEST_F(CoreBatchTest, AFailedBatchRefusesWithdrawsAndDegradesUntilAResyncCommits) {
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    login(3, "carol");
+    logout(2);
+    commit();
+    EXPECT_TRUE(say(1, "bob", "lost").empty());
+    commit(/*ok=*/false);
+    auto r = take(1);
+    ASSERT_EQ(r.size(), 1U);
+    EXPECT_EQ(asError(r[0]).code, code(ErrorCode::StorageUnavailable));
+    EXPECT_EQ(r[0].header.sequence, 5);
+    EXPECT_TRUE(sm().storageDegraded());
+    EXPECT_EQ(sm().gauges().storage_degraded, 1U);
+    EXPECT_EQ(sm().metrics().storage_errors_total, 1U);
+    EXPECT_NE(sm().healthJson(0).find("\"status\":\"degraded\""), std::string::npos);
+
+    // Degraded: what needs storing is refused at once, live chat goes on.
+    r = say(1, "bob", "refused");
+    ASSERT_EQ(r.size(), 1U);
+    EXPECT_EQ(asError(r[0]).code, code(ErrorCode::StorageUnavailable));
+    EXPECT_EQ(sayAck(1, "carol", "live").delivered, 1U);
+    commit();
+    EXPECT_TRUE(sm().storageDegraded()) << "only a full resync ends degraded mode";
+
+    // The probe: a full resync batch a second later; its success ends degraded mode.
+    advance(1000);
+    ASSERT_TRUE(sm().storePending());
+    commit();
+    EXPECT_TRUE(last.full);
+    EXPECT_FALSE(sm().storageDegraded());
+    r = say(1, "bob", "stored");
+    EXPECT_TRUE(r.empty()) << (r.empty() ? 0 : int(r[0].header.type));
+    commit();
+    EXPECT_EQ(asAck(one(1)).buffered, 1U);
+
+    // bob gets only the message that was stored, not the refused ones.
+    connect(4);
+    feed(4, registerFrame("bob"));
+    auto frames = take(4);
+    ASSERT_EQ(frames.size(), 2U);
+    EXPECT_EQ(asSystem(frames[0]).welcome.pending, 1U);
+    EXPECT_EQ(asDelivery(frames[1]).text, "stored");
+}
+
+TEST_F(CoreBatchTest, ARestartRestoresBuffersSessionsAndKeepsIdsIncreasing) {
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    auto live = sayAck(1, "bob", "one");
+    EXPECT_EQ(live.delivered, 1U);
+    disconnect(2);  // bob's session detaches
+    EXPECT_TRUE(say(1, "bob", "two").empty());
+    EXPECT_TRUE(say(1, "bob", "three").empty());
+    commit();
+    auto acks = take(1);
+    ASSERT_EQ(acks.size(), 2U);
+    const std::uint64_t last_id = asAck(acks[1]).id;
+
+    // "Restart": a new manager over what the store holds, the wall clock stepped back.
+    clock.setWall(clock.wallMs() - 3'600'000);
+    resetManager();
+    start();
+    connect(7);
+    feed(7, registerFrame("bob", bob.session, ClientKind::User, live.id));
+    auto frames = take(7);
+    ASSERT_EQ(frames.size(), 3U);
+    auto w = asSystem(frames[0]);
+    EXPECT_EQ(w.event, SystemEvent::Welcome);
+    EXPECT_TRUE(w.welcome.resumed);
+    EXPECT_EQ(w.welcome.pending, 2U);
+    EXPECT_EQ(asDelivery(frames[1]).text, "two");
+    EXPECT_EQ(asDelivery(frames[2]).text, "three");
+    EXPECT_TRUE(frames[1].replay());
+    EXPECT_TRUE(frames[2].replay());
+    EXPECT_EQ(asDelivery(frames[2]).id, last_id);
+    login(8, "carol");
+    EXPECT_GT(sayAck(8, "bob", "after").id, last_id) << "ids went back after the restart";
+}
+
+TEST_F(CoreBatchTest, ForgottenUsersAreDeletedFromTheStore) {
+    config.max_users = 2;
+    start();
+    login(1, "alice");
+    logout(1);
+    login(2, "bob");
+    logout(2);
+    login(3, "carol");  // alice is forgotten
+    commit();
+    EXPECT_TRUE(std::any_of(last.ops.begin(), last.ops.end(), [](const StoreOp& op) {
+        return op.kind == StoreOp::Kind::DeleteUser && op.user == "alice";
+    }));
+    core::StoreSnapshot snap;
+    std::string error;
+    ASSERT_TRUE(store.load(snap, error));
+    std::vector<std::string> names;
+    for (const auto& u : snap.users) {
+        names.push_back(u.name);
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"bob", "carol"}));
+}
+
+}  // namespace
+}  // namespace tundra::testing

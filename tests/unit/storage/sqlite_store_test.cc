@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite store: a round trip of every kind of mutation, full resync batches, schema
+// migration and the refusal of newer or corrupt files, the lock against a second server, the
+// writer thread with its completion descriptor, --check-data and the online backup.
+#include "storage/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "support/scratch_dir.h"
+
+namespace tundra::storage {
+namespace {
+
+using core::StoreBatch;
+using core::StoreOp;
+using testing::ScratchDir;
+
+SharedFrame frame(std::uint8_t fill, std::size_t n = 40) {
+    return std::make_shared<const Bytes>(Bytes(n, fill));
+}
+
+StoreOp user(std::string name, ClientKind kind = ClientKind::User, Uuid session = {},
+             std::int64_t detached = 0, std::uint32_t dropped = 0) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::UpsertUser;
+    op.user = std::move(name);
+    op.client_kind = kind;
+    op.session = session;
+    op.detached_wall_ms = detached;
+    op.dropped = dropped;
+    return op;
+}
+
+StoreOp put(std::string name, std::uint64_t id, SharedFrame f, bool written = false) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::PutEntry;
+    op.user = std::move(name);
+    op.id = id;
+    op.frame = std::move(f);
+    op.written = written;
+    return op;
+}
+
+StoreOp del(std::string name, std::uint64_t id) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::DeleteEntry;
+    op.user = std::move(name);
+    op.id = id;
+    return op;
+}
+
+StoreBatch batch(std::vector<StoreOp> ops, std::uint64_t reserve = 0) {
+    StoreBatch b;
+    b.ops = std::move(ops);
+    b.id_reserve = reserve;
+    return b;
+}
+
+const core::SnapshotUser* find(const core::StoreSnapshot& s, const std::string& name) {
+    for (const auto& u : s.users) {
+        if (u.name == name) {
+            return &u;
+        }
+    }
+    return nullptr;
+}
+
+std::int64_t countRows(const std::string& path, const char* table) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = std::string("SELECT count(*) FROM ") + table;
+    sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+    std::int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    return n;
+}
+
+TEST(SqliteDb, EveryMutationSurvivesAReopen) {
+    ScratchDir dir;
+    std::string error;
+    Uuid sid{};
+    sid[0] = 7;
+    const SharedFrame shared = frame(0xaa);
+    {
+        auto db = SqliteDb::open(dir.path(), {}, error);
+        ASSERT_TRUE(db) << error;
+        std::vector<StoreBatch> batches;
+        batches.push_back(batch({user("alice"), user("bob", ClientKind::Agent, sid, 12345, 3),
+                                 user("gone"), put("alice", 10, shared), put("bob", 10, shared),
+                                 put("bob", 11, frame(0xbb), true), put("gone", 12, frame(1))},
+                                1000));
+        batches.push_back(batch({del("alice", 10), put("bob", 13, frame(0xcc))}));
+        StoreOp forget;
+        forget.kind = StoreOp::Kind::DeleteUser;
+        forget.user = "gone";
+        batches.push_back(batch({forget, put("bob", 11, frame(0xbb), false)}, 2000));
+        ASSERT_TRUE(db->apply(batches, error)) << error;
+    }
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error)) << error;
+    EXPECT_EQ(s.id_reserve, 2000U);
+    ASSERT_EQ(s.users.size(), 2U);
+    const auto* alice = find(s, "alice");
+    const auto* bob = find(s, "bob");
+    ASSERT_TRUE(alice && bob);
+    EXPECT_TRUE(alice->entries.empty());
+    EXPECT_EQ(bob->kind, ClientKind::Agent);
+    EXPECT_EQ(bob->session, sid);
+    EXPECT_EQ(bob->detached_wall_ms, 12345);
+    EXPECT_EQ(bob->dropped, 3U);
+    ASSERT_EQ(bob->entries.size(), 3U);
+    EXPECT_EQ(bob->entries[0].id, 10U);
+    EXPECT_EQ(*bob->entries[0].frame, *shared);
+    EXPECT_FALSE(bob->entries[1].written) << "the second put moved it back offline";
+    EXPECT_EQ(bob->entries[2].id, 13U);
+    // The frame of id 12 went with its user; id 10 is kept once, for bob.
+    EXPECT_EQ(countRows(db->path(), "frames"), 3);
+}
+
+TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntriesAndTheirFrames) {
+    ScratchDir dir;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_TRUE(db->apply(
+        {batch({user("bob"), put("bob", 1, frame(1), true), put("bob", 2, frame(2), false),
+                put("bob", 3, frame(3), true), put("bob", 4, frame(4), true)})},
+        error))
+        << error;
+    StoreOp trim;
+    trim.kind = StoreOp::Kind::TrimWindow;
+    trim.user = "bob";
+    trim.id = 3;
+    ASSERT_TRUE(db->apply({batch({trim})}, error)) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error));
+    ASSERT_EQ(s.users.size(), 1U);
+    std::vector<std::uint64_t> ids;
+    for (const auto& e : s.users[0].entries) {
+        ids.push_back(e.id);
+    }
+    EXPECT_EQ(ids, (std::vector<std::uint64_t>{2, 4})) << "the offline entry 2 stays";
+    EXPECT_EQ(countRows(db->path(), "frames"), 3) << "frame 1 is collected, 3 waits for a sweep";
+    db.reset();
+    db = SqliteDb::open(dir.path(), {}, error);  // the sweep at open
+    ASSERT_TRUE(db) << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 2);
+}
+
+TEST(SqliteDb, AFullBatchReplacesEverything) {
+    ScratchDir dir;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_TRUE(db->apply({batch({user("old"), put("old", 1, frame(1))})}, error)) << error;
+    StoreBatch full = batch({user("new"), put("new", 2, frame(2))}, 99);
+    full.full = true;
+    ASSERT_TRUE(db->apply({full}, error)) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error));
+    ASSERT_EQ(s.users.size(), 1U);
+    EXPECT_EQ(s.users[0].name, "new");
+    EXPECT_EQ(countRows(db->path(), "frames"), 1);
+}
+
+TEST(SqliteDb, AFailedBatchLeavesNothingBehind) {
+    ScratchDir dir;
+    std::string error;
+    SqliteOptions o;
+    o.max_page_count = 30;  // a tiny "disk"
+    auto db = SqliteDb::open(dir.path(), o, error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_TRUE(db->apply({batch({user("bob"), put("bob", 1, frame(1))})}, error)) << error;
+    std::vector<StoreOp> big{put("bob", 2, frame(2))};
+    for (std::uint64_t id = 3; id < 200; ++id) {
+        big.push_back(put("bob", id, frame(static_cast<std::uint8_t>(id), 4000)));
+    }
+    EXPECT_FALSE(db->apply({batch(big)}, error));
+    EXPECT_NE(error.find("full"), std::string::npos) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error));
+    ASSERT_EQ(s.users.size(), 1U);
+    EXPECT_EQ(s.users[0].entries.size(), 1U) << "the failed transaction was rolled back";
+    // Writes that fit succeed again.
+    EXPECT_TRUE(db->apply({batch({put("bob", 2, frame(2))})}, error)) << error;
+}
+
+TEST(SqliteDb, ANewerSchemaIsRefusedWithTheFileNamed) {
+    ScratchDir dir;
+    std::string error;
+    ASSERT_TRUE(SqliteDb::open(dir.path(), {}, error)) << error;
+    const std::string path = dir.file(kDbFileName);
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+    EXPECT_FALSE(SqliteDb::open(dir.path(), {}, error));
+    EXPECT_NE(error.find(path), std::string::npos) << error;
+    EXPECT_NE(error.find("schema version 99 is newer"), std::string::npos) << error;
+    std::string report;
+    EXPECT_FALSE(checkDataDir(dir.path(), report));
+    EXPECT_NE(report.find("newer"), std::string::npos) << report;
+}
+
+TEST(SqliteDb, AnOlderSchemaIsMigrated) {
+    ScratchDir dir;
+    std::string error;
+    {
+        // A version-0 database: empty, as an older tundrad that never wrote would leave it.
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(dir.file(kDbFileName).c_str(), &raw), SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    std::string report;
+    db.reset();
+    EXPECT_TRUE(checkDataDir(dir.path(), report)) << report;
+    EXPECT_NE(report.find("schema version 1"), std::string::npos) << report;
+}
+
+TEST(SqliteDb, GarbageAndDamagedFilesAreRefused) {
+    ScratchDir dir;
+    std::string error;
+    const std::string path = dir.write(kDbFileName, std::string(8192, 'z'));
+    EXPECT_FALSE(SqliteDb::open(dir.path(), {}, error));
+    EXPECT_NE(error.find(path), std::string::npos) << error;
+    std::string report;
+    EXPECT_FALSE(checkDataDir(dir.path(), report));
+
+    // A real database with a page overwritten in the middle.
+    ScratchDir dir2;
+    {
+        auto db = SqliteDb::open(dir2.path(), {}, error);
+        ASSERT_TRUE(db) << error;
+        std::vector<StoreOp> ops{user("bob")};
+        for (std::uint64_t id = 1; id < 300; ++id) {
+            ops.push_back(put("bob", id, frame(static_cast<std::uint8_t>(id), 500)));
+        }
+        ASSERT_TRUE(db->apply({batch(ops)}, error)) << error;
+        ASSERT_TRUE(db->checkpoint(error)) << error;
+    }
+    {
+        std::fstream f(dir2.file(kDbFileName), std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(4096 * 3);
+        const std::string junk(4096 * 4, '\x5a');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    ::unlink(dir2.file(std::string(kDbFileName) + "-wal").c_str());
+    EXPECT_FALSE(SqliteDb::open(dir2.path(), {}, error));
+    EXPECT_NE(error.find(dir2.file(kDbFileName)), std::string::npos) << error;
+    EXPECT_FALSE(checkDataDir(dir2.path(), report));
+}
+
+TEST(SqliteDb, MissingOrLockedDirectoriesAreRefused) {
+    std::string error;
+    EXPECT_FALSE(SqliteDb::open("/nonexistent/tundra-data", {}, error));
+    EXPECT_NE(error.find("/nonexistent/tundra-data"), std::string::npos) << error;
+    ScratchDir dir;
+    auto first = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(first) << error;
+    EXPECT_FALSE(SqliteDb::open(dir.path(), {}, error));
+    EXPECT_NE(error.find("in use"), std::string::npos) << error;
+}
+
+TEST(SqliteStore, TheWriterReportsEachBatchThroughItsDescriptor) {
+    ScratchDir dir;
+    std::string error;
+    for (auto mode : {FsyncMode::Always, FsyncMode::Interval, FsyncMode::Off}) {
+        SqliteOptions o;
+        o.fsync = mode;
+        o.fsync_interval_ms = 20;
+        auto store = SqliteStore::open(dir.path(), o, error);
+        ASSERT_TRUE(store) << error;
+        core::StoreSnapshot s;
+        ASSERT_TRUE(store->load(s, error)) << error;
+        std::vector<core::BatchResult> results;
+        for (std::uint64_t seq = 1; seq <= 5; ++seq) {
+            StoreBatch b = batch({user("u" + std::to_string(seq))});
+            b.seq = seq;
+            ASSERT_TRUE(store->submit(b));
+        }
+        while (results.size() < 5) {
+            pollfd p{store->completionFd(), POLLIN, 0};
+            ASSERT_EQ(::poll(&p, 1, 5000), 1) << "no completion within 5 s";
+            store->takeResults(results);
+        }
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            EXPECT_EQ(results[i].seq, i + 1);
+            EXPECT_TRUE(results[i].ok) << results[i].error;
+        }
+        store->close();
+        store.reset();
+        auto db = SqliteDb::open(dir.path(), {}, error);
+        ASSERT_TRUE(db) << error;
+        ASSERT_TRUE(db->load(s, error));
+        EXPECT_EQ(s.users.size(), 5U);
+    }
+}
+
+TEST(SqliteStore, AFullQueueRefusesWithoutBlocking) {
+    ScratchDir dir;
+    std::string error;
+    SqliteOptions o;
+    o.queue_batches = 1;
+    auto store = SqliteStore::open(dir.path(), o, error);
+    ASSERT_TRUE(store) << error;
+    // Not loaded: the writer thread has not started, so the queue cannot drain.
+    StoreBatch a = batch({user("a")});
+    StoreBatch b = batch({user("b")});
+    EXPECT_TRUE(store->submit(a));
+    EXPECT_FALSE(store->submit(b));
+    EXPECT_EQ(b.ops.size(), 1U) << "a refused batch stays with the caller";
+}
+
+TEST(Backup, ACopyWhileTheStoreIsOpenIsComplete) {
+    ScratchDir dir;
+    ScratchDir out;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_TRUE(db->apply({batch({user("bob"), put("bob", 5, frame(5))}, 77)}, error)) << error;
+    ASSERT_TRUE(backupDataDir(dir.path(), out.file(kDbFileName), error)) << error;
+    std::string report;
+    EXPECT_TRUE(checkDataDir(out.path(), report)) << report;
+    auto copy = SqliteDb::open(out.path(), {}, error);
+    ASSERT_TRUE(copy) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(copy->load(s, error));
+    ASSERT_EQ(s.users.size(), 1U);
+    EXPECT_EQ(s.users[0].entries.size(), 1U);
+    EXPECT_EQ(s.id_reserve, 77U);
+    EXPECT_FALSE(backupDataDir("/nonexistent", out.file("x.db"), error));
+}
+
+}  // namespace
+}  // namespace tundra::storage
