@@ -29,6 +29,7 @@ enum class MsgType : std::uint8_t {
     HealthCheck = 0x05,
     ListUsers = 0x06,
     Logout = 0x07,
+    AuthRefresh = 0x08,  ///< v1 extension: a new token for the live connection
     System = 0x10,
     BroadcastMessage = 0x11,
     BroadcastAgent = 0x12,
@@ -63,8 +64,9 @@ enum class ErrorCode : std::uint16_t {
     UnsupportedVersion = 12,
     UnknownType = 13,
     AuthFailed = 14,
+    Forbidden = 15,
 };
-inline constexpr std::uint16_t kMaxErrorCode = 14;
+inline constexpr std::uint16_t kMaxErrorCode = 15;
 
 /// SYSTEM frame events.
 enum class SystemEvent : std::uint8_t {
@@ -101,7 +103,7 @@ struct FrameHeader {
 const char* msgTypeName(std::uint8_t type);
 /// Wire name of an error code ("USERNAME_TAKEN"), or "UNKNOWN".
 const char* errorCodeName(ErrorCode code);
-/// True for the codes a client may send (REGISTER..LOGOUT, IMAGE, PING).
+/// True for the codes a client may send (REGISTER..AUTH_REFRESH, IMAGE, PING).
 bool isClientType(std::uint8_t type);
 /// True for the codes this version defines at all.
 bool isKnownType(std::uint8_t type);

@@ -87,9 +87,11 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
         case MsgType::Pong:
             handlePong(c, seq, payload);
             return;
-        case MsgType::HealthCheck:
-            send(c, share(msg::encode(msg::HealthResult{healthJson(c.id)}, seq)));
+        case MsgType::HealthCheck: {
+            const bool full = !auth_ || (c.registered() && (c.perms & perm::kHealthDetails) != 0);
+            send(c, share(msg::encode(msg::HealthResult{healthJsonFor(c.id, full)}, seq)));
             return;
+        }
         case MsgType::Register:
             handleRegister(c, seq, payload);
             return;
@@ -117,6 +119,9 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
             return;
         case MsgType::Logout:
             handleLogout(c, seq);
+            return;
+        case MsgType::AuthRefresh:
+            handleAuthRefresh(c, seq, payload);
             return;
         default:
             sendError(c, seq, ErrorCode::UnknownType, "unknown type");
@@ -147,6 +152,9 @@ void SessionManager::Impl::handleListUsers(Conn& c, std::uint16_t seq, ByteSpan 
     msg::ListUsers q;
     if (const char* why = msg::parse(payload, q)) {
         sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    if (!permitted(c, seq, perm::kListUsers, "not allowed to list users")) {
         return;
     }
     // Collect only what fits one frame (count:u16, then name:str kind:u8 state:u8 each).

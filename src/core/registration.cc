@@ -244,6 +244,11 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
         sendError(c, seq, ErrorCode::InvalidName, "names are 1-32 bytes of [A-Za-z0-9_.-]");
         return;
     }
+    // With an Authenticator every REGISTER, a resume or takeover included, needs a valid token
+    // for its name: a session UUID alone is never enough.
+    if (auth_ && !authenticate(c, seq, r)) {
+        return;
+    }
     User* u = users_.find(r.username);
     if (u != nullptr) {
         expireIfDue(*u);

@@ -359,6 +359,30 @@ std::vector<Setting> makeTable() {
     return table;
 }
 
+// "memory, sqlite" from "memory|sqlite".
+std::string choiceList(const Setting& s) {
+    std::string out(s.choices);
+    for (std::size_t i = 0; (i = out.find('|', i)) != std::string::npos;) {
+        out.replace(i, 1, ", ");
+    }
+    return out;
+}
+
+bool isChoice(const Setting& s, std::string_view word) {
+    std::string_view rest = s.choices;
+    while (!rest.empty()) {
+        const auto bar = rest.find('|');
+        if (rest.substr(0, bar) == word) {
+            return true;
+        }
+        if (bar == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(bar + 1);
+    }
+    return false;
+}
+
 bool isInteger(SettingType t) {
     return t == T::Int || t == T::Port || t == T::Bytes || t == T::WholeSeconds;
 }
@@ -390,6 +414,10 @@ std::string expectation(const Setting& s) {
         case T::HostPort:
             return "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090), or "
                    "empty for off";
+        case T::Choice:
+            return fmt::format("one of {}", choiceList(s));
+        case T::Path:
+            return "a path";
     }
     return "valid";
 }
@@ -484,6 +512,10 @@ std::string typeText(const Setting& s) {
         case T::HostPort:
             return "String, \"ADDR:PORT\" or \"[IPv6]:PORT\" with a numeric address, or \"\" "
                    "for off";
+        case T::Choice:
+            return fmt::format("String, one of {}", choiceList(s));
+        case T::Path:
+            return "String, a directory path, or \"\" for none";
     }
     return "";
 }
@@ -619,6 +651,16 @@ std::string checkSettingValue(const Setting& s, const SettingValue& value) {
             }
             return "";
         }
+        case T::Choice:
+            if (!isChoice(s, *text)) {
+                return fmt::format("'{}' is not one of {}", *text, choiceList(s));
+            }
+            return "";
+        case T::Path:
+            if (text->find('\0') != std::string::npos) {
+                return "a path cannot contain NUL";
+            }
+            return "";
         default:
             return "";
     }
@@ -670,6 +712,10 @@ std::string_view flagArgName(const Setting& s) {
             return "ADDR";
         case T::HostPort:
             return "ADDR:PORT";
+        case T::Choice:
+            return "WORD";
+        case T::Path:
+            return "DIR";
     }
     return "VALUE";
 }

@@ -28,10 +28,12 @@ enum class SettingType {
     LogLevel,      ///< trace, debug, info, warn, error, critical, off
     Address,       ///< numeric IPv4 or IPv6 literal
     HostPort,      ///< "ADDR:PORT" / "[V6]:PORT" with a numeric address, or "" (off)
+    Choice,        ///< one of the words in Setting::choices ("memory|sqlite")
+    Path,          ///< a file system path, or "" (none)
 };
 
 /// A value as both front ends hand it over: Bool -> bool, Int/Port/Bytes/WholeSeconds ->
-/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort -> string.
+/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort/Choice/Path -> string.
 using SettingValue = std::variant<bool, std::int64_t, double, std::string>;
 
 /// Where a setting lives in Config, as SettingValue (made by the helpers in settings.cc).
@@ -45,12 +47,13 @@ struct Setting {
     std::string_view key;   ///< TOML key, snake_case
     std::string flag = {};  ///< "--kebab-case"; empty: "--" + key with '_' -> '-'
     SettingType type = SettingType::Int;
-    double min = 0;            ///< range of the numeric types (inclusive)
-    double max = 0;            ///< likewise
-    bool reloadable = false;   ///< SIGHUP applies it; otherwise it "needs a restart"
-    std::string_view group;    ///< tundra.conf(5) subsection
-    std::string_view summary;  ///< one line: --help, OPERATIONS.md, tundrad(8)
-    std::string_view details;  ///< tundra.conf(5), after the type and range
+    double min = 0;                 ///< range of the numeric types (inclusive)
+    double max = 0;                 ///< likewise
+    std::string_view choices = {};  ///< Choice: the allowed words, '|'-separated
+    bool reloadable = false;        ///< SIGHUP applies it; otherwise it "needs a restart"
+    std::string_view group;         ///< tundra.conf(5) subsection
+    std::string_view summary;       ///< one line: --help, OPERATIONS.md, tundrad(8)
+    std::string_view details;       ///< tundra.conf(5), after the type and range
     SettingAccess access;
 };
 

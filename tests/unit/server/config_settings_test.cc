@@ -61,6 +61,11 @@ std::vector<Sample> samples(const Setting& s) {
         case SettingType::HostPort:
             return {quoted("127.0.0.1:9090"), quoted("[::1]:0"),        quoted(""),
                     quoted("9090"),           quoted("localhost:http"), quoted("::1:80")};
+        case SettingType::Choice:
+            return {quoted("memory"), quoted("always"), quoted("interval"),
+                    quoted("disk"),   quoted(""),       {"1", "1"}};
+        case SettingType::Path:
+            return {quoted("/var/lib/tundra"), quoted("data"), quoted("")};
     }
     ADD_FAILURE() << s.key << ": a new SettingType needs samples in this test";
     return {};
