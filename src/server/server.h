@@ -91,6 +91,8 @@ private:
     void onClosed(net::ConnId id, net::CloseReason reason, std::vector<std::uint64_t> unwritten);
     void onSignal(int signo);
     core::ServerStats stats() const;
+    /// Re-reads the keys and the accounts file of config_; keeps the running ones on error.
+    void reloadAuthenticator();
 
     Config config_;
     std::vector<std::string> args_;

@@ -66,6 +66,10 @@ std::vector<Sample> samples(const Setting& s) {
                     quoted("disk"),   quoted(""),       {"1", "1"}};
         case SettingType::Path:
             return {quoted("/var/lib/tundra"), quoted("data"), quoted("")};
+        case SettingType::File:
+            return {quoted("/etc/tundra/secret"), quoted("key.pem"), quoted("")};
+        case SettingType::Text:
+            return {quoted("tundra"), quoted("https://chat.example"), quoted("")};
     }
     ADD_FAILURE() << s.key << ": a new SettingType needs samples in this test";
     return {};
