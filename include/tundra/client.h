@@ -296,6 +296,10 @@ public:
     /// LOGOUT: waits for BYE and closes. The session ends (no reconnects); the user's offline
     /// buffer keeps collecting direct messages.
     Result<void> logout();
+    /// Replaces the token (a server with auth = tokens closes a connection when its token
+    /// expires): sends AUTH_REFRESH and waits for the server's ACK; later reconnects present
+    /// the new token too. AUTH_FAILED leaves the connection on its old token.
+    Result<void> refreshToken(std::string_view token);
     /// Closes the socket without LOGOUT and stops reconnecting; the session detaches.
     void close();
 

@@ -200,6 +200,21 @@ Result<void> Client::logout() {
     return {};
 }
 
+Result<void> Client::refreshToken(std::string_view token) {
+    Impl& m = *impl_;
+    if (m.state != ConnectionState::Registered || !m.identity) {
+        return localError(ErrorKind::Closed, "not registered");
+    }
+    auto reply =
+        m.request([&](std::uint16_t seq) { return msg::encode(msg::AuthRefresh{token}, seq); },
+                  {MsgType::Ack});
+    if (!reply) {
+        return reply.error();
+    }
+    m.identity->token = std::string(token);
+    return {};
+}
+
 void Client::close() {
     impl_->closeSocket();
     impl_->identity.reset();

@@ -165,7 +165,18 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "drain_timeout",
                                                     "log_level",
                                                     "admin",
-                                                    "admin_max_per_source"};
+                                                    "admin_max_per_source",
+                                                    "auth",
+                                                    "token_secret_file",
+                                                    "token_public_key_file",
+                                                    "token_audience",
+                                                    "token_issuer",
+                                                    "token_leeway",
+                                                    "token_max_bytes",
+                                                    "accounts_file",
+                                                    "anonymous",
+                                                    "auth_fail_limit",
+                                                    "auth_fail_lockout_max"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 
