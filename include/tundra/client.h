@@ -132,6 +132,9 @@ struct Identity {
     std::uint64_t last_id = 0;
     /// When `session` has expired, start a new session (keeping last_id) instead of failing.
     bool new_session_if_expired = true;
+    /// REGISTER with the EPHEMERAL flag: if this creates the user, the server forgets it after
+    /// logout() when nothing is buffered for it (one-shot tools with generated names).
+    bool ephemeral = false;
 };
 
 // ---- replies -----------------------------------------------------------------------------------

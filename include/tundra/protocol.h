@@ -46,6 +46,9 @@ namespace flags {
 inline constexpr std::uint8_t kAck = 0x01;     ///< client asks for an ACK
 inline constexpr std::uint8_t kReplay = 0x02;  ///< server: delivery comes from a buffer
 inline constexpr std::uint8_t kKnown = kAck | kReplay;
+/// REGISTER only (v1 extension): a new user created by this REGISTER is forgotten when the
+/// session logs out with nothing buffered (one-shot tools). Reserved on every other type.
+inline constexpr std::uint8_t kEphemeral = 0x04;
 }  // namespace flags
 
 /// Error codes carried by an ERROR frame.

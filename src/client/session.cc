@@ -46,7 +46,7 @@ bool isPermanentRegisterError(const ClientError& e) {
 Result<Welcome> Client::Impl::registerOnce(const Identity& id, Uuid session, TimePoint deadline) {
     std::uint16_t seq = nextSeq();
     msg::Register reg{id.name, session, id.kind, id.token, dedupe.highest()};
-    Bytes frame = msg::encode(reg, seq);
+    Bytes frame = msg::encode(reg, seq, id.ephemeral ? flags::kEphemeral : 0);
     if (frame.empty()) {
         return localError(ErrorKind::InvalidArgument, "REGISTER does not fit in a frame",
                           ErrorCode::TooLarge);

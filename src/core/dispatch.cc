@@ -70,7 +70,10 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
     if (!admitFrame(c, header, payload.size())) {
         return;
     }
-    if ((header.flags & ~flags::kKnown) != 0) {
+    const std::uint8_t known = header.type == static_cast<std::uint8_t>(MsgType::Register)
+                                   ? flags::kKnown | flags::kEphemeral
+                                   : flags::kKnown;
+    if ((header.flags & ~known) != 0) {
         sendError(c, seq, ErrorCode::InvalidFormat, "reserved flag bits set");
         return;
     }
@@ -93,7 +96,7 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
             return;
         }
         case MsgType::Register:
-            handleRegister(c, seq, payload);
+            handleRegister(c, seq, payload, (header.flags & flags::kEphemeral) != 0);
             return;
         default:
             break;

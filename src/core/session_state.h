@@ -91,6 +91,9 @@ struct Conn {
     std::int64_t auth_deadline_ms = 0;
     /// The deadline of its one live auth_wheel_ entry, 0 = none (other entries are stale).
     std::int64_t auth_filed_ms = 0;
+    /// Its REGISTER carried EPHEMERAL and created the user: after LOGOUT, once this connection
+    /// is gone, the user is forgotten if nothing is buffered for it.
+    bool forget_at_logout = false;
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
 };
@@ -162,7 +165,8 @@ struct SessionManager::Impl {
     /// deadline is exact for REGISTER.
     void expireIfDue(User& u);
     void expire(User& u);
-    void handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload);
+    /// `ephemeral`: the REGISTER's EPHEMERAL flag (a user it creates is forgotten at LOGOUT).
+    void handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload, bool ephemeral = false);
     /// Makes `u` online on `c`: WELCOME, DROPPED, replays, then JOINED to the others.
     void attach(Conn& c, User& u, const msg::Register& r, std::uint16_t seq, bool resumed,
                 bool announce_join);

@@ -271,3 +271,61 @@ TEST_F(CoreAuthTest, HealthDetailsNeedTheirPermission) {
 
 }  // namespace
 }  // namespace tundra::testing
+
+namespace tundra::testing {
+namespace {
+
+class CoreEphemeralTest : public CoreTest {
+protected:
+    bool known(ConnId asker, std::string_view name) { return stateOf(asker, name).has_value(); }
+    void ephemeralLogin(ConnId conn, std::string_view name) {
+        connect(conn);
+        feed(conn,
+             msg::encode(msg::Register{name, {}, ClientKind::User, "", 0}, 1, flags::kEphemeral));
+        EXPECT_EQ(asSystem(take(conn).at(0)).event, SystemEvent::Welcome);
+    }
+    void logout(ConnId conn) {
+        feed(conn, msg::encodeEmpty(MsgType::Logout, 2));
+        take(conn);
+    }
+};
+
+TEST_F(CoreEphemeralTest, AnEphemeralUserIsForgottenAfterLogout) {
+    login(1, "alice");
+    ephemeralLogin(2, "cli-1");
+    EXPECT_TRUE(known(1, "cli-1"));
+    logout(2);
+    disconnect(2);
+    EXPECT_FALSE(known(1, "cli-1"));
+    EXPECT_EQ(sm().gauges().users_known, 1U);
+    // A plain REGISTER keeps its user after LOGOUT, as always.
+    login(3, "bob");
+    logout(3);
+    disconnect(3);
+    EXPECT_EQ(stateOf(1, "bob"), UserState::Offline);
+}
+
+TEST_F(CoreEphemeralTest, AnExistingUserOrOneWithBufferedMessagesIsKept) {
+    login(1, "alice");
+    login(2, "bob");
+    logout(2);
+    disconnect(2);
+    ephemeralLogin(3, "bob");  // bob existed: not created by this REGISTER
+    logout(3);
+    disconnect(3);
+    EXPECT_EQ(stateOf(1, "bob"), UserState::Offline);
+    ephemeralLogin(4, "cli-2");
+    logout(4);
+    EXPECT_EQ(sayAck(1, "cli-2", "for later").buffered, 1U);  // before its close is reported
+    disconnect(4);
+    EXPECT_EQ(stateOf(1, "cli-2"), UserState::Offline);
+}
+
+TEST_F(CoreEphemeralTest, TheFlagIsReservedOnOtherTypes) {
+    login(1, "alice");
+    EXPECT_EQ(errorFor(1, msg::encode(msg::Message{"", "x"}, 3, flags::kEphemeral)),
+              code(ErrorCode::InvalidFormat));
+}
+
+}  // namespace
+}  // namespace tundra::testing
