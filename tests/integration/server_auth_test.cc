@@ -18,6 +18,7 @@
 #include "support/raw_client.h"
 #include "support/scratch_dir.h"
 #include "support/tundrad_process.h"
+#include "tundra/client.h"
 #include "tundra/messages.h"
 #include "unit/auth/test_keys.h"
 
@@ -196,6 +197,25 @@ TEST_F(AuthTokensTest, AuthRefreshKeepsTheConnectionPastTheFirstExpiry) {
     EXPECT_FALSE(c->read(3500ms).has_value());
     EXPECT_FALSE(c->eof());
     EXPECT_TRUE(alive(*c));
+}
+
+TEST_F(AuthTokensTest, TheClientLibraryRefreshesItsToken) {
+    start({"--token-leeway", "0"});
+    client::Options o;
+    o.port = server_->port();
+    o.auto_reconnect = false;
+    client::Client c(o);
+    client::Identity id;
+    id.name = "alice";
+    id.token = mint("alice", 2);
+    ASSERT_TRUE(c.registerAs(id));
+    auto bad = c.refreshToken(mint("bob", 600));
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, ErrorCode::AuthFailed);
+    ASSERT_TRUE(c.refreshToken(mint("alice", 600)));
+    // Past the first token's exp: still registered and served.
+    EXPECT_FALSE(c.nextEvent(3500ms).has_value());
+    EXPECT_TRUE(c.ping());
 }
 
 TEST_F(AuthTokensTest, RolesDecideAndForbiddenKeepsTheConnectionOpen) {

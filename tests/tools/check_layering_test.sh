@@ -69,5 +69,20 @@ make_tree
 echo '#include "tundra/client.h"' >>"$tmp/t/src/core/routing.cc"
 expect fail "core including the client library API"
 
-echo "$((9 - failures)) passed, $failures failed"
+make_tree
+mkdir -p "$tmp/t/src/auth"
+printf '#include "core/authenticator.h"\n#include "tundra/protocol.h"\n' >"$tmp/t/src/auth/jwt.cc"
+echo '#include "auth/jwt.h"' >>"$tmp/t/src/server/server.cc"
+expect pass "auth using the core's identity interface, server using auth"
+
+make_tree
+mkdir -p "$tmp/t/src/auth"
+echo '#include "net/event_loop.h"' >"$tmp/t/src/auth/jwt.cc"
+expect fail "auth including net"
+
+make_tree
+echo '#include "auth/jwt.h"' >>"$tmp/t/src/core/routing.cc"
+expect fail "core including auth"
+
+echo "$((12 - failures)) passed, $failures failed"
 [ $failures -eq 0 ]
