@@ -315,11 +315,12 @@ TEST_F(CliTest, OneShotCommandsLeaveNoGeneratedUserBehind) {
 
 TEST_F(CliTest, TokenFlagAgainstATokensServer) {
     ScratchDir dir;
-    const std::string secret = dir.write("secret", "a cli-test secret that is longer than 32 bytes");
+    const std::string secret =
+        dir.write("secret", "a cli-test secret that is longer than 32 bytes");
     server_->stop();
     startServer({"--auth", "tokens", "--token-secret-file", secret});
-    const std::string cmd = std::string(TUNDRAD_PATH) + " token --user alice --token-secret-file " +
-                            secret;
+    const std::string cmd =
+        std::string(TUNDRAD_PATH) + " token --user alice --token-secret-file " + secret;
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
     char buf[2048] = {};
