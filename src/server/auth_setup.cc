@@ -22,6 +22,15 @@ bool makeAuthenticator(const Config& config, std::shared_ptr<const core::Authent
     }
     const auth::Anonymous anonymous =
         auth::parseAnonymous(config.anonymous).value_or(auth::Anonymous::Off);
+    if (config.auth == "tokens" &&
+        config.token_secret_file.empty() == config.token_public_key_file.empty()) {
+        error = "auth = tokens needs exactly one of token_secret_file and token_public_key_file";
+        return false;
+    }
+    if (config.auth == "accounts" && config.accounts_file.empty()) {
+        error = "auth = accounts needs accounts_file";
+        return false;
+    }
     if (config.auth == "tokens") {
         std::optional<auth::JwtKey> key;
         if (!config.token_secret_file.empty()) {

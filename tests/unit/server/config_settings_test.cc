@@ -62,8 +62,8 @@ std::vector<Sample> samples(const Setting& s) {
             return {quoted("127.0.0.1:9090"), quoted("[::1]:0"),        quoted(""),
                     quoted("9090"),           quoted("localhost:http"), quoted("::1:80")};
         case SettingType::Choice:
-            return {quoted("memory"), quoted("always"), quoted("interval"),
-                    quoted("disk"),   quoted(""),       {"1", "1"}};
+            return {quoted("memory"),    quoted("always"), quoted("interval"), quoted("tokens"),
+                    quoted("read-only"), quoted("disk"),   quoted(""),         {"1", "1"}};
         case SettingType::Path:
             return {quoted("/var/lib/tundra"), quoted("data"), quoted("")};
         case SettingType::File:
