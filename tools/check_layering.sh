@@ -16,27 +16,29 @@ declare -A ALLOW=(
     [src/proto]="proto"
     [src/net]="common"
     [src/core]="proto common"
+    [src/auth]="core proto common"
     [src/storage]="core proto common"
-    [src/server]="core net storage proto common"
-    [src/daemon]="server net core storage proto common"
+    [src/server]="core auth net storage proto common"
+    [src/daemon]="server auth net core storage proto common"
     [src/client]="proto client_api"
     [include/tundra]="proto client_api"
     [tools/cli]="client client_api proto"
     [tools/bench]="client client_api net core proto common"
     [tools/examples]="client_api proto"
-    [tests]="common proto net core storage server client client_api cli bench support unit integration fuzz"
+    [tests]="common proto net core auth storage server client client_api cli bench support unit integration fuzz"
 )
 # Directory -> system headers it must not include (extended regex on the header name).
 declare -A FORBID_SYS=(
     [src/common]=""
     [src/proto]="^(sys/socket|sys/epoll|netinet/.*|arpa/.*|chrono|thread)\.?h?$"
     [src/core]="^(sys/socket|sys/epoll|netinet/.*|arpa/.*|chrono|thread)\.?h?$"
+    [src/auth]="^(sys/socket|sys/epoll|netinet/.*|arpa/.*|chrono|thread)\.?h?$"
     [src/net]="^tundra/"
     [src/client]=""
 )
 # Directory -> the module name its own files use in includes.
 declare -A SELF=(
-    [src/common]=common [src/proto]=proto [src/net]=net [src/core]=core [src/storage]=storage
+    [src/common]=common [src/proto]=proto [src/net]=net [src/core]=core [src/auth]=auth [src/storage]=storage
     [src/server]=server [src/daemon]=daemon [src/client]=client [include/tundra]=proto
     [tools/cli]=cli [tools/bench]=bench [tools/examples]=examples [tests]=tests
 )
@@ -46,8 +48,8 @@ module_of() {
     case "$1" in
         tundra/client.h) mod=client_api ;;
         tundra/*) mod=proto ;;
-        common/* | proto/* | net/* | core/* | storage/* | server/* | daemon/* | client/* | cli/* | \
-            bench/*)
+        common/* | proto/* | net/* | core/* | auth/* | storage/* | server/* | daemon/* | client/* \
+            | cli/* | bench/*)
             mod=${1%%/*} ;;
         support/* | unit/* | integration/* | fuzz/*) mod=${1%%/*} ;;
         *) mod="" ;;

@@ -132,6 +132,9 @@ struct Identity {
     std::uint64_t last_id = 0;
     /// When `session` has expired, start a new session (keeping last_id) instead of failing.
     bool new_session_if_expired = true;
+    /// REGISTER with the EPHEMERAL flag: if this creates the user, the server forgets it after
+    /// logout() when nothing is buffered for it (one-shot tools with generated names).
+    bool ephemeral = false;
 };
 
 // ---- replies -----------------------------------------------------------------------------------
@@ -296,6 +299,10 @@ public:
     /// LOGOUT: waits for BYE and closes. The session ends (no reconnects); the user's offline
     /// buffer keeps collecting direct messages.
     Result<void> logout();
+    /// Replaces the token (a server with auth = tokens closes a connection when its token
+    /// expires): sends AUTH_REFRESH and waits for the server's ACK; later reconnects present
+    /// the new token too. AUTH_FAILED leaves the connection on its old token.
+    Result<void> refreshToken(std::string_view token);
     /// Closes the socket without LOGOUT and stops reconnecting; the session detaches.
     void close();
 

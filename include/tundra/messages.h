@@ -47,6 +47,11 @@ struct ListUsers {
     std::string_view prefix;
 };
 
+/// AUTH_REFRESH (v1 extension): a new token for the connection's identity.
+struct AuthRefresh {
+    std::string_view token;
+};
+
 /// PING (both directions) and PONG carry a u64 token; PONG echoes the whole PING payload.
 struct Ping {
     std::uint64_t token = 0;
@@ -121,6 +126,7 @@ const char* parse(ByteSpan payload, AgentCommand& out);
 /// Client IMAGE (to, mime, data).
 const char* parse(ByteSpan payload, Image& out);
 const char* parse(ByteSpan payload, ListUsers& out);
+const char* parse(ByteSpan payload, AuthRefresh& out);
 const char* parse(ByteSpan payload, Ping& out);
 const char* parse(ByteSpan payload, System& out);
 /// `type` selects the layout: BroadcastMessage, BroadcastAgent or Image.
@@ -141,6 +147,7 @@ Bytes encode(const AgentCommand& m, std::uint16_t seq, std::uint8_t flags = 0);
 /// Client IMAGE.
 Bytes encode(const Image& m, std::uint16_t seq, std::uint8_t flags = 0);
 Bytes encode(const ListUsers& m, std::uint16_t seq);
+Bytes encode(const AuthRefresh& m, std::uint16_t seq);
 /// PING when `type` is Ping, PONG when Pong.
 Bytes encodePing(MsgType type, std::uint64_t token, std::uint16_t seq);
 /// An empty-payload frame (HEALTH_CHECK, LOGOUT).

@@ -29,6 +29,7 @@ enum class MsgType : std::uint8_t {
     HealthCheck = 0x05,
     ListUsers = 0x06,
     Logout = 0x07,
+    AuthRefresh = 0x08,  ///< v1 extension: a new token for the live connection
     System = 0x10,
     BroadcastMessage = 0x11,
     BroadcastAgent = 0x12,
@@ -45,6 +46,9 @@ namespace flags {
 inline constexpr std::uint8_t kAck = 0x01;     ///< client asks for an ACK
 inline constexpr std::uint8_t kReplay = 0x02;  ///< server: delivery comes from a buffer
 inline constexpr std::uint8_t kKnown = kAck | kReplay;
+/// REGISTER only (v1 extension): a new user created by this REGISTER is forgotten when the
+/// session logs out with nothing buffered (one-shot tools). Reserved on every other type.
+inline constexpr std::uint8_t kEphemeral = 0x04;
 }  // namespace flags
 
 /// Error codes carried by an ERROR frame.
@@ -64,8 +68,9 @@ enum class ErrorCode : std::uint16_t {
     UnknownType = 13,
     AuthFailed = 14,
     StorageUnavailable = 15,
+    Forbidden = 16,
 };
-inline constexpr std::uint16_t kMaxErrorCode = 15;
+inline constexpr std::uint16_t kMaxErrorCode = 16;
 
 /// SYSTEM frame events.
 enum class SystemEvent : std::uint8_t {
@@ -102,7 +107,7 @@ struct FrameHeader {
 const char* msgTypeName(std::uint8_t type);
 /// Wire name of an error code ("USERNAME_TAKEN"), or "UNKNOWN".
 const char* errorCodeName(ErrorCode code);
-/// True for the codes a client may send (REGISTER..LOGOUT, IMAGE, PING).
+/// True for the codes a client may send (REGISTER..AUTH_REFRESH, IMAGE, PING).
 bool isClientType(std::uint8_t type);
 /// True for the codes this version defines at all.
 bool isKnownType(std::uint8_t type);

@@ -46,7 +46,7 @@ bool isPermanentRegisterError(const ClientError& e) {
 Result<Welcome> Client::Impl::registerOnce(const Identity& id, Uuid session, TimePoint deadline) {
     std::uint16_t seq = nextSeq();
     msg::Register reg{id.name, session, id.kind, id.token, dedupe.highest()};
-    Bytes frame = msg::encode(reg, seq);
+    Bytes frame = msg::encode(reg, seq, id.ephemeral ? flags::kEphemeral : 0);
     if (frame.empty()) {
         return localError(ErrorKind::InvalidArgument, "REGISTER does not fit in a frame",
                           ErrorCode::TooLarge);
@@ -197,6 +197,21 @@ Result<void> Client::logout() {
     m.closeSocket();
     m.identity.reset();
     m.state = ConnectionState::Closed;
+    return {};
+}
+
+Result<void> Client::refreshToken(std::string_view token) {
+    Impl& m = *impl_;
+    if (m.state != ConnectionState::Registered || !m.identity) {
+        return localError(ErrorKind::Closed, "not registered");
+    }
+    auto reply =
+        m.request([&](std::uint16_t seq) { return msg::encode(msg::AuthRefresh{token}, seq); },
+                  {MsgType::Ack});
+    if (!reply) {
+        return reply.error();
+    }
+    m.identity->token = std::string(token);
     return {};
 }
 

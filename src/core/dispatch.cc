@@ -70,7 +70,10 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
     if (!admitFrame(c, header, payload.size())) {
         return;
     }
-    if ((header.flags & ~flags::kKnown) != 0) {
+    const std::uint8_t known = header.type == static_cast<std::uint8_t>(MsgType::Register)
+                                   ? flags::kKnown | flags::kEphemeral
+                                   : flags::kKnown;
+    if ((header.flags & ~known) != 0) {
         sendError(c, seq, ErrorCode::InvalidFormat, "reserved flag bits set");
         return;
     }
@@ -87,11 +90,13 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
         case MsgType::Pong:
             handlePong(c, seq, payload);
             return;
-        case MsgType::HealthCheck:
-            send(c, share(msg::encode(msg::HealthResult{healthJson(c.id)}, seq)));
+        case MsgType::HealthCheck: {
+            const bool full = !auth_ || (c.registered() && (c.perms & perm::kHealthDetails) != 0);
+            send(c, share(msg::encode(msg::HealthResult{healthJsonFor(c.id, full)}, seq)));
             return;
+        }
         case MsgType::Register:
-            handleRegister(c, seq, payload);
+            handleRegister(c, seq, payload, (header.flags & flags::kEphemeral) != 0);
             return;
         default:
             break;
@@ -117,6 +122,9 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
             return;
         case MsgType::Logout:
             handleLogout(c, seq);
+            return;
+        case MsgType::AuthRefresh:
+            handleAuthRefresh(c, seq, payload);
             return;
         default:
             sendError(c, seq, ErrorCode::UnknownType, "unknown type");
@@ -147,6 +155,9 @@ void SessionManager::Impl::handleListUsers(Conn& c, std::uint16_t seq, ByteSpan 
     msg::ListUsers q;
     if (const char* why = msg::parse(payload, q)) {
         sendError(c, seq, ErrorCode::InvalidFormat, why);
+        return;
+    }
+    if (!permitted(c, seq, perm::kListUsers, "not allowed to list users")) {
         return;
     }
     // Collect only what fits one frame (count:u16, then name:str kind:u8 state:u8 each).

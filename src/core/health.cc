@@ -29,15 +29,21 @@ Gauges SessionManager::Impl::gauges() const {
 }
 
 std::string SessionManager::Impl::healthJson(ConnId asker) const {
-    const Gauges g = gauges();
-    const ServerStats st = server_stats_ ? server_stats_() : ServerStats{};
+    return healthJsonFor(asker, true);
+}
+
+std::string SessionManager::Impl::healthJsonFor(ConnId asker, bool full) const {
     JsonWriter w;
     w.beginObject();
     w.key("status").value(degraded_ ? "degraded" : "ok");
     w.key("version").value(std::string_view(cfg().software_version));
     w.key("protocol").value(static_cast<int>(kProtocolVersion));
-    // uptime_s ... rss_bytes: the metric table (core/metric_table.cc), shared with /metrics.
-    writeMetricFields(w, MetricSource{self_.metrics_, g, st, cfg()});
+    if (full) {
+        // uptime_s ... rss_bytes: the metric table (core/metric_table.cc), shared with /metrics.
+        const Gauges g = gauges();
+        const ServerStats st = server_stats_ ? server_stats_() : ServerStats{};
+        writeMetricFields(w, MetricSource{self_.metrics_, g, st, cfg()});
+    }
     auto it = conns_.find(asker);
     if (it != conns_.end() && it->second.registered()) {
         const Conn& c = it->second;

@@ -49,6 +49,7 @@ void SessionManager::Impl::tick() {
         t, [&](ConnId id, std::int64_t deadline) { onRegisterTimer(id, deadline, t); });
     session_wheel_.advance(
         t, [&](const Uuid& sid, std::int64_t deadline) { onSessionTimer(sid, deadline, t); });
+    auth_wheel_.advance(t, [&](ConnId id, std::int64_t deadline) { onAuthTimer(id, deadline, t); });
     flushPresence();
     sweepSources(t);
     probeStore();

@@ -164,6 +164,19 @@ const std::array kTable = {
               [](const Src& s, std::uint16_t) -> MetricValue {
                   return s.metrics.register_rate_limited_total;
               }},
+    MetricDef{
+        "tundra_auth_failures_total", kCounter,
+        "REGISTERs and AUTH_REFRESHes refused with AUTH_FAILED after checking the token.", "", "",
+        false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.auth_failures_total; }},
+    MetricDef{
+        "tundra_auth_lockouts_total", kCounter,
+        "Authentications refused unchecked: the source address was locked out.", "", "", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.auth_lockouts_total; }},
+    MetricDef{
+        "tundra_auth_expired_total", kCounter,
+        "Connections closed because their token expired without AUTH_REFRESH.", "", "", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.auth_expired_total; }},
     MetricDef{"tundra_detached_evicted_total", kCounter,
               "Detached sessions ended early to keep users within max_users.", "",
               "limits_hit.detached_evicted", false,

@@ -149,6 +149,12 @@ void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
             --u->lingering;
         }
         requeueUnwritten(*u, c, unwritten);
+        // An EPHEMERAL user that logged out (offline, not registered again meanwhile) with
+        // nothing buffered leaves nothing behind: one-shot tools do not fill the registry.
+        if (c.forget_at_logout && u->state == UserState::Offline && u->lingering == 0 &&
+            users_.forgetUnused(*u)) {
+            c.user = nullptr;
+        }
     }
     markRegistered(c);
     if (c.counted) {
@@ -217,7 +223,8 @@ void SessionManager::Impl::expire(User& u) {
     // No LEFT: the user already left when the session detached.
 }
 
-void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload) {
+void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload,
+                                          bool ephemeral) {
     if (c.user != nullptr) {
         sendError(c, seq, ErrorCode::AlreadyRegistered, "already registered");
         return;
@@ -244,6 +251,11 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
         sendError(c, seq, ErrorCode::InvalidName, "names are 1-32 bytes of [A-Za-z0-9_.-]");
         return;
     }
+    // With an Authenticator every REGISTER, a resume or takeover included, needs a valid token
+    // for its name: a session UUID alone is never enough.
+    if (auth_ && !authenticate(c, seq, r)) {
+        return;
+    }
     User* u = users_.find(r.username);
     if (u != nullptr) {
         expireIfDue(*u);
@@ -261,6 +273,7 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
         if (u == nullptr) {
             makeRoomForUser();
             u = &users_.create(r.username, r.kind, cfg().max_users, now());
+            c.forget_at_logout = ephemeral;
         }
         u->session = sid;
         sessions_.emplace(sid, u);

@@ -29,6 +29,17 @@ SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const Store
 // Common path of MESSAGE, AGENT_COMMAND and IMAGE once the fields and names are valid.
 void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg::Delivery& d,
                                  Audience audience) {
+    // Authorization (docs/PROTOCOL.md, "Authorization"): to everyone needs broadcast, to one
+    // name direct; AGENT_COMMAND and IMAGE need their own permission as well.
+    std::uint32_t need = d.to.empty() ? perm::kBroadcast : perm::kDirect;
+    if (d.type == MsgType::BroadcastAgent) {
+        need |= perm::kAgentCommand;
+    } else if (d.type == MsgType::Image) {
+        need |= perm::kImage;
+    }
+    if (!permitted(c, seq, need, "not allowed to send this")) {
+        return;
+    }
     User& sender = *c.user;
     d.from = sender.name;
     if (msg::deliveryPayloadSize(d) > kMaxPayload) {

@@ -45,6 +45,7 @@ SessionManager::Impl::Impl(SessionManager& self, Outbox& outbox, const common::C
       conn_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       session_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       register_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
+      auth_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       start_ms_(clock.steadyMs()),
       last_id_(static_cast<std::uint64_t>(clock.wallMs()) << 12) {}
 
@@ -134,6 +135,10 @@ void SessionManager::tick() { impl_->tick(); }
 std::int64_t SessionManager::tickIntervalMs() const { return kTickMs; }
 
 void SessionManager::shutdown(std::uint16_t retry_after_s) { impl_->shutdown(retry_after_s); }
+
+void SessionManager::setAuthenticator(std::shared_ptr<const Authenticator> auth) {
+    impl_->auth_ = std::move(auth);
+}
 
 void SessionManager::reconfigure(const CoreConfig& config) {
     const bool timers_changed = config.ping_interval_ms != config_.ping_interval_ms ||

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "core/authenticator.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
 #include "core/store_batch.h"
@@ -54,6 +55,12 @@ struct CoreConfig {
     std::uint64_t rate_bytes_burst = 16U << 20;
     /// Frames answered with a bad-frame ERROR before the connection is closed; 0 = never.
     std::uint32_t max_bad_frames = 16;
+    /// With an Authenticator: failed authentications per source address before each further
+    /// failure locks that address out (REGISTER and AUTH_REFRESH answered AUTH_FAILED without
+    /// looking at the token) for 1 s, doubling per failure up to auth_fail_lockout_max_ms. The
+    /// count is forgotten after auth_fail_lockout_max_ms without a failure.
+    std::uint32_t auth_fail_limit = 5;
+    std::int64_t auth_fail_lockout_max_ms = 60'000;
     std::string software_version = "0.1.0";
 };
 
@@ -116,6 +123,11 @@ public:
     void shutdown(std::uint16_t retry_after_s);
     /// Runtime-changeable settings (limits, timeouts); used by SIGHUP reload.
     void reconfigure(const CoreConfig& config);
+    /// Who may register (docs/PROTOCOL.md, "Authentication"): null (the default) accepts every
+    /// REGISTER as today and allows everything; otherwise REGISTER and AUTH_REFRESH are
+    /// verified by `auth` and each connection may do what its identity's permissions allow.
+    /// Connections already registered keep their identity when it is replaced (SIGHUP).
+    void setAuthenticator(std::shared_ptr<const Authenticator> auth);
 
     // ---- durability (docs/ARCHITECTURE.md, "Storage") ----------------------------------------
     /// Turns recording on (a durable store is attached) and restores what it held: users,

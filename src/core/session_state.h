@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -49,8 +50,11 @@ struct UuidHash {
 /// full again, so closing and reconnecting does not reset the bucket.
 struct SourceEntry {
     std::size_t conns = 0;
-    std::int64_t tokens_milli = 0;  ///< REGISTER tokens x 1000
-    std::int64_t refill_ms = 0;     ///< when tokens_milli was last brought up to date
+    std::int64_t tokens_milli = 0;           ///< REGISTER tokens x 1000
+    std::int64_t refill_ms = 0;              ///< when tokens_milli was last brought up to date
+    std::uint32_t auth_failures = 0;         ///< failed authentications (auth_fail_limit)
+    std::int64_t auth_last_failure_ms = 0;   ///< when the last one happened
+    std::int64_t auth_blocked_until_ms = 0;  ///< locked out until then
 };
 
 /// For logs: "peer closed", "heartbeat timeout", ...
@@ -82,6 +86,15 @@ struct Conn {
     bool counted = true;             ///< counts toward max_clients (false for SERVER_FULL refusals)
     bool awaiting_register = false;  ///< counted, and no REGISTER has succeeded on it yet
     SourceEntry* source = nullptr;   ///< its source address entry; null = unknown source
+    /// What its identity may do (core::perm bits); everything without an Authenticator.
+    std::uint32_t perms = perm::kAll;
+    /// When its token stops being valid (steady ms), 0 = never; AUTH_REFRESH moves it.
+    std::int64_t auth_deadline_ms = 0;
+    /// The deadline of its one live auth_wheel_ entry, 0 = none (other entries are stale).
+    std::int64_t auth_filed_ms = 0;
+    /// Its REGISTER carried EPHEMERAL and created the user: after LOGOUT, once this connection
+    /// is gone, the user is forgotten if nothing is buffered for it.
+    bool forget_at_logout = false;
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
 };
@@ -153,11 +166,29 @@ struct SessionManager::Impl {
     /// deadline is exact for REGISTER.
     void expireIfDue(User& u);
     void expire(User& u);
-    void handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload);
+    /// `ephemeral`: the REGISTER's EPHEMERAL flag (a user it creates is forgotten at LOGOUT).
+    void handleRegister(Conn& c, std::uint16_t seq, ByteSpan payload, bool ephemeral = false);
     /// Makes `u` online on `c`: WELCOME, DROPPED, replays, then JOINED to the others.
     void attach(Conn& c, User& u, const msg::Register& r, std::uint16_t seq, bool resumed,
                 bool announce_join);
     void handleLogout(Conn& c, std::uint16_t seq);
+
+    // ---- authentication and authorization (auth.cc) -----------------------------------------
+
+    /// REGISTER with an Authenticator: false (and ERROR AUTH_FAILED) unless `r` carries a valid
+    /// token for its name; on success sets the connection's permissions and token deadline.
+    bool authenticate(Conn& c, std::uint16_t seq, const msg::Register& r);
+    /// True if the source of `c` is locked out after too many failures (counted, answered).
+    bool lockedOut(Conn& c, std::uint16_t seq);
+    /// One failed authentication from the source of `c`: counted, logged (throttled, at debug,
+    /// with `why`), answered AUTH_FAILED that never says why.
+    void authFailed(Conn& c, std::uint16_t seq, std::string_view why);
+    /// Applies a verified identity's permissions and expiry to `c`.
+    void applyIdentity(Conn& c, const AuthResult& r);
+    void handleAuthRefresh(Conn& c, std::uint16_t seq, ByteSpan payload);
+    void onAuthTimer(ConnId id, std::int64_t deadline, std::int64_t t);
+    /// False (and ERROR FORBIDDEN, the connection stays open) unless `c` holds all of `need`.
+    bool permitted(Conn& c, std::uint16_t seq, std::uint32_t need, std::string_view what);
 
     // ---- presence, routing, delivery windows and replay (routing.cc) -------------------------
 
@@ -230,6 +261,9 @@ struct SessionManager::Impl {
     void shutdown(std::uint16_t retry_after_s);
     Gauges gauges() const;
     std::string healthJson(ConnId asker) const;
+    /// HEALTH_RESULT for `c`: the full JSON, or without an Authenticator's kHealthDetails
+    /// permission only status, version, protocol and its own connection.
+    std::string healthJsonFor(ConnId asker, bool full) const;
 
     // ---- state ------------------------------------------------------------------------------
 
@@ -245,6 +279,8 @@ struct SessionManager::Impl {
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
     DeadlineWheel<ConnId> register_wheel_;
+    DeadlineWheel<ConnId> auth_wheel_;           // token deadlines (not rebuilt on reload)
+    std::shared_ptr<const Authenticator> auth_;  // null: auth = none
     // Source addresses (client-controlled through which address they connect from): keyed
     // hash, so no one can choose addresses that collide.
     common::KeyedStringMap<SourceEntry> sources_;
@@ -261,6 +297,8 @@ struct SessionManager::Impl {
     common::LogThrottle log_register_rate_;
     common::LogThrottle log_detached_evicted_;
     common::LogThrottle log_takeover_lost_;
+    common::LogThrottle log_auth_failed_;
+    common::LogThrottle log_auth_expired_;
     LatencyStats latency_;
     std::size_t live_conns_ = 0;  // counted toward max_clients
     std::int64_t start_ms_;

@@ -146,9 +146,16 @@ bool UserRegistry::forgetOne() {
     return false;
 }
 
-void UserRegistry::forget(User& u) {
-    spdlog::info("user={} forgotten (max_users reached, offline entries={})", u.name,
-                 u.offline.size());
+bool UserRegistry::forgetUnused(User& u) {
+    if (u.state != UserState::Offline || u.lingering != 0 || !u.offline.empty()) {
+        return false;
+    }
+    forget(u, "ephemeral, logged out");
+    return true;
+}
+
+void UserRegistry::forget(User& u, const char* why) {
+    spdlog::info("user={} forgotten ({}, offline entries={})", u.name, why, u.offline.size());
     if (!u.offline.empty()) {
         countDropped(u, u.offline.size());
     }

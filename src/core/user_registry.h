@@ -122,6 +122,9 @@ public:
     [[nodiscard]] User* oldestDetached() const { return lru_[kLruDetached].head; }
     /// Forgets one offline user (see create()); false if none can be forgotten.
     bool forgetOne();
+    /// Forgets `u` if it is offline, has no closing connection and nothing in its offline
+    /// buffer (an EPHEMERAL user after LOGOUT); false otherwise.
+    bool forgetUnused(User& u);
 
     /// Stores a delivery in the offline buffer (in id order). False if it could not be kept
     /// (then it counts as dropped).
@@ -193,7 +196,7 @@ private:
     void lruAppend(User& u);
     /// Puts an offline user on the clean or dirty list as its buffer dictates.
     void lruRelink(User& u);
-    void forget(User& u);
+    void forget(User& u, const char* why = "max_users reached");
     /// Drops the user's oldest stored entry (window first); false if it has none.
     bool evictOldest(User& u);
     void dropOfflineFront(User& u);

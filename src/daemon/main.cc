@@ -8,12 +8,16 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/logging.h"
 #include "net/socket_ops.h"
+#include "server/auth_setup.h"
 #include "server/config.h"
 #include "server/config_file.h"
 #include "server/server.h"
@@ -30,6 +34,17 @@ void raiseFileLimit(std::size_t max_clients) {
     const std::size_t effective = tundra::server::resolveMaxClients(max_clients, limit, warning);
     spdlog::info("file descriptor limit {}: max_clients {}{}", limit, effective,
                  max_clients == 0 ? " (derived from the limit)" : "");
+}
+
+// A key or accounts file that cannot be used is a configuration error (exit 2).
+bool authUsable(const tundra::server::Config& config) {
+    std::shared_ptr<const tundra::core::Authenticator> auth;
+    std::string error;
+    if (!tundra::server::makeAuthenticator(config, auth, error)) {
+        std::fprintf(stderr, "tundrad: %s\n", error.c_str());
+        return false;
+    }
+    return true;
 }
 
 }  // namespace
@@ -70,6 +85,19 @@ int main(int argc, char** argv) {
     if (auto code = dataCommand(args)) {
         return *code;
     }
+    // Subcommands: `tundrad token ...` and `tundrad hash-password ...`.
+    if (!args.empty() && (args[0] == "token" || args[0] == "hash-password")) {
+        const std::vector<std::string> rest(args.begin() + 1, args.end());
+        std::string out;
+        std::string err;
+        const int rc = args[0] == "token"
+                           ? tundra::server::runTokenCommand(
+                                 rest, static_cast<std::int64_t>(std::time(nullptr)), out, err)
+                           : tundra::server::runHashPasswordCommand(rest, std::cin, out, err);
+        std::fputs(out.c_str(), stdout);
+        std::fputs(err.c_str(), stderr);
+        return rc;
+    }
     ParsedArgs parsed = tundra::server::parseArgs(args, tundra::server::loadConfigFile);
     switch (parsed.action) {
         case ParsedArgs::Action::Help:
@@ -83,9 +111,15 @@ int main(int argc, char** argv) {
                          parsed.message.c_str());
             return 2;
         case ParsedArgs::Action::CheckConfig:
+            if (!authUsable(parsed.config)) {
+                return 2;
+            }
             std::printf("%s: configuration is valid\n", parsed.config.config_file.c_str());
             return 0;
         case ParsedArgs::Action::Run:
+            if (!authUsable(parsed.config)) {
+                return 2;
+            }
             break;
     }
     // Writes to a closed socket report EPIPE instead of killing the daemon.

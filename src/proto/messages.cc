@@ -103,6 +103,12 @@ const char* parse(ByteSpan payload, ListUsers& out) {
     return status(r);
 }
 
+const char* parse(ByteSpan payload, AuthRefresh& out) {
+    PayloadReader r(payload);
+    out.token = r.str();
+    return status(r);
+}
+
 const char* parse(ByteSpan payload, Ping& out) {
     PayloadReader r(payload);
     out.token = r.u64();
@@ -251,6 +257,10 @@ Bytes encode(const Image& m, std::uint16_t seq, std::uint8_t flags) {
 
 Bytes encode(const ListUsers& m, std::uint16_t seq) {
     return FrameWriter(MsgType::ListUsers, seq).str(m.prefix).finish();
+}
+
+Bytes encode(const AuthRefresh& m, std::uint16_t seq) {
+    return FrameWriter(MsgType::AuthRefresh, seq).str(m.token).finish();
 }
 
 Bytes encodePing(MsgType type, std::uint64_t token, std::uint16_t seq) {

@@ -21,6 +21,8 @@ const char* msgTypeName(std::uint8_t type) {
             return "LIST_USERS";
         case 0x07:
             return "LOGOUT";
+        case 0x08:
+            return "AUTH_REFRESH";
         case 0x10:
             return "SYSTEM";
         case 0x11:
@@ -76,16 +78,18 @@ const char* errorCodeName(ErrorCode code) {
             return "AUTH_FAILED";
         case ErrorCode::StorageUnavailable:
             return "STORAGE_UNAVAILABLE";
+        case ErrorCode::Forbidden:
+            return "FORBIDDEN";
     }
     return "UNKNOWN";
 }
 
 bool isClientType(std::uint8_t type) {
-    return (type >= 0x01 && type <= 0x07) || type == 0x13 || type == 0x14;
+    return (type >= 0x01 && type <= 0x08) || type == 0x13 || type == 0x14;
 }
 
 bool isKnownType(std::uint8_t type) {
-    return (type >= 0x01 && type <= 0x07) || (type >= 0x10 && type <= 0x18);
+    return (type >= 0x01 && type <= 0x08) || (type >= 0x10 && type <= 0x18);
 }
 
 namespace {

@@ -39,6 +39,16 @@ struct Config {
     std::string data_dir;                  ///< the SQLite store's directory, "" = none
     std::string fsync = "always";          ///< always | interval | off
     std::int64_t fsync_interval_ms = 1000;
+    // Identity (docs/SECURITY.md, "Identity"): none | tokens | accounts.
+    std::string auth = "none";
+    std::string token_secret_file;      ///< HS256 secret
+    std::string token_public_key_file;  ///< Ed25519 or RSA public key (PEM)
+    std::string token_audience;         ///< non-empty: tokens' aud must contain it
+    std::string token_issuer;           ///< non-empty: tokens' iss must equal it
+    std::int64_t token_leeway_s = 30;
+    std::size_t token_max_bytes = 4096;
+    std::string accounts_file;
+    std::string anonymous = "off";  ///< off | read-only | direct-only
 };
 
 /// Result of parsing argv.

@@ -85,6 +85,8 @@ std::string toValue(const Setting& s, const toml::node& node, SettingValue& out)
         case SettingType::HostPort:
         case SettingType::Choice:
         case SettingType::Path:
+        case SettingType::File:
+        case SettingType::Text:
             if (const auto* v = node.as_string()) {
                 out = v->get();
                 return "";

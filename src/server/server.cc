@@ -19,6 +19,7 @@
 
 #include "common/session_id.h"
 #include "net/socket_ops.h"
+#include "server/auth_setup.h"
 #include "server/config_file.h"
 #include "server/prometheus.h"
 #include "storage/memory_store.h"
@@ -313,6 +314,16 @@ bool Server::start(std::string& error) {
     if (!openStore(error)) {
         return false;
     }
+    std::shared_ptr<const core::Authenticator> auth;
+    if (!makeAuthenticator(config_, auth, error)) {
+        return false;
+    }
+    sessions_->setAuthenticator(std::move(auth));
+    if (config_.auth != "none") {
+        spdlog::info("auth: {}{}", config_.auth,
+                     config_.anonymous != "off" ? " (anonymous guest-* " + config_.anonymous + ")"
+                                                : std::string());
+    }
     if (!tcp_.listen(error)) {
         return false;
     }
@@ -444,13 +455,28 @@ void Server::beginDrain() {
     });
 }
 
-void Server::reload() {
-    if (config_.config_file.empty()) {
-        spdlog::info("SIGHUP: no --config file, nothing to reload");
+void Server::reloadAuthenticator() {
+    std::shared_ptr<const core::Authenticator> auth;
+    std::string error;
+    if (!makeAuthenticator(config_, auth, error)) {
+        spdlog::error("reload: {}; keeping the running keys and accounts", error);
         return;
     }
+    sessions_->setAuthenticator(std::move(auth));
+    if (config_.auth != "none") {
+        spdlog::info("reload: auth {} keys and accounts re-read", config_.auth);
+    }
+}
+
+void Server::reload() {
     if (draining_) {
         spdlog::info("SIGHUP ignored: shutting down");
+        return;
+    }
+    if (config_.config_file.empty()) {
+        // The keys and the accounts file are re-read all the same.
+        reloadAuthenticator();
+        spdlog::info("SIGHUP: no --config file, nothing else to reload");
         return;
     }
     notifier_.reloading();
@@ -474,6 +500,7 @@ void Server::reload() {
     scheduleStoreFlush();
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);
+    reloadAuthenticator();
     spdlog::info("reloaded {} (presence={} log_level={})", config_.config_file,
                  config_.core.presence_events ? "on" : "off",
                  spdlog::level::to_string_view(config_.log_level));

@@ -107,6 +107,8 @@ private:
     /// At exit: every recorded mutation reaches the store, then it closes.
     void finishStore();
     class StoreWatcher;
+    /// Re-reads the keys and the accounts file of config_; keeps the running ones on error.
+    void reloadAuthenticator();
 
     Config config_;
     std::vector<std::string> args_;

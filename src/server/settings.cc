@@ -388,6 +388,113 @@ std::vector<Setting> makeTable() {
          .details = "with fsync = interval, the most milliseconds of accepted messages a power "
                     "loss can take.",
          .access = field([](auto& c) -> auto& { return c.fsync_interval_ms; })},
+        {.key = "auth",
+         .type = T::Choice,
+         .choices = "none|tokens|accounts",
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "none (anyone), tokens (signed JWTs) or accounts (passwords)",
+         .details = "who may register. none: anyone may take any name that is free (for "
+                    "loopback use). tokens: REGISTER carries a JWT signed with "
+                    "token_secret_file (HS256) or the private key of token_public_key_file "
+                    "(EdDSA or RS256) whose sub is the username. accounts: REGISTER carries the "
+                    "password of an entry of accounts_file. A failure is ERROR AUTH_FAILED.",
+         .access = field([](auto& c) -> auto& { return c.auth; })},
+        {.key = "token_secret_file",
+         .type = T::File,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "auth = tokens: file holding the HS256 secret (32 bytes or more)",
+         .details = "with auth = tokens, the file holding the shared HS256 secret (at least 32 "
+                    "bytes; trailing whitespace is ignored). Exactly one of token_secret_file "
+                    "and token_public_key_file is set. Re-read on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.token_secret_file; })},
+        {.key = "token_public_key_file",
+         .type = T::File,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "auth = tokens: Ed25519 or RSA public key (PEM) that verifies tokens",
+         .details = "with auth = tokens, a PEM public key: Ed25519 (tokens signed EdDSA) or RSA "
+                    "of 2048 bits or more (RS256). tundrad can verify but never issue such "
+                    "tokens. Re-read on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.token_public_key_file; })},
+        {.key = "token_audience",
+         .type = T::Text,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "tokens must name this audience (aud); empty = not checked",
+         .details = "when set, a token's aud (a string or an array of strings) must contain "
+                    "it.",
+         .access = field([](auto& c) -> auto& { return c.token_audience; })},
+        {.key = "token_issuer",
+         .type = T::Text,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "tokens must come from this issuer (iss); empty = not checked",
+         .details = "when set, a token's iss must equal it.",
+         .access = field([](auto& c) -> auto& { return c.token_issuer; })},
+        {.key = "token_leeway",
+         .type = T::WholeSeconds,
+         .min = 0,
+         .max = 3600,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "clock skew allowed on a token's exp and nbf, seconds",
+         .details = "seconds of clock difference allowed between the token issuer and tundrad "
+                    "on exp and nbf. A connection is closed this long after its token's exp "
+                    "unless it sent AUTH_REFRESH.",
+         .access = field([](auto& c) -> auto& { return c.token_leeway_s; })},
+        {.key = "token_max_bytes",
+         .type = T::Int,
+         .min = 128,
+         .max = 65000,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "longest token accepted, bytes",
+         .details = "tokens longer than this are refused before they are parsed.",
+         .access = field([](auto& c) -> auto& { return c.token_max_bytes; })},
+        {.key = "accounts_file",
+         .type = T::File,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "auth = accounts: the accounts file (tundrad hash-password)",
+         .details = "with auth = accounts, a TOML file of [[account]] tables (name, hash, kind, "
+                    "roles) as tundrad hash-password prints them. Re-read on SIGHUP, even "
+                    "without --config; an invalid file is logged and the running accounts stay.",
+         .access = field([](auto& c) -> auto& { return c.accounts_file; })},
+        {.key = "anonymous",
+         .type = T::Choice,
+         .choices = "off|read-only|direct-only",
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "with auth: let clients without a token in as guest-* (off, read-only, "
+                    "direct-only)",
+         .details = "with auth = tokens or accounts, whether a REGISTER with an empty token is "
+                    "accepted for a name starting with \"guest-\". read-only: it may receive "
+                    "and list users; direct-only: also send direct messages. off: AUTH_FAILED.",
+         .access = field([](auto& c) -> auto& { return c.anonymous; })},
+        {.key = "auth_fail_limit",
+         .type = T::Int,
+         .min = 0,
+         .max = 1000,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "failed authentications per address before it is locked out; 0 = never",
+         .details = "failed authentications from one source address after which each further "
+                    "failure locks the address out for 1 s, doubling each time up to "
+                    "auth_fail_lockout_max; while locked out every REGISTER and AUTH_REFRESH "
+                    "from it gets AUTH_FAILED unchecked. 0 turns the lockout off.",
+         .access = field([](auto& c) -> auto& { return c.core.auth_fail_limit; })},
+        {.key = "auth_fail_lockout_max",
+         .type = T::Seconds,
+         .min = 1,
+         .max = 86400,
+         .reloadable = true,
+         .group = "Identity",
+         .summary = "longest lockout after failed authentications, seconds",
+         .details = "the longest lockout of a source address after failed authentications; "
+                    "its failure count is forgotten after this long without a failure.",
+         .access = millis([](auto& c) -> auto& { return c.core.auth_fail_lockout_max_ms; })},
     };
     for (auto& s : table) {
         if (s.flag.empty()) {
@@ -457,6 +564,10 @@ std::string expectation(const Setting& s) {
             return fmt::format("one of {}", choiceList(s));
         case T::Path:
             return "a path";
+        case T::File:
+            return "a file path";
+        case T::Text:
+            return "text without NUL";
     }
     return "valid";
 }
@@ -555,6 +666,10 @@ std::string typeText(const Setting& s) {
             return fmt::format("String, one of {}", choiceList(s));
         case T::Path:
             return "String, a directory path, or \"\" for none";
+        case T::File:
+            return "String, a file path, or \"\" for none";
+        case T::Text:
+            return "String, or \"\" for none";
     }
     return "";
 }
@@ -696,8 +811,10 @@ std::string checkSettingValue(const Setting& s, const SettingValue& value) {
             }
             return "";
         case T::Path:
+        case T::File:
+        case T::Text:
             if (text->find('\0') != std::string::npos) {
-                return "a path cannot contain NUL";
+                return s.type == T::Text ? "text cannot contain NUL" : "a path cannot contain NUL";
             }
             return "";
         default:
@@ -755,11 +872,17 @@ std::string_view flagArgName(const Setting& s) {
             return "WORD";
         case T::Path:
             return "DIR";
+        case T::File:
+            return "FILE";
+        case T::Text:
+            return "TEXT";
     }
     return "VALUE";
 }
 
 std::optional<Inconsistency> checkConsistency(const Config& config) {
+    // auth = tokens / accounts without their files: makeAuthenticator (server/auth_setup.cc)
+    // refuses them at start (exit 2) and on reload, as it does unreadable files.
     if (config.core.user_buffer_bytes > config.core.total_buffer_bytes) {
         return Inconsistency{
             {"user_buffer_bytes", "total_buffer_bytes"},

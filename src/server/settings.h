@@ -30,10 +30,13 @@ enum class SettingType {
     HostPort,      ///< "ADDR:PORT" / "[V6]:PORT" with a numeric address, or "" (off)
     Choice,        ///< one of the words in Setting::choices ("memory|sqlite")
     Path,          ///< a file system path, or "" (none)
+    File,          ///< a file path (keys, accounts), or "" (none)
+    Text,          ///< any text without NUL, or "" (none)
 };
 
 /// A value as both front ends hand it over: Bool -> bool, Int/Port/Bytes/WholeSeconds ->
-/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort/Choice/Path -> string.
+/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort/Choice/Path/File/Text ->
+/// string.
 using SettingValue = std::variant<bool, std::int64_t, double, std::string>;
 
 /// Where a setting lives in Config, as SettingValue (made by the helpers in settings.cc).

@@ -84,5 +84,20 @@ make_tree
 echo '#include "server/server.h"' >>"$tmp/t/src/storage/store.cc"
 expect fail "storage including server"
 
+make_tree
+mkdir -p "$tmp/t/src/auth"
+printf '#include "core/authenticator.h"\n#include "tundra/protocol.h"\n' >"$tmp/t/src/auth/jwt.cc"
+echo '#include "auth/jwt.h"' >>"$tmp/t/src/server/server.cc"
+expect pass "auth using the core's identity interface, server using auth"
+
+make_tree
+mkdir -p "$tmp/t/src/auth"
+echo '#include "net/event_loop.h"' >"$tmp/t/src/auth/jwt.cc"
+expect fail "auth including net"
+
+make_tree
+echo '#include "auth/jwt.h"' >>"$tmp/t/src/core/routing.cc"
+expect fail "core including auth"
+
 echo "$((12 - failures)) passed, $failures failed"
 [ $failures -eq 0 ]

@@ -94,6 +94,8 @@ std::optional<int> registerClient(client::Client& c, const CliConfig& cfg, const
     id.name = name;
     id.kind = cfg.global.agent ? ClientKind::Agent : ClientKind::User;
     id.token = cfg.global.token;
+    // A generated cli-XXXXXX name is nobody's: the server forgets it after our LOGOUT.
+    id.ephemeral = cfg.global.user.empty();
     auto w = c.registerAs(id);
     if (!w) {
         printError(w.error().kind == client::ErrorKind::Server ? "cannot register as " + name

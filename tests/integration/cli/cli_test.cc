@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -283,6 +284,57 @@ TEST_F(CliTest, UsersListsNamesKindsAndStates) {
         std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("\"name\":\"bot\",\"kind\":\"agent\""), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, OneShotCommandsLeaveNoGeneratedUserBehind) {
+    auto bob = login("bob");
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_EQ(runCli(cli({"users"})).code, 0);
+        EXPECT_EQ(runCli(cli({"health"})).code, 0);
+        CliRun sent = runCli(cli({"send", "--to", "bob", "hi"}));
+        EXPECT_EQ(sent.code, 0) << sent.err;
+    }
+    // Each run logged out; the server forgets its cli-XXXXXX user once the connection is gone.
+    bool gone = false;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!gone && std::chrono::steady_clock::now() < deadline) {
+        auto users = bob->listUsers("cli-");
+        ASSERT_TRUE(users) << users.error().message();
+        gone = users->empty();
+        if (!gone) {
+            bob->nextEvent(50ms);  // paces the polling; bob's deliveries are not looked at
+        }
+    }
+    EXPECT_TRUE(gone);
+    // A name given with --user stays known after the run, as before.
+    EXPECT_EQ(runCli(cli({"--user", "carol", "users"})).code, 0);
+    auto carol = bob->listUsers("carol");
+    ASSERT_TRUE(carol);
+    ASSERT_EQ(carol->size(), 1U);
+}
+
+TEST_F(CliTest, TokenFlagAgainstATokensServer) {
+    ScratchDir dir;
+    const std::string secret =
+        dir.write("secret", "a cli-test secret that is longer than 32 bytes");
+    server_->stop();
+    startServer({"--auth", "tokens", "--token-secret-file", secret});
+    const std::string cmd =
+        std::string(TUNDRAD_PATH) + " token --user alice --token-secret-file " + secret;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[2048] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, p);
+    ASSERT_EQ(::pclose(p), 0);
+    std::string token(buf, n);
+    ASSERT_FALSE(token.empty());
+    token.pop_back();  // the newline
+    CliRun ok = runCli(cli({"--user", "alice", "--token", token, "users"}));
+    EXPECT_EQ(ok.code, 0) << ok.err;
+    EXPECT_NE(ok.out.find("alice"), std::string::npos) << ok.out;
+    CliRun refused = runCli(cli({"--user", "bob", "--token", token, "users"}));
+    EXPECT_NE(refused.code, 0);
+    EXPECT_NE(refused.err.find("AUTH_FAILED"), std::string::npos) << refused.err;
 }
 
 TEST_F(CliTest, AgentCommandWaitsForTheReply) {

@@ -45,7 +45,7 @@ TEST_F(CoreFrameRulesTest, ServerOnlyAndUnknownTypesAreUnknownType) {
     EXPECT_EQ(errorFor(1, rawFrame(0x11, 0, 1)), code(ErrorCode::UnknownType));
     feed(1, registerFrame("alice"));
     take(1);
-    for (int t : {0x10, 0x11, 0x12, 0x15, 0x16, 0x17, 0x18, 0x08, 0xff}) {
+    for (int t : {0x10, 0x11, 0x12, 0x15, 0x16, 0x17, 0x18, 0x09, 0xff}) {
         EXPECT_EQ(errorFor(1, rawFrame(static_cast<std::uint8_t>(t), 0, 2)),
                   code(ErrorCode::UnknownType))
             << t;

@@ -48,7 +48,8 @@ Bytes reencode(const Bytes& frame) {
     EXPECT_EQ(err, nullptr) << err;
     if constexpr (std::is_same_v<T, ListUsers> || std::is_same_v<T, System> ||
                   std::is_same_v<T, Error> || std::is_same_v<T, Ack> ||
-                  std::is_same_v<T, UserList> || std::is_same_v<T, HealthResult>) {
+                  std::is_same_v<T, UserList> || std::is_same_v<T, HealthResult> ||
+                  std::is_same_v<T, AuthRefresh>) {
         return encode(m, h.sequence);
     } else {
         return encode(m, h.sequence, h.flags);
@@ -202,6 +203,13 @@ std::vector<Vector> vectors() {
         {"USER_LIST", encode(list, 6),
          "01 00 00 06 00 13 18  00 02  00 05 61 6c 69 63 65 00 01  00 03 62 6f 74 01 02",
          reencode<UserList>},
+        {"AUTH_REFRESH", encode(AuthRefresh{"abc"}, 9), "01 00 00 09 00 06 08  00 03 61 62 63",
+         reencode<AuthRefresh>},
+        {"REGISTER EPHEMERAL",
+         encode(Register{"a", {}, ClientKind::User, "", 0}, 1, flags::kEphemeral),
+         "01 04 00 01 00 1f 01  00 01 61  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00"
+         "  00 00  00 00 00 00 00 00 00 00",
+         reencode<Register>},
         {"HEALTH_RESULT", encode(HealthResult{R"({"status":"ok"})"}, 3),
          "01 00 00 03 00 10 16  7b 22 73 74 61 74 75 73 22 3a 22 6f 6b 22 7d",
          reencode<HealthResult>},

@@ -19,6 +19,7 @@ TEST(MsgTypeNameTest, EveryKnownType) {
         {MsgType::HealthCheck, "HEALTH_CHECK"},
         {MsgType::ListUsers, "LIST_USERS"},
         {MsgType::Logout, "LOGOUT"},
+        {MsgType::AuthRefresh, "AUTH_REFRESH"},
         {MsgType::System, "SYSTEM"},
         {MsgType::BroadcastMessage, "BROADCAST_MESSAGE"},
         {MsgType::BroadcastAgent, "BROADCAST_AGENT"},
@@ -35,17 +36,17 @@ TEST(MsgTypeNameTest, EveryKnownType) {
 }
 
 TEST(MsgTypeNameTest, UnknownCodes) {
-    for (int t : {0x00, 0x08, 0x0f, 0x19, 0x7f, 0xff}) {
+    for (int t : {0x00, 0x09, 0x0f, 0x19, 0x7f, 0xff}) {
         EXPECT_STREQ(msgTypeName(static_cast<std::uint8_t>(t)), "UNKNOWN") << t;
     }
 }
 
 TEST(ErrorCodeNameTest, EveryCode) {
-    const char* names[] = {"USERNAME_TAKEN",     "INVALID_FORMAT", "SESSION_EXPIRED",
-                           "SERVER_ERROR",       "NOT_REGISTERED", "UNKNOWN_RECIPIENT",
-                           "ALREADY_REGISTERED", "INVALID_NAME",   "TOO_LARGE",
-                           "RATE_LIMITED",       "SERVER_FULL",    "UNSUPPORTED_VERSION",
-                           "UNKNOWN_TYPE",       "AUTH_FAILED",    "STORAGE_UNAVAILABLE"};
+    const char* names[] = {
+        "USERNAME_TAKEN", "INVALID_FORMAT",    "SESSION_EXPIRED",     "SERVER_ERROR",
+        "NOT_REGISTERED", "UNKNOWN_RECIPIENT", "ALREADY_REGISTERED",  "INVALID_NAME",
+        "TOO_LARGE",      "RATE_LIMITED",      "SERVER_FULL",         "UNSUPPORTED_VERSION",
+        "UNKNOWN_TYPE",   "AUTH_FAILED",       "STORAGE_UNAVAILABLE", "FORBIDDEN"};
     static_assert(std::size(names) == kMaxErrorCode);
     for (std::uint16_t code = 1; code <= kMaxErrorCode; ++code) {
         EXPECT_STREQ(errorCodeName(static_cast<ErrorCode>(code)), names[code - 1]) << code;
@@ -56,8 +57,8 @@ TEST(ErrorCodeNameTest, EveryCode) {
 }
 
 TEST(TypeClassTest, ClientAndKnownTypesOverAllBytes) {
-    const std::set<int> client = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x13, 0x14};
-    const std::set<int> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x10,
+    const std::set<int> client = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x13, 0x14};
+    const std::set<int> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x10,
                                  0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
     for (int t = 0; t < 256; ++t) {
         const auto type = static_cast<std::uint8_t>(t);

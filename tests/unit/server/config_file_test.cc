@@ -194,7 +194,18 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "storage",
                                                     "data_dir",
                                                     "fsync",
-                                                    "fsync_interval_ms"};
+                                                    "fsync_interval_ms",
+                                                    "auth",
+                                                    "token_secret_file",
+                                                    "token_public_key_file",
+                                                    "token_audience",
+                                                    "token_issuer",
+                                                    "token_leeway",
+                                                    "token_max_bytes",
+                                                    "accounts_file",
+                                                    "anonymous",
+                                                    "auth_fail_limit",
+                                                    "auth_fail_lockout_max"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 

@@ -62,10 +62,14 @@ std::vector<Sample> samples(const Setting& s) {
             return {quoted("127.0.0.1:9090"), quoted("[::1]:0"),        quoted(""),
                     quoted("9090"),           quoted("localhost:http"), quoted("::1:80")};
         case SettingType::Choice:
-            return {quoted("memory"), quoted("always"), quoted("interval"),
-                    quoted("disk"),   quoted(""),       {"1", "1"}};
+            return {quoted("memory"),    quoted("always"), quoted("interval"), quoted("tokens"),
+                    quoted("read-only"), quoted("disk"),   quoted(""),         {"1", "1"}};
         case SettingType::Path:
             return {quoted("/var/lib/tundra"), quoted("data"), quoted("")};
+        case SettingType::File:
+            return {quoted("/etc/tundra/secret"), quoted("key.pem"), quoted("")};
+        case SettingType::Text:
+            return {quoted("tundra"), quoted("https://chat.example"), quoted("")};
     }
     ADD_FAILURE() << s.key << ": a new SettingType needs samples in this test";
     return {};

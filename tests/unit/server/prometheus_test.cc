@@ -118,7 +118,7 @@ TEST(Prometheus, EveryFigureHasItsSampleLine) {
         EXPECT_TRUE(hasLine(text, line)) << "missing: " << line << "\n" << text;
     }
     EXPECT_EQ(text.find("tundra_errors_total{code=\"0\"}"), std::string::npos);
-    EXPECT_EQ(text.find("tundra_errors_total{code=\"16\"}"), std::string::npos);
+    EXPECT_EQ(text.find("tundra_errors_total{code=\"17\"}"), std::string::npos);
 }
 
 TEST(Prometheus, LatencyWithoutSamplesIsNaN) {
