@@ -101,7 +101,8 @@ std::optional<Accounts> Accounts::parse(std::string_view text, const std::string
         }
         const std::string name = a.name;
         if (!out.accounts_.emplace(name, std::move(a)).second) {
-            error = where + "account '" + name + "' listed twice";
+            error = where;
+            error.append("account '").append(name).append("' listed twice");
             return std::nullopt;
         }
     }

@@ -231,8 +231,11 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
                                  ";PRAGMA user_version=" + std::to_string(version + 1) + ";COMMIT;";
         if (!db->exec(step.c_str(), why)) {
             db->exec("ROLLBACK", check);
-            error =
-                path + ": migration to schema " + std::to_string(version + 1) + " failed: " + why;
+            error = path;
+            error.append(": migration to schema ")
+                .append(std::to_string(version + 1))
+                .append(" failed: ")
+                .append(why);
             return nullptr;
         }
         ++version;
