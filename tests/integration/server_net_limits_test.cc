@@ -70,6 +70,20 @@ TEST(NetLimits, MaxClientsFollowsTheDescriptorLimit) {
 
 // ---- never-reading PING flooders (issue 9 point 1) --------------------------------------
 
+// Under AddressSanitizer the RSS measures ASan's allocator (redzones, quarantine), not tundrad:
+// the memory bounds are checked in the normal build only.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsMeaningful = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kRssIsMeaningful = false;
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+
 // The process's resident set in bytes (VmRSS of /proc/PID/status), or 0.
 std::uint64_t rssBytes(pid_t pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -198,7 +212,9 @@ TEST(NetLimits, PingFloodersAreCutByTheTotalHardCap) {
         static_cast<double>(r.sent) / 1048576.0);
     EXPECT_GE(r.cut, 1U) << "no flooder was cut by the total hard cap";
     // 4 MiB charged is ~5-6 MiB of heap; the old accounting reached +311 MiB with four.
-    EXPECT_LT(r.rss_peak - r.rss_before, 40U << 20);
+    if (kRssIsMeaningful) {
+        EXPECT_LT(r.rss_peak - r.rss_before, 40U << 20);
+    }
 
     const auto h = health(alice);
     ASSERT_TRUE(h.contains("net")) << h.dump();
@@ -227,7 +243,9 @@ TEST(NetLimits, PingFloodersStopBeingReadOverTheTotalSoftCap) {
         static_cast<double>(r.rss_peak - r.rss_before) / 1048576.0, r.cut,
         static_cast<double>(r.sent) / 1048576.0);
     EXPECT_EQ(r.cut, 0U) << "the soft cap pauses reading, it does not cut";
-    EXPECT_LT(r.rss_peak - r.rss_before, 40U << 20);
+    if (kRssIsMeaningful) {
+        EXPECT_LT(r.rss_peak - r.rss_before, 40U << 20);
+    }
     const auto h = health(alice);
     ASSERT_TRUE(h.contains("net")) << h.dump();
     EXPECT_GE(h["net"]["output_pauses"].get<long long>(), 1);

@@ -64,7 +64,8 @@ TEST(Crash, EveryAckedMessageSurvivesSigkillAtRandomMoments) {
                 const int r = n % kRecipients;
                 std::string text = "r" + std::to_string(round) + "m" + std::to_string(n++);
                 const std::uint16_t seq = sender.nextSeq();
-                msg::Message m{recipient(r), text};
+                const std::string to = recipient(r);  // Message holds views: keep it alive
+                msg::Message m{to, text};
                 if (!sender.send(msg::encode(m, seq, flags::kAck))) {
                     break;
                 }
