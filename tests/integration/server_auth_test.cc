@@ -17,6 +17,7 @@
 #include "integration/server_fixture.h"
 #include "support/raw_client.h"
 #include "support/scratch_dir.h"
+#include "support/shell_command.h"
 #include "support/tundrad_process.h"
 #include "tundra/client.h"
 #include "tundra/messages.h"
@@ -29,30 +30,13 @@ using namespace std::chrono_literals;
 
 const std::string kSecret = "an integration-test secret of more than 32 bytes";
 
-struct CommandResult {
-    int code = -1;
-    std::string out;
-};
-
 // Runs `tundrad ARGS` through the shell (the scratch paths hold no spaces) and captures stdout.
-CommandResult tundrad(const std::string& args, const std::string& stdin_text = "") {
+ShellResult tundrad(const std::string& args, const std::string& stdin_text = "") {
     std::string cmd = std::string(TUNDRAD_PATH) + " " + args + " 2>&1";
     if (!stdin_text.empty()) {
         cmd = "printf '%s\\n' '" + stdin_text + "' | " + cmd;
     }
-    CommandResult r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) {
-        return r;
-    }
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-        r.out.append(buf, n);
-    }
-    const int status = ::pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return runShell(cmd);
 }
 
 std::int64_t nowS() { return static_cast<std::int64_t>(std::time(nullptr)); }

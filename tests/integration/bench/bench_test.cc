@@ -9,34 +9,17 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/shell_command.h"
 #include "support/tundrad_process.h"
 
 namespace tundra::testing {
 namespace {
 
-struct BenchRun {
-    int exit_code = -1;
-    std::string out;
-};
-
 // Runs tundra-bench with `args` against `port` and collects its stdout (it stops by itself:
 // every run has --timeout).
-BenchRun bench(std::uint16_t port, const std::string& args) {
-    const std::string cmd = std::string(TUNDRA_BENCH_PATH) + " --port " + std::to_string(port) +
-                            " --json --timeout 60 " + args;
-    BenchRun r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) {
-        return r;
-    }
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-        r.out.append(buf, n);
-    }
-    const int status = ::pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+ShellResult bench(std::uint16_t port, const std::string& args) {
+    return runShell(std::string(TUNDRA_BENCH_PATH) + " --port " + std::to_string(port) +
+                    " --json --timeout 60 " + args);
 }
 
 class BenchTest : public ::testing::Test {
@@ -58,8 +41,8 @@ protected:
 
 TEST_F(BenchTest, PairsDeliversEveryMessageOnceAndInOrder) {
     ASSERT_NE(server.port(), 0);
-    const BenchRun r = bench(server.port(), "pairs --pairs 20 --messages 300 --window 8");
-    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const ShellResult r = bench(server.port(), "pairs --pairs 20 --messages 300 --window 8");
+    ASSERT_EQ(r.code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("scenario"), "pairs");
     EXPECT_EQ(j.at("expected").get<int>(), 20 * 300);
@@ -75,8 +58,8 @@ TEST_F(BenchTest, OpenLoopPairsKeepToTheOfferedRate) {
     ASSERT_NE(server.port(), 0);
     // 1,000 messages at 4,000/s: the schedule alone takes 0.25 s, so the run cannot be shorter
     // (open loop: messages leave when due, not when the previous one is answered).
-    const BenchRun r = bench(server.port(), "pairs --pairs 10 --messages 100 --rate 4000");
-    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const ShellResult r = bench(server.port(), "pairs --pairs 10 --messages 100 --rate 4000");
+    ASSERT_EQ(r.code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("delivered").get<int>(), 1000);
     EXPECT_EQ(j.at("lost").get<int>(), 0);
@@ -87,8 +70,8 @@ TEST_F(BenchTest, OpenLoopPairsKeepToTheOfferedRate) {
 
 TEST_F(BenchTest, AgentsCompleteEveryRequestReplyRoundTrip) {
     ASSERT_NE(server.port(), 0);
-    const BenchRun r = bench(server.port(), "agents --pairs 10 --messages 200 --window 2");
-    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const ShellResult r = bench(server.port(), "agents --pairs 10 --messages 200 --window 2");
+    ASSERT_EQ(r.code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("scenario"), "agents");
     EXPECT_EQ(j.at("delivered").get<int>(), 10 * 200);
@@ -99,8 +82,8 @@ TEST_F(BenchTest, AgentsCompleteEveryRequestReplyRoundTrip) {
 }
 
 TEST_F(BenchTest, UnknownScenarioArgumentIsAClearError) {
-    const BenchRun r = bench(server.port(), "pairs --pairs nope 2>&1");
-    EXPECT_EQ(r.exit_code, 2);
+    const ShellResult r = bench(server.port(), "pairs --pairs nope 2>&1");
+    EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.out.find("--pairs: 'nope' is not a number"), std::string::npos) << r.out;
 }
 
