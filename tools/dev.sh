@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(g++ cmake ninja-build pkg-config git uuid-dev libfmt-dev libspdlog-dev libgtest-dev
+PACKAGES=(g++ cmake ninja-build pkg-config git uuid-dev libfmt-dev libspdlog-dev libgtest-dev libssl-dev
           libgmock-dev libbenchmark-dev libreadline-dev libtomlplusplus-dev
           nlohmann-json3-dev)
 

@@ -72,6 +72,11 @@ struct ServerStats {
     std::uint64_t output_cuts_total = 0;
     std::uint64_t accept_shed_total = 0;
     std::uint64_t admin_refused_total = 0;
+    // TLS (issue 10): handshakes completed, failed, abandoned at the deadline; open now.
+    std::uint64_t tls_handshakes_total = 0;
+    std::uint64_t tls_handshake_failures_total = 0;
+    std::uint64_t tls_handshake_timeouts_total = 0;
+    std::uint64_t tls_connections = 0;
 };
 
 class SessionManager {

@@ -35,6 +35,13 @@ struct Config {
     std::string admin;                     ///< "ADDR:PORT" admin HTTP listener, empty = off
     std::size_t admin_max_per_source = 8;  ///< admin connections open from one address
     std::string config_file;               ///< path given with --config, if any
+    std::uint16_t tls_port = 4243;         ///< TLS listener (when tls_cert/tls_key are set)
+    std::string tls_cert;                  ///< PEM chain; "" = no TLS listener
+    std::string tls_key;                   ///< PEM key of tls_cert
+    std::string tls_client_ca;             ///< PEM CAs; non-empty = client certificates required
+    std::int64_t tls_handshake_timeout_ms = 10'000;
+    std::string admin_token_file;  ///< bearer token for the admin listener; "" = none
+    bool admin_tls = false;        ///< admin listener over TLS with tls_cert/tls_key
 };
 
 /// Result of parsing argv.

@@ -83,6 +83,7 @@ std::string toValue(const Setting& s, const toml::node& node, SettingValue& out)
         case SettingType::LogLevel:
         case SettingType::Address:
         case SettingType::HostPort:
+        case SettingType::Path:
             if (const auto* v = node.as_string()) {
                 out = v->get();
                 return "";

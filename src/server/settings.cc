@@ -80,6 +80,55 @@ std::vector<Setting> makeTable() {
          .summary = "TCP port, 0 = kernel's choice",
          .details = "the TCP port; 0 lets the kernel choose.",
          .access = field([](auto& c) -> auto& { return c.port; })},
+        {.key = "tls_port",
+         .type = T::Port,
+         .min = 0,
+         .max = 65535,
+         .group = "TLS",
+         .summary = "TLS listener port beside the plaintext one, 0 = kernel's choice",
+         .details = "the TCP port of the TLS listener on the same address as `port`; it runs "
+                    "when tls_cert and tls_key are set. The same frames as on `port`, inside "
+                    "TLS 1.2 or 1.3. 0 lets the kernel choose (the log says \"tls listening on "
+                    "ADDR:PORT\").",
+         .access = field([](auto& c) -> auto& { return c.tls_port; })},
+        {.key = "tls_cert",
+         .type = T::Path,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM certificate chain of the TLS listener (\"\" = no TLS)",
+         .details = "the server certificate, then any intermediates, in PEM. Read at start "
+                    "(an unreadable or mismatched file is a startup error, exit 2) and again "
+                    "on SIGHUP: new connections get the new pair, established ones keep theirs; "
+                    "a bad new pair is logged and the running one kept.",
+         .access = field([](auto& c) -> auto& { return c.tls_cert; })},
+        {.key = "tls_key",
+         .type = T::Path,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM private key of tls_cert",
+         .details = "the private key matching tls_cert, in PEM, unencrypted (keep it mode "
+                    "0600). Reloaded with tls_cert on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.tls_key; })},
+        {.key = "tls_client_ca",
+         .type = T::Path,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM CA bundle: require client certificates it signed (mTLS)",
+         .details = "when set, the TLS listener requires a client certificate signed by one of "
+                    "these CAs; a handshake without one, or with another, fails. The verified "
+                    "certificate's subject CN is known to the server for the connection (logged "
+                    "at debug). Reloaded on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.tls_client_ca; })},
+        {.key = "tls_handshake_timeout",
+         .type = T::Seconds,
+         .min = 0.1,
+         .max = 600,
+         .group = "TLS",
+         .summary = "seconds a TLS handshake may take before the connection is closed",
+         .details = "a TLS connection whose handshake has not completed after this is closed "
+                    "and counted (tundra_tls_handshake_timeouts_total); it never reached the "
+                    "chat core.",
+         .access = millis([](auto& c) -> auto& { return c.tls_handshake_timeout_ms; })},
         {.key = "max_clients",
          .type = T::Int,
          .min = 0,
@@ -335,8 +384,8 @@ std::vector<Setting> makeTable() {
          .group = "Operations",
          .summary = "admin HTTP listener (/healthz, /readyz, /metrics)",
          .details = "the admin HTTP listener (/healthz, /readyz, /metrics); port 0 lets the "
-                    "kernel choose. It has no authentication; keep it on loopback or a private "
-                    "network.",
+                    "kernel choose. Without admin_token_file it has no authentication; keep it "
+                    "on loopback or a private network.",
          .access = field([](auto& c) -> auto& { return c.admin; })},
         {.key = "admin_max_per_source",
          .type = T::Int,
@@ -349,6 +398,23 @@ std::vector<Setting> makeTable() {
                     "connections (each dropped after 5 s) cannot make /healthz fail for "
                     "everyone.",
          .access = field([](auto& c) -> auto& { return c.admin_max_per_source; })},
+        {.key = "admin_token_file",
+         .type = T::Path,
+         .reloadable = true,
+         .group = "Operations",
+         .summary = "file holding the bearer token /metrics requires (\"\" = no token)",
+         .details = "when set, admin requests other than /healthz and /readyz need the header "
+                    "\"Authorization: Bearer TOKEN\" with the file's first line as TOKEN "
+                    "(compared in constant time); others get 401. The probes stay open so load "
+                    "balancers need no secret. Re-read on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.admin_token_file; })},
+        {.key = "admin_tls",
+         .type = T::Bool,
+         .group = "Operations",
+         .summary = "serve the admin listener over TLS with tls_cert/tls_key",
+         .details = "the admin listener speaks HTTPS with the chat listener's certificate and "
+                    "key (reloaded with them); client certificates are not requested there.",
+         .access = field([](auto& c) -> auto& { return c.admin_tls; })},
     };
     for (auto& s : table) {
         if (s.flag.empty()) {
@@ -390,6 +456,8 @@ std::string expectation(const Setting& s) {
         case T::HostPort:
             return "ADDR:PORT with a numeric IPv4 or [IPv6] address (e.g. 127.0.0.1:9090), or "
                    "empty for off";
+        case T::Path:
+            return "a file path (or empty for none)";
     }
     return "valid";
 }
@@ -484,6 +552,8 @@ std::string typeText(const Setting& s) {
         case T::HostPort:
             return "String, \"ADDR:PORT\" or \"[IPv6]:PORT\" with a numeric address, or \"\" "
                    "for off";
+        case T::Path:
+            return "String, a file path, or \"\" for none";
     }
     return "";
 }
@@ -619,6 +689,11 @@ std::string checkSettingValue(const Setting& s, const SettingValue& value) {
             }
             return "";
         }
+        case T::Path:
+            if (text->find('\0') != std::string::npos || text->size() > 4096) {
+                return "is not a usable file path";
+            }
+            return "";
         default:
             return "";
     }
@@ -670,11 +745,25 @@ std::string_view flagArgName(const Setting& s) {
             return "ADDR";
         case T::HostPort:
             return "ADDR:PORT";
+        case T::Path:
+            return "FILE";
     }
     return "VALUE";
 }
 
 std::optional<Inconsistency> checkConsistency(const Config& config) {
+    if (config.tls_cert.empty() != config.tls_key.empty()) {
+        return Inconsistency{{config.tls_cert.empty() ? "tls_cert" : "tls_key", "tls_key"},
+                             "tls_cert and tls_key go together: set both or neither"};
+    }
+    if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+        return Inconsistency{{"tls_client_ca", "tls_cert"},
+                             "tls_client_ca needs tls_cert and tls_key (the TLS listener)"};
+    }
+    if (config.admin_tls && config.tls_cert.empty()) {
+        return Inconsistency{{"admin_tls", "tls_cert"},
+                             "admin_tls needs tls_cert and tls_key"};
+    }
     if (config.core.user_buffer_bytes > config.core.total_buffer_bytes) {
         return Inconsistency{
             {"user_buffer_bytes", "total_buffer_bytes"},

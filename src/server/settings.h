@@ -28,10 +28,11 @@ enum class SettingType {
     LogLevel,      ///< trace, debug, info, warn, error, critical, off
     Address,       ///< numeric IPv4 or IPv6 literal
     HostPort,      ///< "ADDR:PORT" / "[V6]:PORT" with a numeric address, or "" (off)
+    Path,          ///< a file path, or "" (none); read when the server starts (or reloads)
 };
 
 /// A value as both front ends hand it over: Bool -> bool, Int/Port/Bytes/WholeSeconds ->
-/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort -> string.
+/// int64, Seconds -> double (seconds), LogLevel/Address/HostPort/Path -> string.
 using SettingValue = std::variant<bool, std::int64_t, double, std::string>;
 
 /// Where a setting lives in Config, as SettingValue (made by the helpers in settings.cc).
