@@ -4,19 +4,19 @@
 // against the CA file (or the system CAs) and the host name unless `insecure`.
 #include "client/tls_stream.h"
 
-#include "client/client_impl.h"
-
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <arpa/inet.h>
 #include <poll.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <string_view>
+
+#include "client/client_impl.h"
 
 namespace tundra::client {
 
@@ -60,16 +60,16 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsOpti
     }
     std::shared_ptr<TlsClientContext> ctx(new TlsClientContext(raw));
     SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-    SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
-                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(
+        raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_cipher_list(raw, kTls12Ciphers);
     if (!options.insecure) {
         SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
-        const bool loaded = options.ca_file.empty()
-                                ? SSL_CTX_set_default_verify_paths(raw) == 1
-                                : SSL_CTX_load_verify_locations(raw, options.ca_file.c_str(),
-                                                                nullptr) == 1;
+        const bool loaded =
+            options.ca_file.empty()
+                ? SSL_CTX_set_default_verify_paths(raw) == 1
+                : SSL_CTX_load_verify_locations(raw, options.ca_file.c_str(), nullptr) == 1;
         if (!loaded) {
             return localError(ErrorKind::Connect,
                               "cannot load the CA file " + options.ca_file + ": " + errorText());
@@ -77,11 +77,9 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsOpti
     }
     if (!options.cert_file.empty()) {
         if (SSL_CTX_use_certificate_chain_file(raw, options.cert_file.c_str()) != 1 ||
-            SSL_CTX_use_PrivateKey_file(raw,
-                                        (options.key_file.empty() ? options.cert_file
-                                                                  : options.key_file)
-                                            .c_str(),
-                                        SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_use_PrivateKey_file(
+                raw, (options.key_file.empty() ? options.cert_file : options.key_file).c_str(),
+                SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(raw) != 1) {
             return localError(ErrorKind::Connect, "cannot use the client certificate " +
                                                       options.cert_file + ": " + errorText());
@@ -105,7 +103,9 @@ Result<std::unique_ptr<TlsStream>> TlsStream::handshake(
     SSL_set_fd(ssl, fd);
     const std::string& name = options.server_name.empty() ? host : options.server_name;
     if (!isIpLiteral(name)) {
-        SSL_set_tlsext_host_name(ssl, name.c_str());  // SNI is for DNS names only
+        // SSL_set_tlsext_host_name without its C cast. SNI is for DNS names only.
+        SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 const_cast<char*>(name.c_str()));
     }
     if (!options.insecure) {
         X509_VERIFY_PARAM* param = SSL_get0_param(ssl);

@@ -37,11 +37,9 @@ public:
     /// Runs the handshake on connected socket `fd` (not owned) until `deadline`. Errors have
     /// kind Connect (Timeout for the deadline) and read "TLS handshake with HOST:PORT failed:
     /// REASON".
-    static Result<std::unique_ptr<TlsStream>> handshake(const std::shared_ptr<TlsClientContext>& ctx,
-                                                        int fd, const TlsOptions& options,
-                                                        const std::string& host,
-                                                        const std::string& endpoint,
-                                                        TimePoint deadline);
+    static Result<std::unique_ptr<TlsStream>> handshake(
+        const std::shared_ptr<TlsClientContext>& ctx, int fd, const TlsOptions& options,
+        const std::string& host, const std::string& endpoint, TimePoint deadline);
     ~TlsStream();
     TlsStream(const TlsStream&) = delete;
     TlsStream& operator=(const TlsStream&) = delete;

@@ -3,6 +3,7 @@
 // and the write path (gathered sendmsg of the queued segments, EPOLLOUT after a partial write).
 #include "net/connection.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -125,13 +126,30 @@ void TcpServer::Connection::continueHandshake() {
     ++server_.tls_handshake_failures_;
     std::uint64_t held = 0;
     if (server_.tls_fail_log_.allow(server_.loop_.nowMs(), held)) {
-        spdlog::warn("tls handshake from {} failed: {}{} ({} more since the last line)",
-                     tls_->peer, why,
+        spdlog::warn("tls handshake from {} failed: {}{} ({} more since the last line)", tls_->peer,
+                     why,
                      why.find("wrong version") != std::string::npos ||
                              why.find("http request") != std::string::npos
                          ? " (a client without TLS on the TLS port?)"
                          : "",
                      held);
+    }
+    // What the peer sent and OpenSSL did not read (a plaintext client's frames) would make the
+    // close a reset, which can destroy the alert just sent before the peer reads it; read it
+    // away (bounded) so the peer sees the alert and then an orderly end.
+    std::vector<std::uint8_t>& scratch = server_.loop_.scratch();
+    for (int i = 0; i < 4; ++i) {
+        if (sockets::readSome(fd_, scratch.data(), scratch.size()).n <= 0) {
+            break;
+        }
+    }
+    if (BIO_number_written(SSL_get_wbio(tls_->ssl)) == 0) {
+        // OpenSSL sends no alert to a peer that is not speaking TLS at all (a plaintext
+        // client): send a fatal protocol_version alert record ourselves, so a client that
+        // looks at the first bytes can tell it reached a TLS port.
+        static constexpr std::uint8_t kAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
+        iovec iov{const_cast<std::uint8_t*>(kAlert), sizeof kAlert};
+        (void)sockets::sendVec(fd_, &iov, 1);
     }
     server_.scheduleClose(*this, CloseReason::Error);
 }
@@ -321,7 +339,8 @@ void TcpServer::Connection::onReadableTls() {
         ERR_clear_error();
         errno = 0;
         while (fill < scratch.size()) {
-            const int want = static_cast<int>(std::min<std::size_t>(scratch.size() - fill, INT_MAX));
+            const int want =
+                static_cast<int>(std::min<std::size_t>(scratch.size() - fill, INT_MAX));
             const int r = SSL_read(tls_->ssl, scratch.data() + fill, want);
             if (r > 0) {
                 fill += static_cast<std::size_t>(r);

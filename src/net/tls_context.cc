@@ -67,8 +67,8 @@ std::shared_ptr<TlsContext> TlsContext::createServer(const TlsFiles& files, std:
     }
     std::shared_ptr<TlsContext> out(new TlsContext(ctx));
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
-                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
@@ -82,12 +82,15 @@ std::shared_ptr<TlsContext> TlsContext::createServer(const TlsFiles& files, std:
         return nullptr;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-        error = "tls_key " + files.key_file + ": " + tlsErrorText();
+        const std::string why = tlsErrorText();
+        error = why.find("mismatch") != std::string::npos
+                    ? "tls_key " + files.key_file + " does not match tls_cert " + files.cert_file
+                    : "tls_key " + files.key_file + ": " + why;
         return nullptr;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        error = "tls_key " + files.key_file + " does not match tls_cert " + files.cert_file +
-                ": " + tlsErrorText();
+        error = "tls_key " + files.key_file + " does not match tls_cert " + files.cert_file + ": " +
+                tlsErrorText();
         return nullptr;
     }
     if (!files.client_ca_file.empty()) {

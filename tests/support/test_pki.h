@@ -20,7 +20,7 @@ class TestCa {
 public:
     /// A self-signed CA with subject CN=`cn` and a fresh P-256 key.
     explicit TestCa(const std::string& cn) : key_(newKey()), cert_(X509_new(), X509_free) {
-        build(cert_.get(), cn, key_.get(), nullptr, key_.get(), true, "");
+        build(cert_.get(), cn, key_, nullptr, key_, true, "");
     }
 
     /// Writes the CA certificate (PEM) to `path`.
@@ -32,11 +32,11 @@ public:
                const std::string& key_path) const {
         std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(newKey(), EVP_PKEY_free);
         std::unique_ptr<X509, decltype(&X509_free)> leaf(X509_new(), X509_free);
-        build(leaf.get(), cn, key.get(), cert_.get(), key_.get(), false, san);
+        build(leaf.get(), cn, key.get(), cert_.get(), key_, false, san);
         writeX509(cert_path, leaf.get());
         std::FILE* f = std::fopen(key_path.c_str(), "w");
-        if (f == nullptr || PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr,
-                                                 nullptr) != 1) {
+        if (f == nullptr ||
+            PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
             throw std::runtime_error("cannot write " + key_path);
         }
         std::fclose(f);

@@ -65,8 +65,8 @@ protected:
     }
 
     void start(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{"--tls-cert", files_.cert, "--tls-key", files_.key,
-                                      "--tls-port", "0"};
+        std::vector<std::string> args{"--tls-cert", files_.cert,  "--tls-key",
+                                      files_.key,   "--tls-port", "0"};
         args.insert(args.end(), extra.begin(), extra.end());
         server_ = std::make_unique<TundradProcess>(args);
         ASSERT_TRUE(server_->started()) << server_->output();
@@ -196,8 +196,7 @@ TEST_F(TlsTest, PlaintextClientOnTheTlsPortAndTlsClientOnThePlainPort) {
     w = confused.registerAs(id);
     ASSERT_FALSE(w);
     EXPECT_EQ(w.error().kind, ErrorKind::Connect);
-    EXPECT_NE(w.error().text.find("TLS handshake with"), std::string::npos)
-        << w.error().message();
+    EXPECT_NE(w.error().text.find("TLS handshake with"), std::string::npos) << w.error().message();
 
     expectChat(*alice, *bob, "bob", "still here");
     EXPECT_EQ(netField(*alice, "tls_handshake_failures"), 1);
@@ -367,7 +366,8 @@ std::optional<HttpReply> get(std::uint16_t port, const std::string& path,
     std::string all;
     char buf[4096];
     for (;;) {
-        const long n = ssl != nullptr ? SSL_read(ssl, buf, sizeof buf) : ::recv(fd, buf, sizeof buf, 0);
+        const long n =
+            ssl != nullptr ? SSL_read(ssl, buf, sizeof buf) : ::recv(fd, buf, sizeof buf, 0);
         if (n <= 0) {
             break;
         }
@@ -405,8 +405,8 @@ TEST_F(TlsTest, AdminBearerTokenGuardsMetricsButNotTheProbes) {
 
 TEST_F(TlsTest, AdminOverTlsWithTheSameCertificate) {
     std::ofstream(dir_.file("admin.token")) << "tok\n";
-    start({"--admin", "127.0.0.1:0", "--admin-tls", "--admin-token-file",
-           dir_.file("admin.token")});
+    start(
+        {"--admin", "127.0.0.1:0", "--admin-tls", "--admin-token-file", dir_.file("admin.token")});
     const auto admin = portFromLine(*server_, "admin listening on");
     ASSERT_NE(admin, 0);
     auto r = get(admin, "/metrics", "Bearer tok", dir_.file("ca.crt"));

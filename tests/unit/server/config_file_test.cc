@@ -139,6 +139,11 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
     // Documentation order (the groups of tundra.conf(5)).
     const std::vector<std::string_view> expected = {"bind",
                                                     "port",
+                                                    "tls_port",
+                                                    "tls_cert",
+                                                    "tls_key",
+                                                    "tls_client_ca",
+                                                    "tls_handshake_timeout",
                                                     "max_clients",
                                                     "max_payload",
                                                     "output_cap_bytes",
@@ -165,7 +170,9 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "drain_timeout",
                                                     "log_level",
                                                     "admin",
-                                                    "admin_max_per_source"};
+                                                    "admin_max_per_source",
+                                                    "admin_token_file",
+                                                    "admin_tls"};
     EXPECT_EQ(configFileKeys(), expected);
 }
 

@@ -61,6 +61,8 @@ std::vector<Sample> samples(const Setting& s) {
         case SettingType::HostPort:
             return {quoted("127.0.0.1:9090"), quoted("[::1]:0"),        quoted(""),
                     quoted("9090"),           quoted("localhost:http"), quoted("::1:80")};
+        case SettingType::Path:
+            return {quoted("/etc/tundra/cert.pem"), quoted("relative/key.pem"), quoted("")};
     }
     ADD_FAILURE() << s.key << ": a new SettingType needs samples in this test";
     return {};
