@@ -94,6 +94,7 @@ void TcpServer::Connection::continueHandshake() {
         tls_->handshake_timer = 0;
         ++server_.tls_handshakes_;
         ++server_.tls_open_;
+        --server_.unannounced_;
         setInterest(EPOLLIN);
         ConnInfo info;
         info.peer = std::move(tls_->peer);

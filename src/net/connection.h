@@ -81,9 +81,9 @@ public:
     State state_ = State::Open;
     CloseReason reason_ = CloseReason::Local;
     CloseReason drained_reason_ = CloseReason::Local;  // the close once Flushing has drained
-    bool flush_pending_ = false;  // queued in server_.to_flush_ for this iteration's flush
-    bool read_paused_ = false;    // over the server-wide soft cap: not read until drained
-    std::size_t charged_ = 0;     // output_.charge() as counted in server_.queued_total_
+    bool flush_pending_ = false;     // queued in server_.to_flush_ for this iteration's flush
+    bool read_paused_ = false;       // over the server-wide soft cap: not read until drained
+    std::size_t charged_ = 0;        // output_.charge() as counted in server_.queued_total_
     std::unique_ptr<TlsState> tls_;  // null: plain TCP
 
     /// False only for a TLS connection whose handshake has not completed: the owner was never

@@ -105,6 +105,11 @@ void TcpServer::stopAccepting() {
     if (tls_acceptor_) {
         tls_acceptor_->stop();
     }
+    for (auto& [id, conn] : conns_) {
+        if (!conn->announced() && conn->state_ != Connection::State::Closed) {
+            scheduleClose(*conn, CloseReason::Error);
+        }
+    }
 }
 
 bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
@@ -153,14 +158,16 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
                 ++tls_handshake_timeouts_;
                 std::uint64_t held = 0;
                 if (tls_timeout_log_.allow(loop_.nowMs(), held)) {
-                    spdlog::warn("tls handshake from {} not finished after {} ms: closed ({} more "
-                                 "since the last line)",
-                                 c.tls_->peer, options_.tls_handshake_timeout_ms, held);
+                    spdlog::warn(
+                        "tls handshake from {} not finished after {} ms: closed ({} more "
+                        "since the last line)",
+                        c.tls_->peer, options_.tls_handshake_timeout_ms, held);
                 }
                 c.tls_->phase = Connection::TlsState::Phase::Failed;
                 scheduleClose(c, CloseReason::Error);
             });
         conns_.emplace(id, std::move(conn));
+        ++unannounced_;
         spdlog::debug("conn={} accepted fd={} peer={} (tls handshake)", id, fd, info.peer);
         return true;  // announced when the handshake completes
     }
@@ -404,7 +411,7 @@ std::uint64_t TcpServer::acceptShed() const {
     return (acceptor_ ? acceptor_->shed() : 0) + (tls_acceptor_ ? tls_acceptor_->shed() : 0);
 }
 
-std::size_t TcpServer::connectionCount() const { return conns_.size(); }
+std::size_t TcpServer::connectionCount() const { return conns_.size() - unannounced_; }
 
 std::size_t TcpServer::queuedBytes(ConnId id) const {
     auto it = conns_.find(id);
@@ -481,6 +488,8 @@ void TcpServer::reap() {
         const bool announced = conn->announced();
         if (conn->tls_ && announced) {
             --tls_open_;
+        } else if (!announced) {
+            --unannounced_;
         }
         std::vector<std::uint64_t> unwritten = conn->output_.unwrittenTags();
         conn.reset();  // closes the fd

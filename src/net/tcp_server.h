@@ -56,8 +56,8 @@ struct TcpServerOptions {
 };
 
 struct ConnInfo {
-    std::string peer;  ///< "ip:port" / "[ip]:port"
-    bool tls = false;  ///< accepted on the TLS listener, handshake completed
+    std::string peer;         ///< "ip:port" / "[ip]:port"
+    bool tls = false;         ///< accepted on the TLS listener, handshake completed
     std::string tls_version;  ///< "TLSv1.3"
     std::string tls_cipher;   ///< "TLS_AES_256_GCM_SHA384"
     /// mTLS: the subject CN of the client certificate the handshake verified ("" without one).
@@ -97,7 +97,8 @@ public:
     [[nodiscard]] std::uint16_t tlsPort() const { return tls_port_; }
     /// The context for connections accepted from now on; established ones keep theirs.
     void setTlsContext(std::shared_ptr<TlsContext> ctx);
-    /// Stops accepting (closes the listening sockets). Existing connections stay.
+    /// Stops accepting (closes the listening sockets). Established connections stay; TLS
+    /// connections still in their handshake are closed (they were never announced).
     void stopAccepting();
 
     void setConnectCallback(ConnectCallback cb) { on_connect_ = std::move(cb); }
@@ -125,8 +126,9 @@ public:
     /// (peer EOF, read error) does the same. No-op for unknown or already closed connections.
     void close(ConnId id);
 
-    /// Connections not yet reaped (closing ones included until their CloseCallback runs; a
-    /// connection no longer counts inside its own CloseCallback).
+    /// Announced connections not yet reaped (closing ones included until their CloseCallback
+    /// runs; a connection no longer counts inside its own CloseCallback). TLS connections
+    /// count from the end of their handshake.
     [[nodiscard]] std::size_t connectionCount() const;
     [[nodiscard]] std::size_t queuedBytes(ConnId id) const;
     /// Queued output of every open connection, as the caps charge it (bytes + overhead).
@@ -201,6 +203,7 @@ private:
     std::uint64_t tls_handshake_failures_ = 0;
     std::uint64_t tls_handshake_timeouts_ = 0;
     std::size_t tls_open_ = 0;
+    std::size_t unannounced_ = 0;  // TLS connections in conns_ whose handshake never completed
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     std::uint64_t write_calls_ = 0;
