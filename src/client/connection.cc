@@ -148,9 +148,10 @@ Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame&
             error = localError(ErrorKind::Protocol,
                                std::string("undecodable frame from the server: ") + r.reason);
             if (tls_hint) {
-                error = localError(ErrorKind::Protocol,
-                                   endpoint() + " answered with TLS: this is a TLS port (use "
-                                                "the TLS option, tundra-cli --tls)");
+                error = localError(ErrorKind::Connect,
+                                   endpoint() +
+                                       " answered with TLS: this is a TLS port (use "
+                                       "the TLS option, tundra-cli --tls)");
             }
             connectionLost(error);
             return ReadStatus::Failed;

@@ -21,6 +21,9 @@
 #include <string>
 #include <vector>
 
+#ifdef TUNDRA_CLI_PATH
+#include "integration/cli/cli_process.h"
+#endif
 #include "support/scratch_dir.h"
 #include "support/test_pki.h"
 #include "support/tundrad_process.h"
@@ -293,6 +296,24 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateAndNamesIt) {
     EXPECT_TRUE(server_->waitForLine("cn=alice-device", 5s)) << server_->output();
     EXPECT_EQ(netField(*alice, "tls_handshake_failures"), 2);
 }
+
+#ifdef TUNDRA_CLI_PATH
+TEST_F(TlsTest, TundraCliSpeaksTls) {
+    start();
+    const std::string port = std::to_string(tls_port_);
+    auto ok = testing::runCli({"--port", port, "--ca", dir_.file("ca.crt"), "health"});
+    EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+    auto insecure = testing::runCli({"--port", port, "--insecure", "users"});
+    EXPECT_EQ(insecure.code, 0) << insecure.out << insecure.err;
+    auto plain = testing::runCli({"--port", port, "--timeout", "3", "health"});
+    EXPECT_EQ(plain.code, 3) << plain.out << plain.err;
+    EXPECT_NE(plain.err.find("TLS port"), std::string::npos) << plain.err;
+    auto wrong = testing::runCli(
+        {"--port", std::to_string(server_->port()), "--tls", "--insecure", "health"});
+    EXPECT_EQ(wrong.code, 3) << wrong.out << wrong.err;
+    EXPECT_NE(wrong.err.find("TLS handshake"), std::string::npos) << wrong.err;
+}
+#endif
 
 TEST(TlsStartup, ABadCertificateOrKeyExitsWithTwo) {
     ScratchDir dir;
