@@ -103,8 +103,12 @@ void TcpServer::Connection::continueHandshake() {
         info.tls_version = SSL_get_version(tls_->ssl);
         info.tls_cipher = SSL_get_cipher_name(tls_->ssl);
         info.tls_peer_cn = peerCommonName(tls_->ssl);
+        std::string shown = info.tls_peer_cn;  // the log gets no control characters from it
+        std::replace_if(
+            shown.begin(), shown.end(),
+            [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }, '?');
         spdlog::debug("conn={} tls {} {} peer={}{}", id_, info.tls_version, info.tls_cipher,
-                      info.peer, info.tls_peer_cn.empty() ? "" : " cn=" + info.tls_peer_cn);
+                      info.peer, shown.empty() ? "" : " cn=" + shown);
         if (server_.on_connect_) {
             server_.on_connect_(id_, info);
         }

@@ -760,6 +760,10 @@ std::optional<Inconsistency> checkConsistency(const Config& config) {
         return Inconsistency{{"tls_client_ca", "tls_cert"},
                              "tls_client_ca needs tls_cert and tls_key (the TLS listener)"};
     }
+    if (!config.tls_cert.empty() && config.tls_port != 0 && config.tls_port == config.port) {
+        return Inconsistency{{"tls_port", "port"},
+                             fmt::format("tls_port ({}) must differ from port", config.tls_port)};
+    }
     if (config.admin_tls && config.tls_cert.empty()) {
         return Inconsistency{{"admin_tls", "tls_cert"},
                              "admin_tls needs tls_cert and tls_key"};
