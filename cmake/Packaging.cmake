@@ -63,9 +63,9 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # The shared libraries the binaries link (fmt, spdlog, libuuid, readline for the CLI, toml++
-# for the config file), plus the C and C++ runtimes.
+# for the config file, OpenSSL for TLS), plus the C and C++ runtimes.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libstdc++6, libgcc-s1, libuuid1, libfmt9, libspdlog1.10, libreadline8, libtomlplusplus3")
+    "libc6, libstdc++6, libgcc-s1, libuuid1, libfmt9, libspdlog1.10, libreadline8, libtomlplusplus3, libssl3")
 
 # dpkg keeps an operator's edits to a conffile across upgrades and asks before replacing it.
 set(TUNDRA_DEBIAN_DIR "${PROJECT_BINARY_DIR}/debian")

@@ -4,9 +4,8 @@
 #include "server/admin_http.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
@@ -299,8 +298,8 @@ bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
     }
     tcp_ = std::move(tcp);
     const bool v6 = host.find(':') != std::string::npos;
-    address_ = v6 ? fmt::format("[{}]:{}", host, this->port())
-                  : fmt::format("{}:{}", host, this->port());
+    address_ =
+        v6 ? fmt::format("[{}]:{}", host, this->port()) : fmt::format("{}:{}", host, this->port());
     spdlog::info("admin listening on {}{}{}", address_, options_.tls ? " (https)" : "",
                  token_.empty() ? "" : " (bearer token required)");
     return true;

@@ -49,7 +49,10 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     return o;
 }
 
-net::TlsFiles tlsFiles(const Config& c) { return {c.tls_cert, c.tls_key, c.tls_client_ca}; }
+// An empty tls_key means the key is in the tls_cert file (one combined PEM).
+net::TlsFiles tlsFiles(const Config& c) {
+    return {c.tls_cert, c.tls_key.empty() ? c.tls_cert : c.tls_key, c.tls_client_ca};
+}
 
 // The source key the core counts connections and registrations by: the peer address without
 // its port ("1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1").
@@ -171,6 +174,17 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
 Server::~Server() = default;
 
 bool Server::start(std::string& error) {
+    // Settings that only make sense with a certificate: refused here (exit 2) rather than in
+    // checkConsistency, so each key can still be set on its own in a file and its flag.
+    const char* needs_cert = !config_.tls_key.empty()         ? "tls_key"
+                             : !config_.tls_client_ca.empty() ? "tls_client_ca"
+                             : config_.admin_tls              ? "admin_tls"
+                                                              : nullptr;
+    if (needs_cert != nullptr && config_.tls_cert.empty()) {
+        error = std::string(needs_cert) + " is set but tls_cert is not";
+        config_error_ = true;
+        return false;
+    }
     if (!config_.tls_cert.empty()) {
         std::string tls_error;
         tls_ctx_ = net::TlsContext::createServer(tlsFiles(config_), tls_error);
@@ -329,8 +343,9 @@ void Server::reloadTls(const Config& c) {
         return;  // TLS off at start: enabling it needs a restart (tls_port is restart-only)
     }
     if (c.tls_cert.empty()) {
-        spdlog::warn("reload: TLS cannot be turned off without a restart; keeping the running "
-                     "certificate");
+        spdlog::warn(
+            "reload: TLS cannot be turned off without a restart; keeping the running "
+            "certificate");
         return;
     }
     std::string error;

@@ -105,9 +105,10 @@ std::vector<Setting> makeTable() {
          .type = T::Path,
          .reloadable = true,
          .group = "TLS",
-         .summary = "PEM private key of tls_cert",
+         .summary = "PEM private key of tls_cert (\"\" = in the tls_cert file)",
          .details = "the private key matching tls_cert, in PEM, unencrypted (keep it mode "
-                    "0600). Reloaded with tls_cert on SIGHUP.",
+                    "0600); empty: the tls_cert file holds it too. Reloaded with tls_cert on "
+                    "SIGHUP. Set without tls_cert, it is a startup error (exit 2).",
          .access = field([](auto& c) -> auto& { return c.tls_key; })},
         {.key = "tls_client_ca",
          .type = T::Path,
@@ -117,7 +118,7 @@ std::vector<Setting> makeTable() {
          .details = "when set, the TLS listener requires a client certificate signed by one of "
                     "these CAs; a handshake without one, or with another, fails. The verified "
                     "certificate's subject CN is known to the server for the connection (logged "
-                    "at debug). Reloaded on SIGHUP.",
+                    "at debug). Reloaded on SIGHUP. Needs tls_cert (else a startup error).",
          .access = field([](auto& c) -> auto& { return c.tls_client_ca; })},
         {.key = "tls_handshake_timeout",
          .type = T::Seconds,
@@ -413,7 +414,8 @@ std::vector<Setting> makeTable() {
          .group = "Operations",
          .summary = "serve the admin listener over TLS with tls_cert/tls_key",
          .details = "the admin listener speaks HTTPS with the chat listener's certificate and "
-                    "key (reloaded with them); client certificates are not requested there.",
+                    "key (reloaded with them); client certificates are not requested there. "
+                    "Needs tls_cert (else a startup error).",
          .access = field([](auto& c) -> auto& { return c.admin_tls; })},
     };
     for (auto& s : table) {
@@ -752,21 +754,9 @@ std::string_view flagArgName(const Setting& s) {
 }
 
 std::optional<Inconsistency> checkConsistency(const Config& config) {
-    if (config.tls_cert.empty() != config.tls_key.empty()) {
-        return Inconsistency{{config.tls_cert.empty() ? "tls_cert" : "tls_key", "tls_key"},
-                             "tls_cert and tls_key go together: set both or neither"};
-    }
-    if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
-        return Inconsistency{{"tls_client_ca", "tls_cert"},
-                             "tls_client_ca needs tls_cert and tls_key (the TLS listener)"};
-    }
     if (!config.tls_cert.empty() && config.tls_port != 0 && config.tls_port == config.port) {
         return Inconsistency{{"tls_port", "port"},
                              fmt::format("tls_port ({}) must differ from port", config.tls_port)};
-    }
-    if (config.admin_tls && config.tls_cert.empty()) {
-        return Inconsistency{{"admin_tls", "tls_cert"},
-                             "admin_tls needs tls_cert and tls_key"};
     }
     if (config.core.user_buffer_bytes > config.core.total_buffer_bytes) {
         return Inconsistency{
