@@ -75,6 +75,9 @@ std::shared_ptr<TlsContext> TlsContext::createServer(const TlsFiles& files, std:
         error = "cipher list: " + tlsErrorText();
         return nullptr;
     }
+    // No server-side session cache: it would keep a few KiB per connection for up to 20,480
+    // sessions. Resumption still works through (stateless) session tickets.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     static const unsigned char kSidContext[] = "tundra";
     SSL_CTX_set_session_id_context(ctx, kSidContext, sizeof kSidContext - 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_file.c_str()) != 1) {
