@@ -24,7 +24,8 @@ namespace tundra::client {
 enum class ErrorKind : std::uint8_t {
     Server,           ///< the server answered with ERROR: `code` and `text` are the server's
     InvalidArgument,  ///< refused locally before anything was sent (e.g. payload over the limit)
-    Connect,  ///< the TCP connection or TLS handshake failed (refused, unreachable, DNS, certificate)
+    Connect,          ///< the TCP connection or TLS handshake failed (refused, unreachable, DNS,
+                      ///< certificate)
     Timeout,          ///< no answer before the deadline
     Disconnected,     ///< the connection broke; a request in flight may or may not have run
     Protocol,         ///< the server sent something this client cannot decode

@@ -133,7 +133,7 @@ private:
     std::uint64_t requests_ = 0;
     std::uint64_t refused_ = 0;
     std::uint64_t unauthorized_ = 0;
-    std::string token_;  // "" = no token required
+    std::string token_;                                        // "" = no token required
     std::unordered_map<std::string, std::size_t> per_source_;  // open connections per address
 };
 

@@ -430,6 +430,44 @@ TEST_F(TlsTest, AdminBearerTokenGuardsMetricsButNotTheProbes) {
     EXPECT_EQ(r->status, 200);
 }
 
+TEST_F(TlsTest, SighupWithAConfigFileFollowsNewPathsAndTheAdminToken) {
+    TestCa next("config CA");
+    next.writeCert(dir_.file("next.crt"));
+    ServerFiles fresh = serverCert(next, dir_, "fresh");
+    std::ofstream(dir_.file("admin.token")) << "first\n";
+    const std::string conf = dir_.file("tundra.conf");
+    auto writeConf = [&](const ServerFiles& f) {
+        std::ofstream(conf, std::ios::trunc)
+            << "tls_cert = \"" << f.cert << "\"\ntls_key = \"" << f.key << "\"\ntls_port = 0\n"
+            << "admin = \"127.0.0.1:0\"\nadmin_token_file = \"" << dir_.file("admin.token")
+            << "\"\n";
+    };
+    writeConf(files_);
+    server_ = std::make_unique<TundradProcess>(std::vector<std::string>{"--config", conf});
+    ASSERT_TRUE(server_->started()) << server_->output();
+    tls_port_ = portFromLine(*server_, "tls listening on");
+    const auto admin = portFromLine(*server_, "admin listening on");
+    ASSERT_NE(tls_port_, 0);
+    ASSERT_NE(admin, 0);
+    auto alice = login("alice", tlsOptions());
+    ASSERT_TRUE(alice);
+
+    writeConf(fresh);
+    std::ofstream(dir_.file("admin.token"), std::ios::trunc) << "second\n";
+    const auto from = server_->lineCount();
+    server_->signal(SIGHUP);
+    ASSERT_TRUE(server_->waitForLine("reloaded", 5s, from)) << server_->output();
+    EXPECT_TRUE(login("bob", tlsOptions(dir_.file("next.crt"))));  // the new path's certificate
+    auto r = get(admin, "/metrics", "Bearer first");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    r = get(admin, "/metrics", "Bearer second");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    auto ack = alice->sendMessage("bob", "still connected");
+    EXPECT_TRUE(ack) << ack.error().message();
+}
+
 TEST_F(TlsTest, AdminOverTlsWithTheSameCertificate) {
     std::ofstream(dir_.file("admin.token")) << "tok\n";
     start(
