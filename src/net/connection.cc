@@ -252,6 +252,7 @@ void TcpServer::Connection::flush() {
     if (read_paused_) {  // drained: read again
         read_paused_ = false;
         --server_.paused_;
+        scheduleTlsRead();  // plaintext held inside OpenSSL does not wake epoll
     }
     setInterest(tls_ && tls_->read_wants_write ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
@@ -380,21 +381,26 @@ void TcpServer::Connection::onReadableTls() {
             }
         }
     }
-    if (SSL_has_pending(tls_->ssl) == 1) {
-        std::weak_ptr<int> alive = server_.alive_;
-        TcpServer& server = server_;
-        const ConnId id = id_;
-        server_.loop_.defer([&server, alive, id] {
-            if (alive.expired()) {
-                return;
-            }
-            auto it = server.conns_.find(id);
-            if (it != server.conns_.end() && it->second->state_ == State::Open &&
-                !it->second->read_paused_) {
-                it->second->onReadable();
-            }
-        });
+    scheduleTlsRead();
+}
+
+void TcpServer::Connection::scheduleTlsRead() {
+    if (!tls_ || SSL_has_pending(tls_->ssl) != 1) {
+        return;
     }
+    std::weak_ptr<int> alive = server_.alive_;
+    TcpServer& server = server_;
+    const ConnId id = id_;
+    server_.loop_.defer([&server, alive, id] {
+        if (alive.expired()) {
+            return;
+        }
+        auto it = server.conns_.find(id);
+        if (it != server.conns_.end() && it->second->state_ == State::Open &&
+            !it->second->read_paused_) {
+            it->second->onReadable();
+        }
+    });
 }
 
 // Presents [data, data+n) after any left-over input. Without left-overs the scratch bytes are

@@ -103,6 +103,9 @@ public:
 private:
     void onReadable();
     void onReadableTls();
+    /// Plaintext already decrypted inside OpenSSL does not make the socket readable: if there
+    /// is some, a deferred read in this iteration picks it up (unless paused or closing).
+    void scheduleTlsRead();
     int writeQueuedTls();
     void deliver(const std::uint8_t* data, std::size_t n);
     void releaseInput() { std::vector<std::uint8_t>().swap(input_); }
