@@ -24,7 +24,8 @@ namespace tundra::client {
 enum class ErrorKind : std::uint8_t {
     Server,           ///< the server answered with ERROR: `code` and `text` are the server's
     InvalidArgument,  ///< refused locally before anything was sent (e.g. payload over the limit)
-    Connect,          ///< the TCP connection could not be made (refused, unreachable, DNS)
+    Connect,          ///< the TCP connection or TLS handshake failed (refused, unreachable, DNS,
+                      ///< certificate)
     Timeout,          ///< no answer before the deadline
     Disconnected,     ///< the connection broke; a request in flight may or may not have run
     Protocol,         ///< the server sent something this client cannot decode
@@ -101,6 +102,22 @@ struct BackoffPolicy {
     unsigned max_attempts = 0;
 };
 
+/// TLS to the server's TLS listener (tundrad --tls-port). The frames inside are the same.
+struct TlsOptions {
+    bool enabled = false;
+    /// PEM CA bundle the server certificate must chain to; "" = the system's default CAs.
+    std::string ca_file;
+    /// Accept any certificate (self-signed test servers). Encrypts, but does not know who the
+    /// server is: never for production.
+    bool insecure = false;
+    /// The name sent as SNI and checked against the certificate (DNS name or IP address);
+    /// "" = Options::host.
+    std::string server_name;
+    /// A client certificate and key (PEM) for servers that require one (mTLS); "" = none.
+    std::string cert_file;
+    std::string key_file;
+};
+
 /// How to reach the server and how patient to be.
 struct Options {
     std::string host = "127.0.0.1";  ///< name or address (IPv4 or IPv6)
@@ -116,6 +133,8 @@ struct Options {
     /// request calls are queued). When full, the oldest event is discarded and counted: the
     /// next nextEvent() returns an ErrorEvent of kind Overflow saying how many. 0 = no limit.
     std::size_t max_queued_events = 10000;
+    /// TLS instead of plain TCP (connect_timeout covers the handshake too).
+    TlsOptions tls{};
 };
 
 /// Who to register as. A saved `session` and `last_id` let a new process resume where an

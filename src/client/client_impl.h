@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "client/backoff.h"
 #include "client/dedupe_window.h"
 #include "client/socket_io.h"
+#include "client/tls_stream.h"
 #include "tundra/client.h"
 #include "tundra/codec.h"
 
@@ -46,6 +48,9 @@ struct Client::Impl {
 
     Options opt;
     int fd = -1;
+    std::shared_ptr<TlsClientContext> tls_ctx;  // made on the first TLS connect
+    std::unique_ptr<TlsStream> tls;             // set while a TLS connection is open
+    std::uint64_t rx_bytes = 0;                 // received on this connection (plain)
     FrameDecoder decoder{kMaxPayload};
     std::uint16_t next_seq = 1;
     std::deque<Event> events;

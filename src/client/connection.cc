@@ -16,18 +16,40 @@
 namespace tundra::client {
 
 void Client::Impl::closeSocket() {
+    if (tls) {
+        tls->shutdown();
+        tls.reset();
+    }
     if (fd >= 0) {
         ::close(fd);
         fd = -1;
     }
+    rx_bytes = 0;
     decoder = FrameDecoder(kMaxPayload);
 }
 
 Result<void> Client::Impl::openSocket() {
     closeSocket();
-    auto r = connectTcp(opt.host, opt.port, SteadyClock::now() + opt.connect_timeout);
+    const TimePoint deadline = SteadyClock::now() + opt.connect_timeout;
+    auto r = connectTcp(opt.host, opt.port, deadline);
     if (!r) {
         return r.error();
+    }
+    if (opt.tls.enabled) {
+        if (!tls_ctx) {
+            auto ctx = TlsClientContext::create(opt.tls);
+            if (!ctx) {
+                ::close(*r);
+                return ctx.error();
+            }
+            tls_ctx = std::move(*ctx);
+        }
+        auto stream = TlsStream::handshake(tls_ctx, *r, opt.tls, opt.host, endpoint(), deadline);
+        if (!stream) {
+            ::close(*r);
+            return stream.error();
+        }
+        tls = std::move(*stream);
     }
     fd = *r;
     last_rx = SteadyClock::now();
@@ -66,7 +88,8 @@ Result<void> Client::Impl::writeFrame(const Bytes& frame, TimePoint deadline) {
     }
     std::size_t off = 0;
     while (off < frame.size()) {
-        ssize_t n = ::send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+        ssize_t n = tls ? tls->write(frame.data() + off, frame.size() - off)
+                        : ::send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += static_cast<std::size_t>(n);
             continue;
@@ -76,7 +99,7 @@ Result<void> Client::Impl::writeFrame(const Bytes& frame, TimePoint deadline) {
             continue;
         }
         if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
-            pollfd p{fd, POLLOUT, 0};
+            pollfd p{fd, tls ? tls->waitEvents() : static_cast<short>(POLLOUT), 0};
             int ready = ::poll(&p, 1, pollTimeoutMs(deadline, SteadyClock::now()));
             if (ready > 0 || (ready < 0 && errno == EINTR)) {
                 continue;
@@ -88,7 +111,8 @@ Result<void> Client::Impl::writeFrame(const Bytes& frame, TimePoint deadline) {
             return e;
         }
         auto e = localError(ErrorKind::Disconnected,
-                            "connection to " + endpoint() + " lost: " + std::strerror(err));
+                            "connection to " + endpoint() + " lost: " +
+                                (tls && err == EPROTO ? tls->lastError() : std::strerror(err)));
         connectionLost(e);
         return e;
     }
@@ -108,6 +132,7 @@ std::optional<TimePoint> Client::Impl::keepaliveWake() const {
 Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame& out,
                                                  ClientError& error) {
     std::array<std::uint8_t, 65536> buf;
+    bool tls_hint = false;  // a plain connection whose first bytes look like a TLS record
     for (;;) {
         if (fd < 0) {
             error = localError(ErrorKind::Disconnected, "not connected to " + endpoint());
@@ -122,6 +147,12 @@ Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame&
         if (r.status == DecodeStatus::Error) {
             error = localError(ErrorKind::Protocol,
                                std::string("undecodable frame from the server: ") + r.reason);
+            if (tls_hint) {
+                error = localError(ErrorKind::Connect,
+                                   endpoint() +
+                                       " answered with TLS: this is a TLS port (use "
+                                       "the TLS option, tundra-cli --tls)");
+            }
             connectionLost(error);
             return ReadStatus::Failed;
         }
@@ -132,7 +163,11 @@ Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame&
             wake = *keepalive;
         }
         pollfd p{fd, POLLIN, 0};
-        int n = ::poll(&p, 1, pollTimeoutMs(wake, now));
+        if (tls && tls->waitEvents() == POLLOUT) {
+            p.events = POLLIN | POLLOUT;
+        }
+        // Bytes already decrypted inside OpenSSL do not make the socket readable.
+        int n = tls && tls->pending() ? 1 : ::poll(&p, 1, pollTimeoutMs(wake, now));
         if (n < 0) {
             if (errno == EINTR) {
                 return ReadStatus::Interrupted;
@@ -167,8 +202,13 @@ Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame&
             }
             continue;
         }
-        ssize_t got = ::read(fd, buf.data(), buf.size());
+        ssize_t got = tls ? tls->read(buf.data(), buf.size()) : ::read(fd, buf.data(), buf.size());
+        if (got > 0 && !tls && rx_bytes == 0 && got >= 3 && buf[0] >= 0x14 && buf[0] <= 0x17 &&
+            buf[1] == 0x03) {
+            tls_hint = true;  // a TLS record header (alert, handshake...) where a frame should be
+        }
         if (got > 0) {
+            rx_bytes += static_cast<std::uint64_t>(got);
             decoder.append(ByteSpan(buf.data(), static_cast<std::size_t>(got)));
             last_rx = SteadyClock::now();
             probe_sent = false;
@@ -177,10 +217,12 @@ Client::Impl::ReadStatus Client::Impl::readFrame(TimePoint deadline, OwnedFrame&
         if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
             continue;
         }
-        error =
-            localError(ErrorKind::Disconnected,
-                       got == 0 ? endpoint() + " closed the connection"
-                                : "connection to " + endpoint() + " lost: " + std::strerror(errno));
+        const int err = errno;
+        error = localError(
+            ErrorKind::Disconnected,
+            got == 0 ? endpoint() + " closed the connection"
+                     : "connection to " + endpoint() + " lost: " +
+                           (tls && err == EPROTO ? tls->lastError() : std::strerror(err)));
         connectionLost(error);
         return ReadStatus::Failed;
     }

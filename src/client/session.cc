@@ -226,6 +226,7 @@ void Client::dropConnectionForTesting() {
     if (m.fd < 0) {
         return;
     }
+    m.tls.reset();
     abortSocket(m.fd);
     m.fd = -1;
     m.connectionLost(localError(ErrorKind::Disconnected, "connection dropped for testing"));

@@ -231,6 +231,25 @@ const std::array kTable = {
         "Admin HTTP connections refused by the per-source or global cap.", "", "net.admin_refused",
         false,
         [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.admin_refused_total; }},
+    MetricDef{
+        "tundra_tls_handshakes_total", kCounter, "TLS handshakes completed.", "",
+        "net.tls_handshakes", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.tls_handshakes_total; }},
+    MetricDef{"tundra_tls_handshake_failures_total", kCounter,
+              "TLS handshakes that failed (not TLS, no shared protocol or cipher, refused "
+              "certificate).",
+              "", "net.tls_handshake_failures", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.stats.tls_handshake_failures_total;
+              }},
+    MetricDef{"tundra_tls_handshake_timeouts_total", kCounter,
+              "TLS connections closed because the handshake did not finish in time.", "",
+              "net.tls_handshake_timeouts", false,
+              [](const Src& s,
+                 std::uint16_t) -> MetricValue { return s.stats.tls_handshake_timeouts_total; }},
+    MetricDef{"tundra_tls_connections", kGauge, "Established TLS connections open.", "",
+              "net.tls_connections", false,
+              [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.tls_connections; }},
 };
 
 void writeValue(JsonWriter& w, const MetricValue& v) {

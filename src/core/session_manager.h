@@ -83,6 +83,11 @@ struct ServerStats {
     /// Storage (issue 11): times reading from clients paused because the writer's queue was
     /// full (backpressure).
     std::uint64_t storage_read_holds_total = 0;
+    // TLS (issue 10): handshakes completed, failed, abandoned at the deadline; open now.
+    std::uint64_t tls_handshakes_total = 0;
+    std::uint64_t tls_handshake_failures_total = 0;
+    std::uint64_t tls_handshake_timeouts_total = 0;
+    std::uint64_t tls_connections = 0;
 };
 
 class SessionManager {

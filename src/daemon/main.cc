@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
         }
         if (!server.start(error)) {
             spdlog::critical("cannot start: {}", error);
-            return 1;
+            return server.configError() ? 2 : 1;
         }
         return server.run();
     } catch (const std::exception& e) {

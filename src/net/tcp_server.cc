@@ -4,6 +4,7 @@
 // owner's callbacks; never interprets them.
 #include "net/tcp_server.h"
 
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 
@@ -15,6 +16,7 @@
 #include "net/acceptor.h"
 #include "net/connection.h"
 #include "net/socket_ops.h"
+#include "net/tls_context.h"
 
 namespace tundra::net {
 
@@ -67,22 +69,52 @@ bool TcpServer::listen(std::string& error) {
     }
     port_ = sockets::localPort(fd);
     acceptor_ = std::make_unique<Acceptor>(loop_, fd, [this](int conn_fd, std::string peer) {
-        return onAccept(conn_fd, std::move(peer));
+        return onAccept(conn_fd, std::move(peer), false);
     });
     spdlog::debug("listening on {}", sockets::formatHostPort(options_.bind, port_));
     return true;
 }
 
+bool TcpServer::listenTls(std::uint16_t port, std::string& error) {
+    if (tls_acceptor_ || !tls_ctx_) {
+        error = "tls listen " + sockets::formatHostPort(options_.bind, port) +
+                (tls_ctx_ ? ": already listening" : ": no TLS context");
+        return false;
+    }
+    const int fd = sockets::listenTcp(options_.bind, port, error);
+    if (fd < 0) {
+        return false;
+    }
+    tls_port_ = sockets::localPort(fd);
+    tls_stage_.resize(16U << 10);  // one TLS record of plaintext
+    tls_acceptor_ = std::make_unique<Acceptor>(loop_, fd, [this](int conn_fd, std::string peer) {
+        return onAccept(conn_fd, std::move(peer), true);
+    });
+    return true;
+}
+
+void TcpServer::setTlsContext(std::shared_ptr<TlsContext> ctx) { tls_ctx_ = std::move(ctx); }
+
 std::uint16_t TcpServer::port() const { return port_; }
 
 void TcpServer::stopAccepting() {
+    // Not reset: this may run inside an acceptor's own callback.
     if (acceptor_) {
-        acceptor_->stop();  // not reset: this may run inside the acceptor's own callback
+        acceptor_->stop();
+    }
+    if (tls_acceptor_) {
+        tls_acceptor_->stop();
+    }
+    for (auto& [id, conn] : conns_) {
+        if (!conn->announced() && conn->state_ != Connection::State::Closed) {
+            scheduleClose(*conn, CloseReason::Error);
+        }
     }
 }
 
-bool TcpServer::onAccept(int fd, std::string peer) {
-    const ConnInfo info{std::move(peer)};
+bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
+    ConnInfo info;
+    info.peer = std::move(peer);
     if (!sockets::setNoDelay(fd)) {
         spdlog::debug("setsockopt(TCP_NODELAY) failed for {}", info.peer);
     }
@@ -97,8 +129,50 @@ bool TcpServer::onAccept(int fd, std::string peer) {
                      sockets::errorText(err));
         return false;  // ~Connection closes the fd; the Acceptor counts the error
     }
-    if (reads_held_) {
+    if (reads_held_) {  // a TLS handshake waits too: it ends in reading
         conn->setInterest(conn->readMask());
+    }
+    if (tls) {
+        SSL* ssl = SSL_new(tls_ctx_->raw());  // holds its own reference to the context
+        if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
+            spdlog::warn("SSL_new for a connection from {}: {}", info.peer, tlsErrorText());
+            SSL_free(ssl);
+            loop_.remove(fd, conn.get());
+            return false;
+        }
+        SSL_set_accept_state(ssl);
+        conn->tls_ = std::make_unique<Connection::TlsState>(ssl, info.peer);
+        std::weak_ptr<int> alive = alive_;
+        conn->tls_->handshake_timer =
+            loop_.addTimer(options_.tls_handshake_timeout_ms, [this, alive, id] {
+                if (alive.expired()) {
+                    return;
+                }
+                auto found = conns_.find(id);
+                if (found == conns_.end() || !found->second->tls_) {
+                    return;
+                }
+                Connection& c = *found->second;
+                c.tls_->handshake_timer = 0;
+                if (c.tls_->phase != Connection::TlsState::Phase::Handshaking ||
+                    c.state_ == Connection::State::Closed) {
+                    return;
+                }
+                ++tls_handshake_timeouts_;
+                std::uint64_t held = 0;
+                if (tls_timeout_log_.allow(loop_.nowMs(), held)) {
+                    spdlog::warn(
+                        "tls handshake from {} not finished after {} ms: closed ({} more "
+                        "since the last line)",
+                        c.tls_->peer, options_.tls_handshake_timeout_ms, held);
+                }
+                c.tls_->phase = Connection::TlsState::Phase::Failed;
+                scheduleClose(c, CloseReason::Error);
+            });
+        conns_.emplace(id, std::move(conn));
+        ++unannounced_;
+        spdlog::debug("conn={} accepted fd={} peer={} (tls handshake)", id, fd, info.peer);
+        return true;  // announced when the handshake completes
     }
     conns_.emplace(id, std::move(conn));
     spdlog::debug("conn={} accepted fd={} peer={}", id, fd, info.peer);
@@ -201,6 +275,9 @@ void TcpServer::holdReads(bool held) {
     for (auto& [id, c] : conns_) {
         if (c->state_ == Connection::State::Open) {
             c->setInterest(c->readMask() | (c->interest_ & EPOLLOUT));
+            if (!held) {
+                c->scheduleTlsRead();  // plaintext held inside OpenSSL does not wake epoll
+            }
         }
     }
 }
@@ -356,11 +433,15 @@ void TcpServer::close(ConnId id) {
     }
 }
 
-std::uint64_t TcpServer::acceptErrors() const { return acceptor_ ? acceptor_->errors() : 0; }
+std::uint64_t TcpServer::acceptErrors() const {
+    return (acceptor_ ? acceptor_->errors() : 0) + (tls_acceptor_ ? tls_acceptor_->errors() : 0);
+}
 
-std::uint64_t TcpServer::acceptShed() const { return acceptor_ ? acceptor_->shed() : 0; }
+std::uint64_t TcpServer::acceptShed() const {
+    return (acceptor_ ? acceptor_->shed() : 0) + (tls_acceptor_ ? tls_acceptor_->shed() : 0);
+}
 
-std::size_t TcpServer::connectionCount() const { return conns_.size(); }
+std::size_t TcpServer::connectionCount() const { return conns_.size() - unannounced_; }
 
 std::size_t TcpServer::queuedBytes(ConnId id) const {
     auto it = conns_.find(id);
@@ -394,6 +475,9 @@ void TcpServer::scheduleClose(Connection& c, CloseReason reason) {
         if (err != 0) {
             spdlog::debug("conn={} write: {}", c.id_, sockets::errorText(err));
         }
+    }
+    if (reason != CloseReason::Error) {
+        c.tlsShutdown();
     }
     c.state_ = Connection::State::Closed;
     c.reason_ = reason;
@@ -431,9 +515,15 @@ void TcpServer::reap() {
         std::unique_ptr<Connection> conn = std::move(it->second);
         conns_.erase(it);
         const CloseReason reason = conn->reason_;
+        const bool announced = conn->announced();
+        if (conn->tls_ && announced) {
+            --tls_open_;
+        } else if (!announced) {
+            --unannounced_;
+        }
         std::vector<std::uint64_t> unwritten = conn->output_.unwrittenTags();
         conn.reset();  // closes the fd
-        if (on_close_) {
+        if (on_close_ && announced) {
             on_close_(id, reason, std::move(unwritten));
         }
     }

@@ -15,12 +15,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/log_throttle.h"
 #include "net/event_loop.h"
 #include "net/output_queue.h"
 
 namespace tundra::net {
 
 class Acceptor;
+class TlsContext;
 
 /// Never reused within a process; never an fd.
 using ConnId = std::uint64_t;
@@ -49,15 +51,23 @@ struct TcpServerOptions {
     int max_reads_per_wakeup = 4;
     std::int64_t flush_timeout_ms = 5000;  ///< closeAfterFlush() gives up after this
     int send_buffer_bytes = 0;             ///< SO_SNDBUF of accepted sockets; 0 = kernel autotuning
+    /// A TLS handshake not finished after this is abandoned (closed, counted as a timeout).
+    std::int64_t tls_handshake_timeout_ms = 10'000;
 };
 
 struct ConnInfo {
-    std::string peer;  ///< "ip:port" / "[ip]:port"
+    std::string peer;         ///< "ip:port" / "[ip]:port"
+    bool tls = false;         ///< accepted on the TLS listener, handshake completed
+    std::string tls_version;  ///< "TLSv1.3"
+    std::string tls_cipher;   ///< "TLS_AES_256_GCM_SHA384"
+    /// mTLS: the subject CN of the client certificate the handshake verified ("" without one).
+    std::string tls_peer_cn;
 };
 
 class TcpServer {
 public:
-    /// Called after accept. The connection is live; send() works.
+    /// Called after accept (on the TLS listener: after the handshake completed). The connection
+    /// is live; send() works.
     using ConnectCallback = std::function<void(ConnId, const ConnInfo&)>;
     /// Called with all unconsumed input (left-over partial bytes + new bytes). Returns how
     /// many bytes were consumed; the rest is kept and presented again with the next bytes.
@@ -78,7 +88,17 @@ public:
     /// denied"). After success, port() is the real port.
     bool listen(std::string& error);
     [[nodiscard]] std::uint16_t port() const;
-    /// Stops accepting (closes the listening socket). Existing connections stay.
+    /// A second listener on options.bind:`port` (0 = the OS chooses) whose connections speak
+    /// TLS with the context set by setTlsContext() (which must be called first). Its
+    /// connections are announced (ConnectCallback) only once their handshake has completed;
+    /// one that fails or does not finish within tls_handshake_timeout_ms is closed and
+    /// counted, never announced.
+    bool listenTls(std::uint16_t port, std::string& error);
+    [[nodiscard]] std::uint16_t tlsPort() const { return tls_port_; }
+    /// The context for connections accepted from now on; established ones keep theirs.
+    void setTlsContext(std::shared_ptr<TlsContext> ctx);
+    /// Stops accepting (closes the listening sockets). Established connections stay; TLS
+    /// connections still in their handshake are closed (they were never announced).
     void stopAccepting();
 
     void setConnectCallback(ConnectCallback cb) { on_connect_ = std::move(cb); }
@@ -111,8 +131,9 @@ public:
     void holdReads(bool held);
     [[nodiscard]] bool readsHeld() const { return reads_held_; }
 
-    /// Connections not yet reaped (closing ones included until their CloseCallback runs; a
-    /// connection no longer counts inside its own CloseCallback).
+    /// Announced connections not yet reaped (closing ones included until their CloseCallback
+    /// runs; a connection no longer counts inside its own CloseCallback). TLS connections
+    /// count from the end of their handshake.
     [[nodiscard]] std::size_t connectionCount() const;
     [[nodiscard]] std::size_t queuedBytes(ConnId id) const;
     /// Queued output of every open connection, as the caps charge it (bytes + overhead).
@@ -136,10 +157,16 @@ public:
     [[nodiscard]] std::uint64_t acceptErrors() const;
     /// Connections shed at the fd limit (accepted and closed at once): one per real peer.
     [[nodiscard]] std::uint64_t acceptShed() const;
+    /// TLS handshakes completed, failed (bad data, refused certificate), and abandoned at the
+    /// deadline; established TLS connections open now.
+    [[nodiscard]] std::uint64_t tlsHandshakes() const { return tls_handshakes_; }
+    [[nodiscard]] std::uint64_t tlsHandshakeFailures() const { return tls_handshake_failures_; }
+    [[nodiscard]] std::uint64_t tlsHandshakeTimeouts() const { return tls_handshake_timeouts_; }
+    [[nodiscard]] std::size_t tlsOpen() const { return tls_open_; }
 
 private:
     class Connection;
-    bool onAccept(int fd, std::string peer);
+    bool onAccept(int fd, std::string peer, bool tls);
     void scheduleClose(Connection& c, CloseReason reason);
     void startFlushing(Connection& c, CloseReason drained);
     void peerClosed(Connection& c);
@@ -156,6 +183,13 @@ private:
     EventLoop& loop_;
     TcpServerOptions options_;
     std::unique_ptr<Acceptor> acceptor_;
+    std::unique_ptr<Acceptor> tls_acceptor_;
+    std::shared_ptr<TlsContext> tls_ctx_;
+    // Plaintext staged for one SSL_write (at most one 16 KiB record with partial writes);
+    // shared by every connection: writes are synchronous on the loop thread.
+    std::vector<std::uint8_t> tls_stage_;
+    common::LogThrottle tls_fail_log_;
+    common::LogThrottle tls_timeout_log_;
     // Segment storage of drained output queues, reused by the next ones (no allocation per
     // send while traffic is steady). Declared before conns_: it outlives the queues.
     SegmentPool pool_;
@@ -169,6 +203,12 @@ private:
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
     ConnId next_id_ = 1;
     std::uint16_t port_ = 0;
+    std::uint16_t tls_port_ = 0;
+    std::uint64_t tls_handshakes_ = 0;
+    std::uint64_t tls_handshake_failures_ = 0;
+    std::uint64_t tls_handshake_timeouts_ = 0;
+    std::size_t tls_open_ = 0;
+    std::size_t unannounced_ = 0;  // TLS connections in conns_ whose handshake never completed
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     std::uint64_t write_calls_ = 0;

@@ -17,5 +17,5 @@ add_library(tundra_ops STATIC
     ${CMAKE_CURRENT_LIST_DIR}/prometheus.cc)
 target_link_libraries(tundra_ops
     PUBLIC tundra_core tundra_net tundra_common
-    PRIVATE tomlplusplus::tomlplusplus)
+    PRIVATE tomlplusplus::tomlplusplus OpenSSL::Crypto)
 tundra_target_defaults(tundra_ops)

@@ -4,9 +4,12 @@
 #include "server/admin_http.h"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
+#include <fstream>
 #include <utility>
 
 #include "server/config_file.h"
@@ -55,6 +58,8 @@ const char* reasonPhrase(int status) {
             return "OK";
         case 400:
             return "Bad Request";
+        case 401:
+            return "Unauthorized";
         case 404:
             return "Not Found";
         case 405:
@@ -185,7 +190,56 @@ HttpParse parseHttpRequestHead(std::string_view bytes, std::size_t max_bytes) {
         if (!isValidHeaderLine(line)) {
             return error(400, "malformed header line");
         }
+        const auto colon = line.find(':');
+        std::string name(line.substr(0, colon));
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        if (name == "authorization") {
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+                value.remove_prefix(1);
+            }
+            while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+                value.remove_suffix(1);
+            }
+            result.head.authorization = std::string(value);
+        }
     }
+}
+
+bool bearerMatches(std::string_view authorization, std::string_view token) {
+    constexpr std::string_view kScheme = "bearer ";
+    if (token.empty() || authorization.size() < kScheme.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < kScheme.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) {
+            return false;
+        }
+    }
+    const std::string_view given = authorization.substr(kScheme.size());
+    // The length is not secret (a token's length says nothing useful); the bytes are compared
+    // with CRYPTO_memcmp, whose time does not depend on the first difference.
+    return given.size() == token.size() &&
+           CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
+}
+
+bool readTokenFile(const std::string& path, std::string& token, std::string& error) {
+    std::ifstream in(path);
+    if (!in) {
+        error = "admin_token_file " + path + ": cannot be read";
+        return false;
+    }
+    std::string line;
+    std::getline(in, line);
+    const auto first = line.find_first_not_of(" \t\r");
+    const auto last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) {
+        error = "admin_token_file " + path + ": the first line is empty";
+        return false;
+    }
+    token = line.substr(first, last - first + 1);
+    return true;
 }
 
 AdminHttp::AdminHttp(net::EventLoop& loop, ReadyCallback ready, MetricsCallback metrics,
@@ -211,6 +265,13 @@ bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
             "admin: '{}' is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:9090)", addr_port);
         return false;
     }
+    if (!options_.token_file.empty()) {
+        std::string token_error;
+        if (!readTokenFile(options_.token_file, token_, token_error)) {
+            error_out = token_error;
+            return false;
+        }
+    }
     net::TcpServerOptions o;
     o.bind = host;
     o.port = port;
@@ -225,19 +286,56 @@ bool AdminHttp::start(const std::string& addr_port, std::string& error_out) {
     tcp->setCloseCallback([this](net::ConnId id, net::CloseReason,
                                  const std::vector<std::uint64_t>&) { onClose(id); });
     std::string listen_error;
-    if (!tcp->listen(listen_error)) {
+    if (options_.tls) {
+        tcp->setTlsContext(options_.tls);
+        if (!tcp->listenTls(port, listen_error)) {
+            error_out = "admin: " + listen_error;
+            return false;
+        }
+    } else if (!tcp->listen(listen_error)) {
         error_out = "admin: " + listen_error;
         return false;
     }
     tcp_ = std::move(tcp);
     const bool v6 = host.find(':') != std::string::npos;
     address_ =
-        v6 ? fmt::format("[{}]:{}", host, tcp_->port()) : fmt::format("{}:{}", host, tcp_->port());
-    spdlog::info("admin listening on {}", address_);
+        v6 ? fmt::format("[{}]:{}", host, this->port()) : fmt::format("{}:{}", host, this->port());
+    spdlog::info("admin listening on {}{}{}", address_, options_.tls ? " (https)" : "",
+                 token_.empty() ? "" : " (bearer token required)");
     return true;
 }
 
-std::uint16_t AdminHttp::port() const { return tcp_ ? tcp_->port() : 0; }
+std::uint16_t AdminHttp::port() const {
+    if (!tcp_) {
+        return 0;
+    }
+    return options_.tls ? tcp_->tlsPort() : tcp_->port();
+}
+
+bool AdminHttp::reloadToken(std::string* error) {
+    if (options_.token_file.empty()) {
+        token_.clear();
+        return true;
+    }
+    std::string token;
+    std::string why;
+    if (!readTokenFile(options_.token_file, token, why)) {
+        spdlog::error("reload: {}; keeping the running admin token", why);
+        if (error != nullptr) {
+            *error = why;
+        }
+        return false;
+    }
+    token_ = std::move(token);
+    return true;
+}
+
+void AdminHttp::setTlsContext(std::shared_ptr<net::TlsContext> ctx) {
+    if (options_.tls && tcp_) {
+        options_.tls = ctx;
+        tcp_->setTlsContext(std::move(ctx));
+    }
+}
 
 void AdminHttp::stopAccepting() {
     if (tcp_) {
@@ -315,6 +413,11 @@ void AdminHttp::route(net::ConnId id, const HttpRequestHead& head) {
     if (head.method != "GET" && !head_only) {
         respond(id, 405, kTextPlain, "only GET and HEAD are supported\n", false,
                 "Allow: GET, HEAD\r\n");
+    } else if (!token_.empty() && head.path != "/healthz" && head.path != "/readyz" &&
+               !bearerMatches(head.authorization, token_)) {
+        ++unauthorized_;
+        respond(id, 401, kTextPlain, "a bearer token is required\n", head_only,
+                "WWW-Authenticate: Bearer realm=\"tundra-admin\"\r\n");
     } else if (head.path == "/healthz") {
         respond(id, 200, kTextPlain, "ok\n", head_only);
     } else if (head.path == "/readyz") {

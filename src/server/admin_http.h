@@ -15,6 +15,7 @@
 
 #include "net/event_loop.h"
 #include "net/tcp_server.h"
+#include "net/tls_context.h"
 
 namespace tundra::server {
 
@@ -26,6 +27,11 @@ struct AdminHttpOptions {
     /// max_connections, so one source's idle connections (each dropped at request_timeout_ms)
     /// cannot fill the listener and make /healthz fail for every prober.
     std::size_t max_per_source = 8;
+    /// File whose first line is the bearer token every path but /healthz and /readyz needs;
+    /// "" = no token. Read by start() and reloadToken().
+    std::string token_file;
+    /// Serve HTTPS with this context (the chat listener's certificate); null = plain HTTP.
+    std::shared_ptr<net::TlsContext> tls;
 };
 
 /// One parsed request head. Exposed for tests of the parser.
@@ -34,6 +40,7 @@ struct HttpRequestHead {
     std::string target;  ///< origin-form, e.g. "/metrics?x=1"
     std::string path;    ///< target without the query
     int minor_version = 1;
+    std::string authorization;  ///< the Authorization header's value ("" if absent)
 };
 
 /// Result of looking at the bytes received so far on an admin connection.
@@ -48,6 +55,14 @@ struct HttpParse {
 /// line or header that is already malformed is an Error before the head is complete. Lines
 /// end in CRLF (a bare LF is accepted); obsolete line folding is rejected. A body is ignored.
 HttpParse parseHttpRequestHead(std::string_view bytes, std::size_t max_bytes);
+
+/// True when `authorization` is "Bearer " + `token` (scheme case-insensitive), compared in
+/// time that does not depend on where the two differ. An empty `token` matches nothing.
+bool bearerMatches(std::string_view authorization, std::string_view token);
+
+/// The token in a token file: its first line without surrounding whitespace. False with
+/// `error` if the file cannot be read or the token is empty.
+bool readTokenFile(const std::string& path, std::string& token, std::string& error);
 
 /// Owns its own net::TcpServer on the given loop. Answers exactly one request per connection
 /// with "Connection: close", then closes after the flush. A connection that has not finished
@@ -76,6 +91,15 @@ public:
     [[nodiscard]] const std::string& address() const { return address_; }
     /// Stops accepting; connections in progress finish normally.
     void stopAccepting();
+    /// The admin token file from now on (reloadToken() reads it).
+    void setTokenFile(std::string path) { options_.token_file = std::move(path); }
+    /// Re-reads the token file (SIGHUP). An unreadable or empty file keeps the running token
+    /// and returns false with `error`; no file configured clears the token.
+    bool reloadToken(std::string* error = nullptr);
+    /// New HTTPS connections use `ctx` (SIGHUP reloaded the certificate). No-op without TLS.
+    void setTlsContext(std::shared_ptr<net::TlsContext> ctx);
+    /// Requests answered 401 for a missing or wrong bearer token.
+    [[nodiscard]] std::uint64_t unauthorized() const { return unauthorized_; }
 
     [[nodiscard]] std::uint64_t requestsServed() const { return requests_; }
     [[nodiscard]] std::size_t connectionCount() const { return conns_.size(); }
@@ -110,6 +134,8 @@ private:
     std::uint64_t requests_ = 0;
     std::uint64_t refused_ = 0;
     std::size_t counted_ = 0;  // open connections that were not refused
+    std::uint64_t unauthorized_ = 0;
+    std::string token_;                                        // "" = no token required
     std::unordered_map<std::string, std::size_t> per_source_;  // counted ones per address
 };
 

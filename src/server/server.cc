@@ -51,7 +51,13 @@ net::TcpServerOptions tcpOptions(const Config& c) {
     o.output_cap = c.output_cap_bytes;
     o.output_total_soft = c.output_total_soft_bytes;
     o.output_total_hard = c.output_total_hard_bytes;
+    o.tls_handshake_timeout_ms = c.tls_handshake_timeout_ms;
     return o;
+}
+
+// An empty tls_key means the key is in the tls_cert file (one combined PEM).
+net::TlsFiles tlsFiles(const Config& c) {
+    return {c.tls_cert, c.tls_key.empty() ? c.tls_cert : c.tls_key, c.tls_client_ca};
 }
 
 // The source key the core counts connections and registrations by: the peer address without
@@ -172,7 +178,11 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
         config_.core, *this, clock_, [] { return common::newSessionId(); },
         [this] { return stats(); });
     tcp_.setConnectCallback([this](net::ConnId id, const net::ConnInfo& info) {
-        spdlog::debug("conn={} accepted from {}", id, info.peer);
+        spdlog::debug("conn={} accepted from {}{}", id, info.peer,
+                      info.tls ? " over " + info.tls_version : std::string());
+        if (!info.tls_peer_cn.empty()) {
+            peer_cert_names_[id] = info.tls_peer_cn;
+        }
         sessions_->onConnect(id, peerAddress(info.peer));
         scheduleStoreFlush();
     });
@@ -311,6 +321,27 @@ void Server::finishStore() {
 }
 
 bool Server::start(std::string& error) {
+    // Settings that only make sense with a certificate: refused here (exit 2) rather than in
+    // checkConsistency, so each key can still be set on its own in a file and its flag.
+    const char* needs_cert = !config_.tls_key.empty()         ? "tls_key"
+                             : !config_.tls_client_ca.empty() ? "tls_client_ca"
+                             : config_.admin_tls              ? "admin_tls"
+                                                              : nullptr;
+    if (needs_cert != nullptr && config_.tls_cert.empty()) {
+        error = std::string(needs_cert) + " is set but tls_cert is not";
+        config_error_ = true;
+        return false;
+    }
+    if (!config_.tls_cert.empty()) {
+        std::string tls_error;
+        tls_ctx_ = net::TlsContext::createServer(tlsFiles(config_), tls_error);
+        if (!tls_ctx_) {
+            error = tls_error;
+            config_error_ = true;
+            return false;
+        }
+        tcp_.setTlsContext(tls_ctx_);
+    }
     if (!openStore(error)) {
         return false;
     }
@@ -344,15 +375,29 @@ bool Server::start(std::string& error) {
         config_.core.software_version, net::sockets::formatHostPort(config_.bind, tcp_.port()),
         config_.core.max_clients, config_.core.max_payload, config_.core.ping_interval_ms,
         config_.core.session_timeout_ms);
+    if (tls_ctx_) {
+        if (!tcp_.listenTls(config_.tls_port, error)) {
+            return false;
+        }
+        spdlog::info("tls listening on {} ({}{})",
+                     net::sockets::formatHostPort(config_.bind, tcp_.tlsPort()),
+                     tls_ctx_->description(),
+                     tls_ctx_->verifiesClients() ? "; client certificates required" : "");
+    }
     if (!config_.admin.empty()) {
         AdminHttpOptions admin_options;
         admin_options.max_per_source = config_.admin_max_per_source;
+        admin_options.token_file = config_.admin_token_file;
+        if (config_.admin_tls) {
+            admin_options.tls = tls_ctx_;
+        }
         admin_ = std::make_unique<AdminHttp>(
             loop_, [this] { return !draining_ && !sessions_->storageDegraded(); },
             [this] { return metricsText(); }, admin_options);
         std::string admin_error;
         if (!admin_->start(config_.admin, admin_error)) {
             error = "admin listener: " + admin_error;
+            config_error_ = admin_error.starts_with("admin_token_file");
             return false;
         }
     }
@@ -421,6 +466,7 @@ void Server::onClosed(net::ConnId id, net::CloseReason reason,
     } else {
         spdlog::debug("conn={} closed: {}", id, net::closeReasonName(reason));
     }
+    peer_cert_names_.erase(id);
     sessions_->onDisconnect(id, core_reason, unwritten);
     scheduleStoreFlush();
     if (draining_ && tcp_.connectionCount() == 0) {
@@ -468,6 +514,36 @@ void Server::reloadAuthenticator() {
     }
 }
 
+std::string Server::peerCertName(net::ConnId id) const {
+    auto it = peer_cert_names_.find(id);
+    return it == peer_cert_names_.end() ? std::string() : it->second;
+}
+
+void Server::reloadTls(const Config& c) {
+    if (!tls_ctx_) {
+        return;  // TLS off at start: enabling it needs a restart (tls_port is restart-only)
+    }
+    if (c.tls_cert.empty()) {
+        spdlog::warn(
+            "reload: TLS cannot be turned off without a restart; keeping the running "
+            "certificate");
+        return;
+    }
+    std::string error;
+    auto fresh = net::TlsContext::createServer(tlsFiles(c), error);
+    if (!fresh) {
+        spdlog::error("reload: TLS certificate not reloaded, keeping the running one: {}", error);
+        return;
+    }
+    tls_ctx_ = std::move(fresh);
+    tcp_.setTlsContext(tls_ctx_);
+    if (admin_) {
+        admin_->setTlsContext(tls_ctx_);
+    }
+    spdlog::info("reload: TLS certificate loaded ({}); new connections use it",
+                 tls_ctx_->description());
+}
+
 void Server::reload() {
     if (draining_) {
         spdlog::info("SIGHUP ignored: shutting down");
@@ -476,6 +552,11 @@ void Server::reload() {
     if (config_.config_file.empty()) {
         // The keys and the accounts file are re-read all the same.
         reloadAuthenticator();
+        // The certificate files are re-read even without a config file (renewed in place).
+        reloadTls(config_);
+        if (admin_) {
+            admin_->reloadToken();
+        }
         spdlog::info("SIGHUP: no --config file, nothing else to reload");
         return;
     }
@@ -488,6 +569,7 @@ void Server::reload() {
         return;
     }
     Config fresh = std::move(parsed.config);
+    reloadTls(fresh);
     auto restart = restartRequiredChanges(config_, fresh);
     if (!restart.empty()) {
         spdlog::warn("reload: {} changed and needs a restart; keeping the running value",
@@ -501,6 +583,10 @@ void Server::reload() {
     spdlog::set_level(fresh.log_level);
     config_ = std::move(fresh);
     reloadAuthenticator();
+    if (admin_) {
+        admin_->setTokenFile(config_.admin_token_file);
+        admin_->reloadToken();
+    }
     spdlog::info("reloaded {} (presence={} log_level={})", config_.config_file,
                  config_.core.presence_events ? "on" : "off",
                  spdlog::level::to_string_view(config_.log_level));
@@ -530,6 +616,10 @@ core::ServerStats Server::stats() const {
     s.accept_shed_total = tcp_.acceptShed();
     s.admin_refused_total = admin_ ? admin_->refused() : 0;
     s.storage_read_holds_total = store_read_holds_;
+    s.tls_handshakes_total = tcp_.tlsHandshakes();
+    s.tls_handshake_failures_total = tcp_.tlsHandshakeFailures();
+    s.tls_handshake_timeouts_total = tcp_.tlsHandshakeTimeouts();
+    s.tls_connections = tcp_.tlsOpen();
     return s;
 }
 

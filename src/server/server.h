@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -18,6 +19,7 @@
 #include "net/event_loop.h"
 #include "net/signal_watcher.h"
 #include "net/tcp_server.h"
+#include "net/tls_context.h"
 #include "server/admin_http.h"
 #include "server/config.h"
 #include "server/sd_notify.h"
@@ -79,6 +81,14 @@ public:
     void reload();
 
     [[nodiscard]] std::uint16_t port() const;
+    /// The TLS listener's port (0 when TLS is off).
+    [[nodiscard]] std::uint16_t tlsPort() const { return tcp_.tlsPort(); }
+    /// start() failed because of the configuration (an unusable certificate or key): exit 2.
+    [[nodiscard]] bool configError() const { return config_error_; }
+    /// The mTLS identity of a chat connection: the subject CN of its verified client
+    /// certificate, "" without one (plain TCP, or TLS without tls_client_ca). For the
+    /// authentication layer to map to a user; nothing uses it yet.
+    [[nodiscard]] std::string peerCertName(net::ConnId id) const;
     [[nodiscard]] bool draining() const { return draining_; }
     /// The admin HTTP port (0 when the admin listener is off).
     [[nodiscard]] std::uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
@@ -98,6 +108,9 @@ private:
     void onClosed(net::ConnId id, net::CloseReason reason,
                   const std::vector<std::uint64_t>& unwritten);
     void onSignal(int signo);
+    /// SIGHUP: a new TLS context from the files `c` names for new connections (chat and admin);
+    /// on failure logs an error and keeps the running one.
+    void reloadTls(const Config& c);
     core::ServerStats stats() const;
     /// Hands the core's batch of this iteration to the store once, at the end of the
     /// iteration (deferred).
@@ -119,6 +132,10 @@ private:
     std::unique_ptr<core::SessionManager> sessions_;
     std::unique_ptr<net::SignalWatcher> signals_;
     std::unique_ptr<AdminHttp> admin_;
+    std::shared_ptr<net::TlsContext> tls_ctx_;
+    // mTLS: the verified client certificate CN of the chat connections that presented one.
+    std::unordered_map<net::ConnId, std::string> peer_cert_names_;
+    bool config_error_ = false;
     // Checked every 10 s; trims at most once a minute, after 16 MiB freed (see HeapTrimmer).
     HeapTrimmer heap_trimmer_{16U << 20, 60'000};
     bool draining_ = false;

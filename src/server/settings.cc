@@ -80,6 +80,56 @@ std::vector<Setting> makeTable() {
          .summary = "TCP port, 0 = kernel's choice",
          .details = "the TCP port; 0 lets the kernel choose.",
          .access = field([](auto& c) -> auto& { return c.port; })},
+        {.key = "tls_port",
+         .type = T::Port,
+         .min = 0,
+         .max = 65535,
+         .group = "TLS",
+         .summary = "TLS listener port beside the plaintext one, 0 = kernel's choice",
+         .details = "the TCP port of the TLS listener on the same address as `port`; it runs "
+                    "when tls_cert and tls_key are set. The same frames as on `port`, inside "
+                    "TLS 1.2 or 1.3. 0 lets the kernel choose (the log says \"tls listening on "
+                    "ADDR:PORT\").",
+         .access = field([](auto& c) -> auto& { return c.tls_port; })},
+        {.key = "tls_cert",
+         .type = T::File,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM certificate chain of the TLS listener (\"\" = no TLS)",
+         .details = "the server certificate, then any intermediates, in PEM. Read at start "
+                    "(an unreadable or mismatched file is a startup error, exit 2) and again "
+                    "on SIGHUP: new connections get the new pair, established ones keep theirs; "
+                    "a bad new pair is logged and the running one kept.",
+         .access = field([](auto& c) -> auto& { return c.tls_cert; })},
+        {.key = "tls_key",
+         .type = T::File,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM private key of tls_cert (\"\" = in the tls_cert file)",
+         .details = "the private key matching tls_cert, in PEM, unencrypted (keep it mode "
+                    "0600); empty: the tls_cert file holds it too. Reloaded with tls_cert on "
+                    "SIGHUP. Set without tls_cert, it is a startup error (exit 2).",
+         .access = field([](auto& c) -> auto& { return c.tls_key; })},
+        {.key = "tls_client_ca",
+         .type = T::File,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "PEM CA bundle: require client certificates it signed (mTLS)",
+         .details = "when set, the TLS listener requires a client certificate signed by one of "
+                    "these CAs; a handshake without one, or with another, fails. The verified "
+                    "certificate's subject CN is known to the server for the connection (logged "
+                    "at debug). Reloaded on SIGHUP. Needs tls_cert (else a startup error).",
+         .access = field([](auto& c) -> auto& { return c.tls_client_ca; })},
+        {.key = "tls_handshake_timeout",
+         .type = T::Seconds,
+         .min = 0.1,
+         .max = 600,
+         .group = "TLS",
+         .summary = "seconds a TLS handshake may take before the connection is closed",
+         .details = "a TLS connection whose handshake has not completed after this is closed "
+                    "and counted (tundra_tls_handshake_timeouts_total); it never reached the "
+                    "chat core.",
+         .access = millis([](auto& c) -> auto& { return c.tls_handshake_timeout_ms; })},
         {.key = "max_clients",
          .type = T::Int,
          .min = 0,
@@ -335,8 +385,8 @@ std::vector<Setting> makeTable() {
          .group = "Operations",
          .summary = "admin HTTP listener (/healthz, /readyz, /metrics)",
          .details = "the admin HTTP listener (/healthz, /readyz, /metrics); port 0 lets the "
-                    "kernel choose. It has no authentication; keep it on loopback or a private "
-                    "network.",
+                    "kernel choose. Without admin_token_file it has no authentication; keep it "
+                    "on loopback or a private network.",
          .access = field([](auto& c) -> auto& { return c.admin; })},
         {.key = "admin_max_per_source",
          .type = T::Int,
@@ -349,6 +399,24 @@ std::vector<Setting> makeTable() {
                     "connections (each dropped after 5 s) cannot make /healthz fail for "
                     "everyone.",
          .access = field([](auto& c) -> auto& { return c.admin_max_per_source; })},
+        {.key = "admin_token_file",
+         .type = T::File,
+         .reloadable = true,
+         .group = "Operations",
+         .summary = "file holding the bearer token /metrics requires (\"\" = no token)",
+         .details = "when set, admin requests other than /healthz and /readyz need the header "
+                    "\"Authorization: Bearer TOKEN\" with the file's first line as TOKEN "
+                    "(compared in constant time); others get 401. The probes stay open so load "
+                    "balancers need no secret. Re-read on SIGHUP.",
+         .access = field([](auto& c) -> auto& { return c.admin_token_file; })},
+        {.key = "admin_tls",
+         .type = T::Bool,
+         .group = "Operations",
+         .summary = "serve the admin listener over TLS with tls_cert/tls_key",
+         .details = "the admin listener speaks HTTPS with the chat listener's certificate and "
+                    "key (reloaded with them); client certificates are not requested there. "
+                    "Needs tls_cert (else a startup error).",
+         .access = field([](auto& c) -> auto& { return c.admin_tls; })},
         {.key = "storage",
          .type = T::Choice,
          .choices = "memory|sqlite",
@@ -883,6 +951,10 @@ std::string_view flagArgName(const Setting& s) {
 std::optional<Inconsistency> checkConsistency(const Config& config) {
     // auth = tokens / accounts without their files: makeAuthenticator (server/auth_setup.cc)
     // refuses them at start (exit 2) and on reload, as it does unreadable files.
+    if (!config.tls_cert.empty() && config.tls_port != 0 && config.tls_port == config.port) {
+        return Inconsistency{{"tls_port", "port"},
+                             fmt::format("tls_port ({}) must differ from port", config.tls_port)};
+    }
     if (config.core.user_buffer_bytes > config.core.total_buffer_bytes) {
         return Inconsistency{
             {"user_buffer_bytes", "total_buffer_bytes"},

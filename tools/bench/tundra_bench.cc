@@ -10,6 +10,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,7 +53,13 @@ struct Options {
     double rate = 0;    // pairs: messages per second in total, open loop; 0 = as fast as the window
     double timeout_s = 60;
     bool json = false;
+    bool tls = false;       // --tls: to tundrad's TLS port
+    std::string ca_file;    // --ca: verify the server certificate against it
+    bool insecure = false;  // --insecure: accept any certificate
 };
+
+// The client TLS context of a --tls run (null: plain TCP).
+SSL_CTX* g_tls = nullptr;
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "tundra-bench: %s\n", what.c_str());
@@ -68,6 +76,7 @@ double nowUs() {
 // A non-blocking client connection with its own decoder and pending output.
 struct Conn {
     int fd = -1;
+    SSL* ssl = nullptr;
     FrameDecoder decoder;
     Bytes out;
     std::size_t out_off = 0;
@@ -77,6 +86,7 @@ struct Conn {
     bool confirmed = false;  // idle --warm: answered a PING that followed all its deliveries
 
     ~Conn() {
+        SSL_free(ssl);
         if (fd >= 0) {
             ::close(fd);
         }
@@ -87,9 +97,49 @@ struct Conn {
         last_tx_us = nowUs();
     }
 
+    // ::recv over TCP or TLS. With TLS, records already decrypted inside OpenSSL (which epoll
+    // cannot see) are read out too, so nothing waits for a wakeup that never comes.
+    ssize_t rx(std::uint8_t* buf, std::size_t n) {
+        if (ssl == nullptr) {
+            return ::recv(fd, buf, n, 0);
+        }
+        std::size_t total = 0;
+        while (total < n && (total == 0 || SSL_pending(ssl) > 0)) {
+            const int r = SSL_read(ssl, buf + total, static_cast<int>(n - total));
+            if (r > 0) {
+                total += static_cast<std::size_t>(r);
+                continue;
+            }
+            if (total > 0) {
+                break;
+            }
+            const int err = SSL_get_error(ssl, r);
+            if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+                errno = EAGAIN;
+                return -1;
+            }
+            return err == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+        }
+        return static_cast<ssize_t>(total);
+    }
+
+    // ::send over TCP or TLS (a TLS retry repeats the same bytes: the buffer only grows).
+    ssize_t tx(const std::uint8_t* data, std::size_t n) {
+        if (ssl == nullptr) {
+            return ::send(fd, data, n, MSG_NOSIGNAL);
+        }
+        const int r = SSL_write(ssl, data, static_cast<int>(std::min<std::size_t>(n, 1U << 20)));
+        if (r > 0) {
+            return r;
+        }
+        const int err = SSL_get_error(ssl, r);
+        errno = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+        return -1;
+    }
+
     bool flush() {
         while (out_off < out.size()) {
-            ssize_t n = ::send(fd, out.data() + out_off, out.size() - out_off, MSG_NOSIGNAL);
+            ssize_t n = tx(out.data() + out_off, out.size() - out_off);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
                     return true;
@@ -127,6 +177,15 @@ std::unique_ptr<Conn> connectTo(const sockaddr_storage& addr, socklen_t len) {
     }
     int one = 1;
     ::setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (g_tls != nullptr) {
+        c->ssl = SSL_new(g_tls);
+        SSL_set_fd(c->ssl, c->fd);
+        if (SSL_connect(c->ssl) != 1) {  // the socket is still blocking here
+            char buf[256] = "";
+            ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+            die(std::string("TLS handshake failed: ") + buf);
+        }
+    }
     return c;
 }
 
@@ -168,7 +227,7 @@ std::optional<Bytes> readFrameBlocking(Conn& c, MsgType want) {
             die("bad frame from server");
         }
         std::uint8_t buf[65536];
-        ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+        ssize_t n = c.rx(buf, sizeof buf);
         if (n <= 0) {
             die("server closed the connection");
         }
@@ -313,7 +372,7 @@ int runFanout(const Options& opts) {
         for (int k = 0; k < n; ++k) {
             auto idx = events[static_cast<std::size_t>(k)].data.u64;
             Conn& c = idx == receivers.size() ? sender : *receivers[idx];
-            ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
+            ssize_t got = c.rx(buf, sizeof buf);
             if (got <= 0) {
                 if (got < 0 && errno == EAGAIN) {
                     continue;
@@ -471,7 +530,7 @@ struct WarmPump {
             int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 20);
             for (int k = 0; k < n; ++k) {
                 Conn& c = *conns[events[static_cast<std::size_t>(k)].data.u64];
-                ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
+                ssize_t got = c.rx(buf, sizeof buf);
                 if (got <= 0) {
                     if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
                         continue;
@@ -1021,7 +1080,11 @@ int runLatency(const Options& o) {
 }
 
 const char* kUsage =
-    "Usage: tundra-bench [--host H] [--port P] [--json] SCENARIO [options]\n"
+    "Usage: tundra-bench [--host H] [--port P] [--json] [--tls [--ca FILE | --insecure]]\n"
+    "                    SCENARIO [options]\n"
+    "  --tls            connect with TLS (to tundrad's --tls-port), system CAs\n"
+    "  --ca FILE        verify the server certificate against FILE (implies --tls)\n"
+    "  --insecure       accept any server certificate (implies --tls)\n"
     "Scenarios:\n"
     "  fanout   --clients N (1000) --messages M (200) --size BYTES (64) --window W (32)\n"
     "           N receivers, one sender broadcasting M messages; deliveries/s, latency\n"
@@ -1095,11 +1158,33 @@ int main(int argc, char** argv) {
             o.rate = parseIntArg("--rate", value(), 1, 100000000);
         } else if (a == "--json") {
             o.json = true;
+        } else if (a == "--tls") {
+            o.tls = true;
+        } else if (a == "--ca") {
+            o.ca_file = value();
+            o.tls = true;
+        } else if (a == "--insecure") {
+            o.insecure = true;
+            o.tls = true;
         } else if (o.scenario.empty() && !a.starts_with("-")) {
             o.scenario = a;
         } else {
             std::fprintf(stderr, "tundra-bench: unknown argument '%s'\n%s", argv[i], kUsage);
             return 2;
+        }
+    }
+    if (o.tls) {
+        g_tls = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(g_tls, TLS1_2_VERSION);
+        SSL_CTX_set_mode(g_tls,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        if (!o.insecure) {
+            SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, nullptr);
+            if ((o.ca_file.empty()
+                     ? SSL_CTX_set_default_verify_paths(g_tls)
+                     : SSL_CTX_load_verify_locations(g_tls, o.ca_file.c_str(), nullptr)) != 1) {
+                die("cannot load the CA file " + o.ca_file);
+            }
         }
     }
     if (o.scenario == "fanout") {

@@ -197,6 +197,26 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             }
             continue;
         }
+        std::string* path_option = nullptr;
+        if (name == "--ca") {
+            path_option = &cfg.global.ca_file;
+        } else if (name == "--cert") {
+            path_option = &cfg.global.cert_file;
+        } else if (name == "--key") {
+            path_option = &cfg.global.key_file;
+        }
+        if (path_option != nullptr) {
+            auto v = value();
+            if (!v) {
+                return missing();
+            }
+            if (v->empty()) {
+                return UsageError{name + ": empty file name"};
+            }
+            *path_option = *v;
+            cfg.global.tls = true;  // naming a CA or a certificate means TLS
+            continue;
+        }
         bool* global_flag = nullptr;
         if (name == "--agent") {
             global_flag = &cfg.global.agent;
@@ -210,6 +230,10 @@ ParseOutcome parseArgs(const std::vector<std::string>& args) {
             global_flag = &cfg.global.plain;
         } else if (name == "--pipe") {
             global_flag = &force_pipe;
+        } else if (name == "--tls") {
+            global_flag = &cfg.global.tls;
+        } else if (name == "--insecure") {
+            global_flag = &cfg.global.insecure;
         }
         if (global_flag != nullptr) {
             if (auto e = flag(*global_flag)) {
@@ -415,6 +439,12 @@ constexpr const char* kGlobalOptions = R"(Options (before or after the command):
   --json            machine output: one JSON object per line on stdout
   --quiet, -q       no status lines on stderr
   --no-reconnect    give up when the connection breaks (default: reconnect and resume)
+  --tls             connect with TLS (to tundrad's --tls-port); the server certificate is
+                    checked against the system CAs and the --host name
+  --ca FILE         CA bundle (PEM) the server certificate must chain to (implies --tls)
+  --insecure        accept any server certificate (self-signed test servers only)
+  --cert FILE       client certificate (PEM) for servers that require one (implies --tls)
+  --key FILE        its private key (default: in the --cert file)
   -h, --help        this help; 'tundra-cli COMMAND --help' for a command
   --version         print the version
 )";

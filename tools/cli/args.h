@@ -46,7 +46,12 @@ struct GlobalOptions {
     bool json = false;
     bool quiet = false;
     bool no_reconnect = false;
-    bool plain = false;  ///< interactive mode without readline
+    bool plain = false;     ///< interactive mode without readline
+    bool tls = false;       ///< TLS to the server's TLS port
+    std::string ca_file;    ///< --ca: CA bundle the server certificate must chain to
+    bool insecure = false;  ///< --insecure: accept any server certificate (testing only)
+    std::string cert_file;  ///< --cert: client certificate (mTLS)
+    std::string key_file;   ///< --key: its private key
 };
 
 struct CliConfig {

@@ -40,6 +40,11 @@ client::Options clientOptions(const GlobalOptions& g) {
     o.connect_timeout = g.timeout;
     o.request_timeout = g.timeout;
     o.auto_reconnect = !g.no_reconnect;
+    o.tls.enabled = g.tls || g.insecure;
+    o.tls.ca_file = g.ca_file;
+    o.tls.insecure = g.insecure;
+    o.tls.cert_file = g.cert_file;
+    o.tls.key_file = g.key_file;
     return o;
 }
 

@@ -48,6 +48,23 @@ TEST(CliArgs, GlobalOptionsBeforeTheCommand) {
     EXPECT_TRUE(c.global.agent);
 }
 
+TEST(CliArgs, TlsOptions) {
+    CliConfig c = parseOk({"--tls", "health"});
+    EXPECT_TRUE(c.global.tls);
+    EXPECT_FALSE(c.global.insecure);
+    c = parseOk({"users", "--ca", "/etc/tundra/ca.crt", "--cert=me.crt", "--key", "me.key"});
+    EXPECT_TRUE(c.global.tls);  // a CA or a certificate means TLS
+    EXPECT_EQ(c.global.ca_file, "/etc/tundra/ca.crt");
+    EXPECT_EQ(c.global.cert_file, "me.crt");
+    EXPECT_EQ(c.global.key_file, "me.key");
+    c = parseOk({"--insecure", "ping"});
+    EXPECT_TRUE(c.global.insecure);
+    EXPECT_FALSE(parseOk({"health"}).global.tls);
+    EXPECT_NE(parseError({"--ca"}).find("needs a value"), std::string::npos);
+    EXPECT_NE(parseError({"--ca", ""}).find("empty file name"), std::string::npos);
+    EXPECT_NE(parseError({"--tls=yes"}).find("takes no value"), std::string::npos);
+}
+
 TEST(CliArgs, GlobalOptionsAfterTheCommandAndEqualsForm) {
     CliConfig c = parseOk({"users", "--port=6000", "--user=bob", "ali"});
     EXPECT_EQ(c.command, Command::Users);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -368,6 +369,52 @@ TEST(HttpRequestHead, TheCapCountsTheWholeHead) {
     EXPECT_EQ(r.status, 431);
     r = parseHttpRequestHead("GET /abcdef", 8);
     EXPECT_EQ(r.status, 414);
+}
+
+// ---- bearer token (admin_token_file) --------------------------------------------------------
+
+TEST(AdminToken, BearerMatchesOnlyTheExactToken) {
+    EXPECT_TRUE(bearerMatches("Bearer s3cret", "s3cret"));
+    EXPECT_TRUE(bearerMatches("bearer s3cret", "s3cret"));  // the scheme is case-insensitive
+    EXPECT_FALSE(bearerMatches("Bearer s3cre", "s3cret"));
+    EXPECT_FALSE(bearerMatches("Bearer s3cret2", "s3cret"));
+    EXPECT_FALSE(bearerMatches("Bearer S3CRET", "s3cret"));  // the token is not
+    EXPECT_FALSE(bearerMatches("Basic s3cret", "s3cret"));
+    EXPECT_FALSE(bearerMatches("s3cret", "s3cret"));
+    EXPECT_FALSE(bearerMatches("", "s3cret"));
+    EXPECT_FALSE(bearerMatches("Bearer ", ""));  // no token configured matches nothing
+}
+
+TEST(AdminToken, TheParserKeepsTheAuthorizationHeader) {
+    auto p = parseHttpRequestHead(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:   Bearer abc  \r\n\r\n", 8192);
+    ASSERT_EQ(p.state, HttpParse::State::Done);
+    EXPECT_EQ(p.head.authorization, "Bearer abc");
+    p = parseHttpRequestHead("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 8192);
+    ASSERT_EQ(p.state, HttpParse::State::Done);
+    EXPECT_EQ(p.head.authorization, "");
+}
+
+TEST(AdminToken, TheTokenFileIsItsFirstLineTrimmed) {
+    char tmpl[] = "/tmp/tundra-token-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    ASSERT_GE(fd, 0);
+    const std::string text = "  tok-123 \nsecond line\n";
+    ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ::close(fd);
+    std::string token;
+    std::string error;
+    ASSERT_TRUE(readTokenFile(tmpl, token, error)) << error;
+    EXPECT_EQ(token, "tok-123");
+    std::FILE* f = std::fopen(tmpl, "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("\n", f);
+    std::fclose(f);
+    EXPECT_FALSE(readTokenFile(tmpl, token, error));
+    EXPECT_THAT(error, HasSubstr("empty"));
+    ::unlink(tmpl);
+    EXPECT_FALSE(readTokenFile(tmpl, token, error));
+    EXPECT_THAT(error, HasSubstr("cannot be read"));
 }
 
 }  // namespace
