@@ -14,6 +14,18 @@ core::AuthResult failed(std::string why) {
     return r;
 }
 
+core::AuthResult certificateResult(std::string_view username, ClientKind kind,
+                                   const CertificateRules& rules) {
+    if (!rules.enabled) {
+        return failed("client certificates do not identify users (tls_client_identity is off)");
+    }
+    core::AuthResult r;
+    r.ok = true;
+    r.identity = core::Identity{std::string(username), kind,
+                                permissionsOf(rules.roles, !rules.roles.empty())};
+    return r;
+}
+
 }  // namespace
 
 core::AuthResult anonymousResult(std::string_view username, ClientKind kind, Anonymous mode) {
@@ -53,8 +65,13 @@ core::AuthResult TokenAuthenticator::verify(std::string_view username, std::stri
     return r;
 }
 
-AccountsAuthenticator::AccountsAuthenticator(Accounts accounts, Anonymous anonymous)
-    : accounts_(std::move(accounts)), anonymous_(anonymous) {
+core::AuthResult TokenAuthenticator::certificate(std::string_view username, ClientKind kind) const {
+    return certificateResult(username, kind, certs_);
+}
+
+AccountsAuthenticator::AccountsAuthenticator(Accounts accounts, Anonymous anonymous,
+                                             CertificateRules certs)
+    : accounts_(std::move(accounts)), anonymous_(anonymous), certs_(std::move(certs)) {
     if (::sodium_init() >= 0) {
         ::randombytes_buf(cache_key_.data(), cache_key_.size());
     }
@@ -104,6 +121,19 @@ core::AuthResult AccountsAuthenticator::verify(std::string_view username, std::s
     core::AuthResult r;
     r.ok = true;
     r.identity = core::Identity{a->name, kind, permissionsOf(a->roles, a->has_roles)};
+    return r;
+}
+
+core::AuthResult AccountsAuthenticator::certificate(std::string_view username,
+                                                    ClientKind kind) const {
+    core::AuthResult r = certificateResult(username, kind, certs_);
+    const Account* a = r.ok ? accounts_.find(username) : nullptr;
+    if (a != nullptr) {
+        if (a->kind != kind) {
+            return failed("kind differs from the account's");
+        }
+        r.identity.permissions = permissionsOf(a->roles, a->has_roles);
+    }
     return r;
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "auth/accounts.h"
 #include "auth/jwt.h"
@@ -14,19 +15,33 @@
 
 namespace tundra::auth {
 
+/// Settings tls_client_identity and tls_client_roles: whether a verified TLS client
+/// certificate whose subject CN is the REGISTER username authenticates it without a token,
+/// and the roles such an identity gets (an account of that name gives its own instead).
+struct CertificateRules {
+    bool enabled = false;
+    std::vector<std::string> roles;  ///< empty: the role "user"
+};
+
 /// auth = tokens: the token is a JWT whose `sub` is the REGISTER username and whose `kind`
 /// (default "user") is the REGISTER kind; `roles` give the permissions.
 class TokenAuthenticator final : public core::Authenticator {
 public:
-    TokenAuthenticator(JwtKey key, JwtRules rules, Anonymous anonymous)
-        : key_(std::move(key)), rules_(std::move(rules)), anonymous_(anonymous) {}
+    TokenAuthenticator(JwtKey key, JwtRules rules, Anonymous anonymous, CertificateRules certs = {})
+        : key_(std::move(key)),
+          rules_(std::move(rules)),
+          anonymous_(anonymous),
+          certs_(std::move(certs)) {}
     [[nodiscard]] core::AuthResult verify(std::string_view username, std::string_view token,
                                           ClientKind kind, std::int64_t now_s) const override;
+    [[nodiscard]] core::AuthResult certificate(std::string_view username,
+                                               ClientKind kind) const override;
 
 private:
     JwtKey key_;
     JwtRules rules_;
     Anonymous anonymous_;
+    CertificateRules certs_;
 };
 
 /// auth = accounts: the token is the account's password; kind must be the account's.
@@ -36,9 +51,13 @@ private:
 /// core.
 class AccountsAuthenticator final : public core::Authenticator {
 public:
-    AccountsAuthenticator(Accounts accounts, Anonymous anonymous);
+    AccountsAuthenticator(Accounts accounts, Anonymous anonymous, CertificateRules certs = {});
     [[nodiscard]] core::AuthResult verify(std::string_view username, std::string_view token,
                                           ClientKind kind, std::int64_t now_s) const override;
+    /// An account of that name gives its kind (which must match) and roles; any other name
+    /// gets CertificateRules::roles.
+    [[nodiscard]] core::AuthResult certificate(std::string_view username,
+                                               ClientKind kind) const override;
     [[nodiscard]] std::size_t size() const { return accounts_.size(); }
 
 private:
@@ -46,6 +65,7 @@ private:
     [[nodiscard]] Digest digest(const Account& a, std::string_view password) const;
     Accounts accounts_;
     Anonymous anonymous_;
+    CertificateRules certs_;
     std::array<unsigned char, 32> cache_key_{};
     mutable std::unordered_map<std::string, Digest> verified_;
 };

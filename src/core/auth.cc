@@ -68,7 +68,13 @@ bool SessionManager::Impl::authenticate(Conn& c, std::uint16_t seq, const msg::R
     if (lockedOut(c, seq)) {
         return false;
     }
-    const AuthResult res = auth_->verify(r.username, r.token, r.kind, clock_.wallMs() / 1000);
+    AuthResult res;
+    auto cert = r.token.empty() ? cert_names_.find(c.id) : cert_names_.end();
+    if (cert != cert_names_.end() && cert->second == r.username) {
+        res = auth_->certificate(r.username, r.kind);  // the TLS client certificate names it
+    } else {
+        res = auth_->verify(r.username, r.token, r.kind, clock_.wallMs() / 1000);
+    }
     if (!res.ok || res.identity.name != r.username) {
         authFailed(c, seq, res.ok ? "identity is not the username" : res.reason);
         return false;

@@ -47,6 +47,16 @@ public:
     /// REGISTER as `username` with `kind` at Unix time `now_s`. Pure: no I/O.
     [[nodiscard]] virtual AuthResult verify(std::string_view username, std::string_view token,
                                             ClientKind kind, std::int64_t now_s) const = 0;
+    /// REGISTER as `username` with an empty token on a connection whose verified TLS client
+    /// certificate names `username` (its subject CN): the identity the certificate gives, or a
+    /// failure when certificates do not identify users (the default).
+    [[nodiscard]] virtual AuthResult certificate(std::string_view username, ClientKind kind) const {
+        (void)username;
+        (void)kind;
+        AuthResult r;
+        r.reason = "client certificates do not identify users";
+        return r;
+    }
 };
 
 }  // namespace tundra::core

@@ -22,11 +22,15 @@ std::uint16_t ceilSeconds(std::int64_t ms) {
 
 }  // namespace
 
-void SessionManager::Impl::onConnect(ConnId id, std::string_view source) {
+void SessionManager::Impl::onConnect(ConnId id, std::string_view source,
+                                     std::string_view cert_name) {
     auto [it, inserted] = conns_.try_emplace(id);
     if (!inserted) {
         spdlog::warn("conn={} connected twice; ignored", id);
         return;
+    }
+    if (!cert_name.empty()) {
+        cert_names_[id] = std::string(cert_name);
     }
     Conn& c = it->second;
     c.id = id;
@@ -137,6 +141,7 @@ void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
     if (it == conns_.end()) {
         return;  // unknown or already reported: idempotent
     }
+    cert_names_.erase(id);
     Conn& c = it->second;
     if (reason == DisconnectReason::SlowConsumer) {
         ++metrics().slow_consumer_disconnects_total;

@@ -112,8 +112,8 @@ SessionManager::SessionManager(CoreConfig config, Outbox& outbox, const common::
 
 SessionManager::~SessionManager() = default;
 
-void SessionManager::onConnect(ConnId conn, std::string_view source) {
-    impl_->onConnect(conn, source);
+void SessionManager::onConnect(ConnId conn, std::string_view source, std::string_view cert_name) {
+    impl_->onConnect(conn, source, cert_name);
 }
 
 bool SessionManager::onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload) {

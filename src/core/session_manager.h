@@ -105,7 +105,10 @@ public:
     /// without port; empty = unknown, not counted per source). Beyond max_clients,
     /// max_unregistered or max_connections_per_ip it gets ERROR SERVER_FULL and
     /// closeAfterFlush.
-    void onConnect(ConnId conn, std::string_view source = {});
+    /// `cert_name` is the subject CN of the connection's verified TLS client certificate ("" =
+    /// none): with an Authenticator, a REGISTER with an empty token for exactly that name is
+    /// authenticated by the certificate (Authenticator::certificate).
+    void onConnect(ConnId conn, std::string_view source = {}, std::string_view cert_name = {});
     /// A complete frame whose header passed decodeFrame(). Handles flags, type, registration
     /// state, payload rules and routing. Never calls back into the caller synchronously other
     /// than through Outbox. Returns false once the core has closed `conn` (this frame's LOGOUT,

@@ -144,7 +144,7 @@ struct SessionManager::Impl {
 
     // ---- connections, REGISTER, resume, takeover, LOGOUT, expiry (registration.cc) ----------
 
-    void onConnect(ConnId id, std::string_view source);
+    void onConnect(ConnId id, std::string_view source, std::string_view cert_name);
     /// Refuses a new connection with ERROR SERVER_FULL (not counted toward the limits).
     void refuse(Conn& c, std::uint64_t& counter, common::LogThrottle& throttle,
                 std::string_view why);
@@ -281,6 +281,9 @@ struct SessionManager::Impl {
     DeadlineWheel<ConnId> register_wheel_;
     DeadlineWheel<ConnId> auth_wheel_;           // token deadlines (not rebuilt on reload)
     std::shared_ptr<const Authenticator> auth_;  // null: auth = none
+    // TLS client certificate names of the connections that have one (few: kept aside so a
+    // Conn does not grow for them).
+    std::unordered_map<ConnId, std::string> cert_names_;
     // Source addresses (client-controlled through which address they connect from): keyed
     // hash, so no one can choose addresses that collide.
     common::KeyedStringMap<SourceEntry> sources_;

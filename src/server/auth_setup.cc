@@ -14,9 +14,51 @@
 
 namespace tundra::server {
 
+namespace {
+
+// "a,b" -> {"a", "b"}; blanks around each name and empty names are dropped.
+std::vector<std::string> splitRoles(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto comma = text.find(',', start);
+        std::string role =
+            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        role.erase(0, role.find_first_not_of(" \t"));
+        role.erase(role.find_last_not_of(" \t") + 1);
+        if (!role.empty()) {
+            out.push_back(std::move(role));
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out;
+}
+
+// tls_client_identity and tls_client_roles.
+bool certificateRules(const Config& config, auth::CertificateRules& out, std::string& error) {
+    out.enabled = config.tls_client_identity;
+    out.roles = splitRoles(config.tls_client_roles);
+    for (const auto& r : out.roles) {
+        if (!auth::rolePermissions(r)) {
+            error = "tls_client_roles: '" + r + "' is not a role (admin, user, agent, readonly)";
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
 bool makeAuthenticator(const Config& config, std::shared_ptr<const core::Authenticator>& out,
                        std::string& error) {
     out.reset();
+    auth::CertificateRules certs;
+    if (!certificateRules(config, certs, error)) {
+        return false;
+    }
     if (config.auth == "none") {
         return true;
     }
@@ -52,7 +94,7 @@ bool makeAuthenticator(const Config& config, std::shared_ptr<const core::Authent
         rules.issuer = config.token_issuer;
         rules.max_token_bytes = config.token_max_bytes;
         out = std::make_shared<auth::TokenAuthenticator>(std::move(*key), std::move(rules),
-                                                         anonymous);
+                                                         anonymous, std::move(certs));
         return true;
     }
     if (config.auth == "accounts") {
@@ -61,7 +103,8 @@ bool makeAuthenticator(const Config& config, std::shared_ptr<const core::Authent
             error = "accounts_file " + error;
             return false;
         }
-        out = std::make_shared<auth::AccountsAuthenticator>(std::move(*accounts), anonymous);
+        out = std::make_shared<auth::AccountsAuthenticator>(std::move(*accounts), anonymous,
+                                                            std::move(certs));
         return true;
     }
     error = "auth: '" + config.auth + "' is not one of none, tokens, accounts";
@@ -80,24 +123,6 @@ struct IdentityArgs {
     std::string private_key_file;
     std::vector<std::string> rest;
 };
-
-std::vector<std::string> splitRoles(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const auto comma = text.find(',', start);
-        std::string role =
-            text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!role.empty()) {
-            out.push_back(std::move(role));
-        }
-        if (comma == std::string::npos) {
-            break;
-        }
-        start = comma + 1;
-    }
-    return out;
-}
 
 bool parseIdentityArgs(const std::vector<std::string>& args, bool token_options, IdentityArgs& out,
                        std::string& err) {

@@ -48,11 +48,13 @@ struct Config {
     std::int64_t token_leeway_s = 30;
     std::size_t token_max_bytes = 4096;
     std::string accounts_file;
-    std::string anonymous = "off";  ///< off | read-only | direct-only
-    std::uint16_t tls_port = 4243;         ///< TLS listener (when tls_cert/tls_key are set)
-    std::string tls_cert;                  ///< PEM chain; "" = no TLS listener
-    std::string tls_key;                   ///< PEM key of tls_cert
-    std::string tls_client_ca;             ///< PEM CAs; non-empty = client certificates required
+    std::string anonymous = "off";          ///< off | read-only | direct-only
+    std::uint16_t tls_port = 4243;          ///< TLS listener (when tls_cert/tls_key are set)
+    std::string tls_cert;                   ///< PEM chain; "" = no TLS listener
+    std::string tls_key;                    ///< PEM key of tls_cert
+    std::string tls_client_ca;              ///< PEM CAs; non-empty = client certificates required
+    bool tls_client_identity = false;       ///< with auth: a client certificate's CN identifies
+    std::string tls_client_roles = "user";  ///< roles of a certificate identity (comma list)
     std::int64_t tls_handshake_timeout_ms = 10'000;
     std::string admin_token_file;  ///< bearer token for the admin listener; "" = none
     bool admin_tls = false;        ///< admin listener over TLS with tls_cert/tls_key

@@ -180,10 +180,8 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
     tcp_.setConnectCallback([this](net::ConnId id, const net::ConnInfo& info) {
         spdlog::debug("conn={} accepted from {}{}", id, info.peer,
                       info.tls ? " over " + info.tls_version : std::string());
-        if (!info.tls_peer_cn.empty()) {
-            peer_cert_names_[id] = info.tls_peer_cn;
-        }
-        sessions_->onConnect(id, peerAddress(info.peer));
+        // the verified client certificate's CN (mTLS), "" without one: tls_client_identity
+        sessions_->onConnect(id, peerAddress(info.peer), info.tls_peer_cn);
         scheduleStoreFlush();
     });
     tcp_.setDataCallback([this](net::ConnId id, std::span<const std::uint8_t> bytes) {
@@ -332,6 +330,11 @@ bool Server::start(std::string& error) {
         config_error_ = true;
         return false;
     }
+    if (config_.tls_client_identity && config_.tls_client_ca.empty()) {
+        error = "tls_client_identity is set but tls_client_ca is not";
+        config_error_ = true;
+        return false;
+    }
     if (!config_.tls_cert.empty()) {
         std::string tls_error;
         tls_ctx_ = net::TlsContext::createServer(tlsFiles(config_), tls_error);
@@ -466,7 +469,6 @@ void Server::onClosed(net::ConnId id, net::CloseReason reason,
     } else {
         spdlog::debug("conn={} closed: {}", id, net::closeReasonName(reason));
     }
-    peer_cert_names_.erase(id);
     sessions_->onDisconnect(id, core_reason, unwritten);
     scheduleStoreFlush();
     if (draining_ && tcp_.connectionCount() == 0) {
@@ -512,11 +514,6 @@ void Server::reloadAuthenticator() {
     if (config_.auth != "none") {
         spdlog::info("reload: auth {} keys and accounts re-read", config_.auth);
     }
-}
-
-std::string Server::peerCertName(net::ConnId id) const {
-    auto it = peer_cert_names_.find(id);
-    return it == peer_cert_names_.end() ? std::string() : it->second;
 }
 
 void Server::reloadTls(const Config& c) {

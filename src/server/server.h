@@ -85,10 +85,6 @@ public:
     [[nodiscard]] std::uint16_t tlsPort() const { return tcp_.tlsPort(); }
     /// start() failed because of the configuration (an unusable certificate or key): exit 2.
     [[nodiscard]] bool configError() const { return config_error_; }
-    /// The mTLS identity of a chat connection: the subject CN of its verified client
-    /// certificate, "" without one (plain TCP, or TLS without tls_client_ca). For the
-    /// authentication layer to map to a user; nothing uses it yet.
-    [[nodiscard]] std::string peerCertName(net::ConnId id) const;
     [[nodiscard]] bool draining() const { return draining_; }
     /// The admin HTTP port (0 when the admin listener is off).
     [[nodiscard]] std::uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
@@ -133,8 +129,6 @@ private:
     std::unique_ptr<net::SignalWatcher> signals_;
     std::unique_ptr<AdminHttp> admin_;
     std::shared_ptr<net::TlsContext> tls_ctx_;
-    // mTLS: the verified client certificate CN of the chat connections that presented one.
-    std::unordered_map<net::ConnId, std::string> peer_cert_names_;
     bool config_error_ = false;
     // Checked every 10 s; trims at most once a minute, after 16 MiB freed (see HeapTrimmer).
     HeapTrimmer heap_trimmer_{16U << 20, 60'000};

@@ -120,6 +120,27 @@ std::vector<Setting> makeTable() {
                     "certificate's subject CN is known to the server for the connection (logged "
                     "at debug). Reloaded on SIGHUP. Needs tls_cert (else a startup error).",
          .access = field([](auto& c) -> auto& { return c.tls_client_ca; })},
+        {.key = "tls_client_identity",
+         .type = T::Bool,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "with auth: a client certificate's CN is the user, no token needed",
+         .details = "with auth = tokens or accounts and tls_client_ca, a REGISTER with an empty "
+                    "token whose username is exactly the subject CN of the connection's verified "
+                    "client certificate is accepted: the certificate is the credential. Its roles "
+                    "are tls_client_roles, or the account's with auth = accounts and an account "
+                    "of that name (whose kind must match). Other names on that connection need a "
+                    "token as usual. Needs tls_client_ca (else a startup error).",
+         .access = field([](auto& c) -> auto& { return c.tls_client_identity; })},
+        {.key = "tls_client_roles",
+         .type = T::Text,
+         .reloadable = true,
+         .group = "TLS",
+         .summary = "roles of a client-certificate identity, comma-separated",
+         .details = "the built-in roles (admin, user, agent, readonly; docs/SECURITY.md) given to "
+                    "a user identified by its client certificate (tls_client_identity). An "
+                    "unknown role is a startup error.",
+         .access = field([](auto& c) -> auto& { return c.tls_client_roles; })},
         {.key = "tls_handshake_timeout",
          .type = T::Seconds,
          .min = 0.1,

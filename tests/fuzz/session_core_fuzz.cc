@@ -697,9 +697,9 @@ private:
                     msg::Ack a;
                     TUNDRA_FUZZ_CHECK(msg::parse(p, a) == nullptr);
                     // AUTH_REFRESH is answered with an ACK whatever its flags (PROTOCOL.md)
-                    TUNDRA_FUZZ_CHECK(sending_ && f.conn == sender_ &&
-                                      (sending_->want_ack ||
-                                       sending_->type == MsgType::AuthRefresh));
+                    TUNDRA_FUZZ_CHECK(
+                        sending_ && f.conn == sender_ &&
+                        (sending_->want_ack || sending_->type == MsgType::AuthRefresh));
                     TUNDRA_FUZZ_CHECK(!ack.has_value());
                     ack = a;
                     if (trace_) {

@@ -297,6 +297,68 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateAndNamesIt) {
     EXPECT_EQ(netField(*alice, "tls_handshake_failures"), 2);
 }
 
+// tls_client_identity: with auth = tokens, alice's client certificate (CN "alice") is her
+// credential for the name "alice" only; its roles come from tls_client_roles; another name on
+// that connection, or "alice" without the certificate, still needs a token.
+TEST_F(TlsTest, AClientCertificateIdentifiesItsCommonNameOnly) {
+    TestCa clients("tundra client CA");
+    clients.writeCert(dir_.file("clients.crt"));
+    clients.issue("alice", "", dir_.file("alice.crt"), dir_.file("alice.key"));
+    const std::string secret = dir_.write("token.secret", std::string(40, 's') + "\n");
+    start({"--tls-client-ca", dir_.file("clients.crt"), "--tls-client-identity",
+           "--tls-client-roles", "readonly", "--auth", "tokens", "--token-secret-file", secret});
+    Options with_cert = tlsOptions();
+    with_cert.tls.cert_file = dir_.file("alice.crt");
+    with_cert.tls.key_file = dir_.file("alice.key");
+
+    Client other_name(with_cert);
+    Identity id;
+    id.name = "bob";
+    auto refused = other_name.registerAs(id);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::AuthFailed) << refused.error().message();
+
+    auto alice = login("alice", with_cert);
+    ASSERT_TRUE(alice);
+    // readonly: she may list users but not broadcast
+    EXPECT_TRUE(alice->listUsers());
+    auto sent = alice->sendMessage("", "hello");
+    ASSERT_FALSE(sent);
+    EXPECT_EQ(sent.error().code, ErrorCode::Forbidden) << sent.error().message();
+}
+
+// Without tls_client_identity the certificate only admits the connection: "alice" still needs
+// a token, and setting it without tls_client_ca is a startup error.
+TEST_F(TlsTest, ClientCertificatesDoNotIdentifyUnlessTurnedOn) {
+    TestCa clients("tundra client CA");
+    clients.writeCert(dir_.file("clients.crt"));
+    clients.issue("alice", "", dir_.file("alice.crt"), dir_.file("alice.key"));
+    const std::string secret = dir_.write("token.secret", std::string(40, 's') + "\n");
+    start({"--tls-client-ca", dir_.file("clients.crt"), "--auth", "tokens", "--token-secret-file",
+           secret});
+    Options with_cert = tlsOptions();
+    with_cert.tls.cert_file = dir_.file("alice.crt");
+    with_cert.tls.key_file = dir_.file("alice.key");
+    Client c(with_cert);
+    Identity id;
+    id.name = "alice";
+    auto refused = c.registerAs(id);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, ErrorCode::AuthFailed) << refused.error().message();
+
+    TundradProcess bad({"--tls-cert", files_.cert, "--tls-key", files_.key, "--tls-port", "0",
+                        "--tls-client-identity"},
+                       5s);
+    EXPECT_EQ(bad.waitExit(5s), std::optional<int>(2)) << bad.output();
+    EXPECT_NE(bad.output().find("tls_client_identity is set but tls_client_ca is not"),
+              std::string::npos)
+        << bad.output();
+    TundradProcess bad_role({"--tls-client-roles", "user,wizard"}, 5s);
+    EXPECT_EQ(bad_role.waitExit(5s), std::optional<int>(2)) << bad_role.output();
+    EXPECT_NE(bad_role.output().find("tls_client_roles: 'wizard' is not a role"), std::string::npos)
+        << bad_role.output();
+}
+
 #ifdef TUNDRA_CLI_PATH
 TEST_F(TlsTest, TundraCliSpeaksTls) {
     start();

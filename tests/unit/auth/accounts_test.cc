@@ -133,5 +133,40 @@ TEST(AccountsAuthenticatorTest, PasswordKindAndRoles) {
     EXPECT_EQ(guest.identity.permissions, perm::kDirect | perm::kListUsers);
 }
 
+TEST(TokenAuthenticatorTest, ClientCertificatesIdentifyOnlyWhenTurnedOn) {
+    std::string e;
+    TokenAuthenticator off(std::move(*JwtKey::secret(std::string(32, 'k'), e)), JwtRules{},
+                           Anonymous::Off);
+    EXPECT_FALSE(off.certificate("alice", ClientKind::User).ok);
+    TokenAuthenticator on(std::move(*JwtKey::secret(std::string(32, 'k'), e)), JwtRules{},
+                          Anonymous::Off, CertificateRules{true, {"readonly"}});
+    auto r = on.certificate("alice", ClientKind::Agent);
+    ASSERT_TRUE(r.ok) << r.reason;
+    EXPECT_EQ(r.identity.name, "alice");
+    EXPECT_EQ(r.identity.kind, ClientKind::Agent);
+    EXPECT_EQ(r.identity.permissions, *rolePermissions("readonly"));
+    EXPECT_EQ(r.expires_at_s, 0);
+    TokenAuthenticator default_roles(std::move(*JwtKey::secret(std::string(32, 'k'), e)),
+                                     JwtRules{}, Anonymous::Off, CertificateRules{true, {}});
+    EXPECT_EQ(default_roles.certificate("bob", ClientKind::User).identity.permissions,
+              *rolePermissions("user"));
+}
+
+TEST(AccountsAuthenticatorTest, ACertificateForAnAccountGetsTheAccountsRolesAndKind) {
+    std::string e;
+    auto accounts = Accounts::parse(
+        accountEntry("alice", hashPassword("pw"), ClientKind::User, {"admin"}), "acc", e);
+    ASSERT_TRUE(accounts) << e;
+    AccountsAuthenticator a(std::move(*accounts), Anonymous::Off,
+                            CertificateRules{true, {"readonly"}});
+    auto alice = a.certificate("alice", ClientKind::User);
+    ASSERT_TRUE(alice.ok) << alice.reason;
+    EXPECT_EQ(alice.identity.permissions, perm::kAll);           // the account's admin
+    EXPECT_FALSE(a.certificate("alice", ClientKind::Agent).ok);  // not the account's kind
+    auto dev = a.certificate("device-7", ClientKind::Agent);     // no account: the setting
+    ASSERT_TRUE(dev.ok) << dev.reason;
+    EXPECT_EQ(dev.identity.permissions, *rolePermissions("readonly"));
+}
+
 }  // namespace
 }  // namespace tundra::auth

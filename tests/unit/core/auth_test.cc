@@ -36,7 +36,16 @@ public:
         r.expires_at_s = exp;
         return r;
     }
+    // A certificate gives read-only-like permissions, so the tests can tell the two paths apart.
+    core::AuthResult certificate(std::string_view username, ClientKind kind) const override {
+        ++cert_calls;
+        core::AuthResult r;
+        r.ok = true;
+        r.identity = core::Identity{std::string(username), kind, perm::kListUsers};
+        return r;
+    }
     mutable int calls = 0;
+    mutable int cert_calls = 0;
 };
 
 std::string tok(std::string_view name, std::uint32_t perms = perm::kAll, std::int64_t exp = 0) {
@@ -206,6 +215,32 @@ TEST_F(CoreAuthTest, RefreshChangesPermissions) {
     feed(1, msg::encode(msg::AuthRefresh{tok("alice", perm::kDirect)}, 7));
     EXPECT_EQ(one(1).type(), MsgType::Ack);
     EXPECT_EQ(sayAck(1, "bob", "hi").delivered, 1U);
+}
+
+TEST_F(CoreAuthTest, AClientCertificateAuthenticatesItsOwnNameOnly) {
+    useAuth();
+    // Connection 1 came with a certificate naming "alice": an empty token is enough for her,
+    // and she gets the certificate's permissions.
+    sm().onConnect(1, "10.1.0.1", "alice");
+    feed(1, reg("alice", ""));
+    ASSERT_EQ(asSystem(take(1).at(0)).event, SystemEvent::Welcome);
+    EXPECT_EQ(auth->cert_calls, 1);
+    EXPECT_EQ(auth->calls, 0);
+    EXPECT_EQ(asError(say(1, "", "all").at(0)).code, code(ErrorCode::Forbidden));
+    // The same certificate does not vouch for another name: that needs a token as usual.
+    sm().onConnect(2, "10.1.0.2", "alice");
+    feed(2, reg("bob", ""));
+    EXPECT_EQ(asError(take(2).at(0)).code, code(ErrorCode::AuthFailed));
+    feed(2, reg("bob", tok("bob")));
+    EXPECT_EQ(asSystem(take(2).at(0)).event, SystemEvent::Welcome);
+    // A token on a certificate connection is checked as a token (here: a bad one).
+    sm().onConnect(3, "10.1.0.3", "carol");
+    feed(3, reg("carol", "garbage"));
+    EXPECT_EQ(asError(take(3).at(0)).code, code(ErrorCode::AuthFailed));
+    // Without a certificate "alice" cannot take her session over with an empty token.
+    EXPECT_EQ(asError(registerWith(4, "alice", "")).code, code(ErrorCode::AuthFailed));
+    EXPECT_EQ(out.closeCount(1), 0U);
+    EXPECT_EQ(auth->cert_calls, 1);
 }
 
 TEST_F(CoreAuthTest, EachPermissionGuardsItsRequestAndTheConnectionStaysOpen) {

@@ -168,6 +168,8 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "tls_cert",
                                                     "tls_key",
                                                     "tls_client_ca",
+                                                    "tls_client_identity",
+                                                    "tls_client_roles",
                                                     "tls_handshake_timeout",
                                                     "max_clients",
                                                     "max_payload",
