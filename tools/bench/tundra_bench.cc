@@ -970,6 +970,139 @@ int runPairs(const Options& opts) {
     return t.delivered == expected && t.duplicates == 0 && t.out_of_order == 0 ? 0 : 1;
 }
 
+// mailbox: receiver i registers and logs out (it stays known), then sender i sends M direct
+// MESSAGEs (ACK requested, at most W un-ACKed) to it, so each is stored in its offline buffer
+// and its ACK says buffered = 1 (with the SQLite store: after its group commit). Measured:
+// stored messages/s and the send-to-ACK latency. Then every receiver registers again and must
+// get its M messages as REPLAY deliveries, each once and in order (the server needs
+// --max-buffered >= M).
+int runMailbox(const Options& opts) {
+    Options o = opts;
+    const int window = o.window < 0 ? 16 : o.window;
+    const auto n = static_cast<std::size_t>(o.pairs);
+    const auto m = static_cast<std::uint64_t>(o.messages);
+    raiseFdLimit(2 * o.pairs + 16);
+    {
+        auto receivers = registerMany(o, o.pairs, "mr");
+        for (auto& r : receivers) {
+            sendBlocking(*r, FrameWriter(MsgType::Logout, 2).finish());
+        }
+        for (auto& r : receivers) {  // the server closes each after its LOGOUT
+            std::uint8_t buf[4096];
+            while (r->rx(buf, sizeof buf) > 0) {
+            }
+        }
+    }
+    auto senders = registerMany(o, o.pairs, "ms");
+    std::vector<std::string> to;
+    std::vector<Conn*> all;
+    for (std::size_t i = 0; i < n; ++i) {
+        to.push_back(uniqueName("mr", static_cast<int>(i)));
+        all.push_back(senders[i].get());
+    }
+    int ep = watchAll(all);
+    std::vector<std::uint64_t> sent(n, 0);
+    std::vector<std::uint64_t> acked(n, 0);
+    std::vector<std::vector<std::uint64_t>> sent_ns(n, std::vector<std::uint64_t>(65536, 0));
+    bench::LatencyHistogram hist;
+    const std::uint64_t expected = m * n;
+    std::uint64_t all_acked = 0;
+    std::uint64_t not_stored = 0;  // ACKs that did not say buffered = 1
+    const std::uint64_t start_ns = nowNs();
+    const auto deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s);
+    std::vector<epoll_event> events(1024);
+    while (all_acked < expected && Clock::now() < deadline) {
+        const std::uint64_t now = nowNs();
+        for (std::size_t i = 0; i < n; ++i) {
+            Conn& c = *senders[i];
+            while (sent[i] < m && sent[i] - acked[i] < static_cast<std::uint64_t>(window)) {
+                ++sent[i];
+                const auto seq = static_cast<std::uint16_t>(sent[i]);
+                sent_ns[i][seq] = now;
+                c.queue(msg::encode(
+                    msg::Message{to[i],
+                                 stampedText(sent[i], now, static_cast<std::size_t>(o.size))},
+                    seq, flags::kAck));
+            }
+            if (!c.flush()) {
+                die("sender connection failed");
+            }
+        }
+        const int got = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int k = 0; k < got; ++k) {
+            const auto idx = static_cast<std::size_t>(events[static_cast<std::size_t>(k)].data.u64);
+            Conn& c = *all[idx];
+            pump(c, [&](MsgType type, const DecodeResult& r) {
+                msg::Ack a;
+                if (type != MsgType::Ack || msg::parse(r.payload, a) != nullptr) {
+                    return;
+                }
+                const std::uint64_t t = nowNs();
+                const std::uint64_t at = sent_ns[idx][r.header.sequence];
+                hist.record(t > at ? t - at : 0);
+                ++acked[idx];
+                ++all_acked;
+                not_stored += a.buffered == 1 ? 0 : 1;
+            });
+            if (!c.flush()) {
+                die("connection failed");
+            }
+        }
+    }
+    const double secs = static_cast<double>(nowNs() - start_ns) / 1e9;
+    ::close(ep);
+    if (not_stored > 0) {
+        std::fprintf(stderr, "tundra-bench: %llu ACKs did not report the message stored\n",
+                     static_cast<unsigned long long>(not_stored));
+    }
+
+    // The receivers come back: every stored message is replayed, once, in order.
+    socklen_t len = 0;
+    const auto addr = resolve(o, len);
+    std::vector<std::unique_ptr<Conn>> back;
+    all.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+        back.push_back(connectTo(addr, len));
+        msg::Register reg;
+        reg.username = to[i];
+        sendBlocking(*back.back(), msg::encode(reg, 1));
+        all.push_back(back.back().get());
+    }
+    ep = watchAll(all);
+    std::vector<StreamCheck> check(n, StreamCheck(static_cast<std::size_t>(m)));
+    std::uint64_t replayed = 0;
+    const auto replay_deadline = Clock::now() + std::chrono::duration<double>(o.timeout_s);
+    while (replayed < all_acked && Clock::now() < replay_deadline) {
+        const int got = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int k = 0; k < got; ++k) {
+            const auto idx = static_cast<std::size_t>(events[static_cast<std::size_t>(k)].data.u64);
+            pump(*all[idx], [&](MsgType type, const DecodeResult& r) {
+                msg::Delivery d;
+                std::uint64_t seq = 0;
+                std::uint64_t stamp = 0;
+                if (type == MsgType::BroadcastMessage && (r.header.flags & flags::kReplay) != 0 &&
+                    msg::parse(type, r.payload, d) == nullptr && parseStamp(d.text, seq, stamp)) {
+                    const std::uint64_t before = check[idx].delivered;
+                    check[idx].see(seq);
+                    replayed += check[idx].delivered - before;
+                }
+            });
+            if (!all[idx]->flush()) {
+                die("connection failed");
+            }
+        }
+    }
+    ::close(ep);
+    StreamTotals t;
+    for (const auto& c : check) {
+        t.add(c);
+    }
+    printStreamResult(o, "mailbox", "stored", window, expected, t, secs, hist);
+    return t.delivered == expected && t.duplicates == 0 && t.out_of_order == 0 && not_stored == 0
+               ? 0
+               : 1;
+}
+
 // agents: user i sends M AGENT_COMMAND requests to agent i, which answers each with an
 // AGENT_COMMAND whose reply_to is the request's id; a round trip ends at the reply.
 int runAgents(const Options& opts) {
@@ -1201,6 +1334,9 @@ int main(int argc, char** argv) {
     }
     if (o.scenario == "agents") {
         return runAgents(o);
+    }
+    if (o.scenario == "mailbox") {
+        return runMailbox(o);
     }
     std::fprintf(stderr, "tundra-bench: choose a scenario\n%s", kUsage);
     return 2;

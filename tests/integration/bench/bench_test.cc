@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tundra-bench against a real tundrad: the pairs (direct messages, closed loop and open loop at
-// a fixed rate) and agents (request/reply) scenarios complete, report every delivery as checked
-// (nothing lost, duplicated or out of order) and a coherent latency histogram in their JSON.
+// a fixed rate), agents (request/reply) and mailbox (offline stores, then replays) scenarios
+// complete, report every delivery as checked (nothing lost, duplicated or out of order) and a
+// coherent latency histogram in their JSON; a mailbox that loses messages is reported.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/scratch_dir.h"
 #include "support/shell_command.h"
 #include "support/tundrad_process.h"
 
@@ -79,6 +81,38 @@ TEST_F(BenchTest, AgentsCompleteEveryRequestReplyRoundTrip) {
     EXPECT_EQ(j.at("out_of_order").get<int>(), 0);
     EXPECT_GT(j.at("round_trips_per_s").get<double>(), 0.0);
     expectCoherentLatency(j);
+}
+
+TEST_F(BenchTest, MailboxStoresEveryMessageAndReplaysItOnceInOrder) {
+    ScratchDir dir;
+    TundradProcess stored({"--max-connections-per-ip", "0", "--register-rate", "0",
+                           "--rate-messages-per-s", "0", "--max-buffered", "200", "--data-dir",
+                           dir.path()});
+    ASSERT_NE(stored.port(), 0) << stored.output();
+    const ShellResult r = bench(stored.port(), "mailbox --pairs 10 --messages 150 --window 8");
+    ASSERT_EQ(r.code, 0) << r.out << stored.output();
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("scenario"), "mailbox");
+    EXPECT_EQ(j.at("expected").get<int>(), 10 * 150);
+    EXPECT_EQ(j.at("delivered").get<int>(), 10 * 150);  // replayed after the return
+    EXPECT_EQ(j.at("lost").get<int>(), 0);
+    EXPECT_EQ(j.at("duplicates").get<int>(), 0);
+    EXPECT_EQ(j.at("out_of_order").get<int>(), 0);
+    EXPECT_GT(j.at("stored_per_s").get<double>(), 0.0);
+    expectCoherentLatency(j);
+}
+
+TEST_F(BenchTest, AMailboxThatDropsMessagesFailsTheRun) {
+    ASSERT_NE(server.port(), 0);
+    // 60 messages for a buffer of 50 (the default): the 10 oldest are dropped, so the replay
+    // misses them and the run says so (exit 1) after its --timeout.
+    const ShellResult r =
+        runShell(std::string(TUNDRA_BENCH_PATH) + " --port " + std::to_string(server.port()) +
+                 " --json --timeout 2 mailbox --pairs 2 --messages 60");
+    EXPECT_EQ(r.code, 1) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("delivered").get<int>(), 2 * 50);
+    EXPECT_EQ(j.at("lost").get<int>(), 2 * 10);
 }
 
 TEST_F(BenchTest, UnknownScenarioArgumentIsAClearError) {
