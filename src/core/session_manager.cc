@@ -164,6 +164,8 @@ bool SessionManager::storePending() const {
     return impl_->recorder_.pending() || impl_->want_full_;
 }
 
+std::size_t SessionManager::acksHeld() const { return impl_->held_acks_.size(); }
+
 StoreBatch SessionManager::takeStoreBatch() { return impl_->takeStoreBatch(); }
 
 void SessionManager::onStoreResult(BatchResult& result) { impl_->onStoreResult(result); }

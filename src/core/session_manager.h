@@ -145,6 +145,8 @@ public:
     void attachStore(const StoreSnapshot& snapshot);
     /// Mutations wait to be handed to the store (the server takes them once per iteration).
     [[nodiscard]] bool storePending() const;
+    /// ACKs held until their batch is committed (or has failed): the drain waits for them.
+    [[nodiscard]] std::size_t acksHeld() const;
     /// The mutations recorded since the last call, as one batch with the next sequence number.
     StoreBatch takeStoreBatch();
     /// The store finished a batch (in sequence order). ok: the ACKs held for it leave;

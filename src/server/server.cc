@@ -276,7 +276,7 @@ void Server::flushStore() {
         return;
     }
     unsent_.reset();
-    if (tcp_.readsHeld()) {
+    if (tcp_.readsHeld() && !drain_waits_for_store_) {
         tcp_.holdReads(false);
     }
     if (store_->completionFd() < 0) {
@@ -294,6 +294,9 @@ void Server::onStoreCompletion() {
         flushStore();
     }
     scheduleStoreFlush();
+    if (drain_waits_for_store_ && sessions_->acksHeld() == 0) {
+        finishDrain();
+    }
 }
 
 void Server::finishStore() {
@@ -492,15 +495,30 @@ void Server::beginDrain() {
     draining_ = true;
     notifier_.stopping(fmt::format("draining {} connections", tcp_.connectionCount()));
     tcp_.stopAccepting();
-    sessions_->shutdown(config_.shutdown_retry_after_s);
-    if (tcp_.connectionCount() == 0) {
-        loop_.quit();
-        return;
-    }
     loop_.addTimer(config_.drain_timeout_ms, [this] {
         spdlog::warn("drain timeout: {} connections still open, exiting", tcp_.connectionCount());
         loop_.quit();
     });
+    // ACKs held for a batch the writer has not committed yet must reach their senders before
+    // SHUTDOWN closes the connections (else a stored message looks unaccepted and is sent
+    // again): nothing more is read, the writer finishes, then the clients are told.
+    if (store_ && store_->durable() && sessions_->acksHeld() > 0) {
+        spdlog::info("draining: waiting for the store to commit {} acknowledged messages",
+                     sessions_->acksHeld());
+        drain_waits_for_store_ = true;
+        tcp_.holdReads(true);
+        scheduleStoreFlush();
+        return;
+    }
+    finishDrain();
+}
+
+void Server::finishDrain() {
+    drain_waits_for_store_ = false;
+    sessions_->shutdown(config_.shutdown_retry_after_s);
+    if (tcp_.connectionCount() == 0) {
+        loop_.quit();
+    }
 }
 
 void Server::reloadAuthenticator() {

@@ -75,6 +75,8 @@ public:
     /// SIGTERM/SIGINT: stop accepting, SYSTEM SHUTDOWN to every client, flush, then quit
     /// (after drain_timeout at the latest). Idempotent.
     void beginDrain();
+    /// The drain's second step: SYSTEM SHUTDOWN to every client, then close after flush.
+    void finishDrain();
     /// SIGHUP: re-read the config file (if any) and apply what can change at runtime (limits,
     /// timeouts, buffers, presence, log level); logs the settings that need a restart. An
     /// invalid file is logged and the running settings stay. Tells systemd RELOADING/READY.
@@ -133,6 +135,7 @@ private:
     // Checked every 10 s; trims at most once a minute, after 16 MiB freed (see HeapTrimmer).
     HeapTrimmer heap_trimmer_{16U << 20, 60'000};
     bool draining_ = false;
+    bool drain_waits_for_store_ = false;  // draining: held ACKs wait for their commit first
     std::unique_ptr<storage::Store> store_;
     std::unique_ptr<StoreWatcher> store_watcher_;
     std::optional<core::StoreBatch> unsent_;  // taken from the core, refused by a full queue

@@ -2,11 +2,14 @@
 // Issue #11 with the real tundrad on a SQLite data directory: offline messages survive a clean
 // restart and a SIGKILL (replayed in order, flagged REPLAY, same ids), a session resumes across
 // a restart with only its gap replayed, startup refuses missing, corrupt and newer data with
-// exit code 2, --check-data and the online backup, and a full disk refuses what cannot be
-// stored (STORAGE_UNAVAILABLE, /readyz 503) while online users keep chatting.
+// exit code 2, --check-data and the online backup, a full disk refuses what cannot be stored
+// (STORAGE_UNAVAILABLE, /readyz 503) while online users keep chatting, and a SIGTERM drain
+// sends every held ACK before SHUTDOWN.
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+
+#include <set>
 
 #include "integration/storage/storage_helpers.h"
 
@@ -164,6 +167,68 @@ TEST(Resume, AcrossARestartOnlyTheGapIsReplayed) {
     }
     EXPECT_FALSE(bob.read(300ms)) << "more than the gap was replayed";
     EXPECT_EQ(server->stop(), std::optional<int>(0));
+}
+
+// SIGTERM while acked messages to an offline user are in flight (fsync = always): every
+// message the server stored had its ACK sent before SYSTEM SHUTDOWN, and every ACKed one is
+// replayed after the restart. (The drain waits for the writer's last batch: before, its ACKs
+// could be dropped with the closing connections, so a stored message looked unaccepted.)
+TEST(Drain, EveryStoredMessageIsAckedBeforeTheShutdown) {
+    ScratchDir dir;
+    const std::vector<std::string> flags{"--fsync",
+                                         "always",
+                                         "--max-buffered",
+                                         "100000",
+                                         "--user-buffer-bytes",
+                                         "67108864",
+                                         "--rate-messages-per-s",
+                                         "0"};
+    for (int round = 0; round < 4; ++round) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        const std::string rcpt = "drain" + std::to_string(round);
+        auto server = startOn(dir.path(), flags);
+        ASSERT_TRUE(server->started()) << server->output();
+        {
+            RawClient r(server->port());
+            ASSERT_TRUE(registerOn(r, rcpt));
+            logoutAndClose(r);
+        }
+        RawClient sender(server->port());
+        ASSERT_TRUE(registerOn(sender, "sender" + std::to_string(round)));
+        for (int i = 0; i < 400; ++i) {  // pipelined: many batches are in flight at once
+            const std::string text = "m" + std::to_string(i);
+            ASSERT_TRUE(
+                sender.send(msg::encode(msg::Message{rcpt, text}, sender.nextSeq(), flags::kAck)));
+        }
+        server->signal(SIGTERM);
+        std::set<std::uint64_t> acked;
+        bool shutdown_seen = false;
+        while (auto f = sender.read(10s)) {
+            if (f->type() == MsgType::Ack) {
+                EXPECT_FALSE(shutdown_seen) << "an ACK after SYSTEM SHUTDOWN";
+                EXPECT_EQ(asAck(*f).buffered, 1U);
+                acked.insert(asAck(*f).id);
+            } else if (f->type() == MsgType::System &&
+                       asSystem(*f).event == SystemEvent::Shutdown) {
+                shutdown_seen = true;
+            }
+        }
+        EXPECT_TRUE(shutdown_seen);
+        ASSERT_EQ(server->waitExit(10s), std::optional<int>(0)) << server->output();
+
+        server = startOn(dir.path(), flags);
+        ASSERT_TRUE(server->started()) << server->output();
+        RawClient r(server->port());
+        auto w = registerOn(r, rcpt);
+        ASSERT_TRUE(w);
+        EXPECT_EQ(w->pending, acked.size()) << "stored but never acknowledged, or the reverse";
+        std::set<std::uint64_t> replayed;
+        for (const auto& d : readDeliveries(r, w->pending)) {
+            replayed.insert(asDelivery(d).id);
+        }
+        EXPECT_EQ(replayed, acked);
+        EXPECT_EQ(server->stop(), std::optional<int>(0));
+    }
 }
 
 // ---- startup errors, --check-data, backup ---------------------------------------------------
