@@ -143,8 +143,9 @@ Result<std::unique_ptr<TlsStream>> TlsStream::handshake(
                 why.find("record layer failure") != std::string::npos) {
                 why += " (the server does not speak TLS on this port: is it the plaintext port?)";
             }
-            return localError(ErrorKind::Connect,
-                              "TLS handshake with " + endpoint + " failed: " + why);
+            std::string text = "TLS handshake with ";
+            text.append(endpoint).append(" failed: ").append(why);
+            return localError(ErrorKind::Connect, text);
         }
         pollfd p{fd, events, 0};
         const int ready = ::poll(&p, 1, pollTimeoutMs(deadline, SteadyClock::now()));

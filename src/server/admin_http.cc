@@ -244,7 +244,10 @@ bool readTokenFile(const std::string& path, std::string& token, std::string& err
 
 AdminHttp::AdminHttp(net::EventLoop& loop, ReadyCallback ready, MetricsCallback metrics,
                      AdminHttpOptions options)
-    : loop_(loop), ready_(std::move(ready)), metrics_(std::move(metrics)), options_(options) {}
+    : loop_(loop),
+      ready_(std::move(ready)),
+      metrics_(std::move(metrics)),
+      options_(std::move(options)) {}
 
 AdminHttp::~AdminHttp() {
     for (auto& [id, state] : conns_) {
