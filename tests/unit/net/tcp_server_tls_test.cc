@@ -154,6 +154,42 @@ TEST_F(TcpServerTlsTest, LargeTransfersBothWaysArriveIntact) {
     EXPECT_EQ(received_, up);
 }
 
+// holdReads (the storage backpressure) applies to TLS connections too: the delivery that holds
+// reads is the last until the release, and the release delivers the rest (records of 5,000
+// bytes, so a read can stop inside one).
+TEST_F(TcpServerTlsTest, HeldReadsStopTlsInputAndReleasingDeliversTheRest) {
+    connectTls();
+    int while_held = 0;
+    server_->setDataCallback([&](ConnId, std::span<const std::uint8_t> bytes) {
+        while_held += server_->readsHeld() ? 1 : 0;
+        received_.append(bytes.begin(), bytes.end());
+        server_->holdReads(true);
+        return bytes.size();
+    });
+    SSL_set_max_send_fragment(ssl_, 5000);
+    const std::string up = pattern(70'000, 3);
+    std::size_t off = 0;
+    while (off < up.size()) {
+        const int r = SSL_write(ssl_, up.data() + off, static_cast<int>(up.size() - off));
+        ASSERT_GT(r, 0) << "the loopback buffer takes 70 KB at once";
+        off += static_cast<std::size_t>(r);
+    }
+    ASSERT_TRUE(runUntil(loop_, [&] { return !received_.empty(); }));
+    const std::size_t first = received_.size();
+    EXPECT_LT(first, up.size());
+    (void)runUntil(
+        loop_, [] { return false; }, 200);  // held: nothing more may arrive
+    EXPECT_EQ(received_.size(), first);
+    EXPECT_EQ(while_held, 0);
+    server_->setDataCallback([&](ConnId, std::span<const std::uint8_t> bytes) {
+        received_.append(bytes.begin(), bytes.end());
+        return bytes.size();
+    });
+    server_->holdReads(false);
+    ASSERT_TRUE(runUntil(loop_, [&] { return received_.size() >= up.size(); }));
+    EXPECT_EQ(received_, up);
+}
+
 TEST_F(TcpServerTlsTest, ASilentHandshakeIsClosedAtTheDeadlineAndNeverAnnounced) {
     LoopClient silent(loop_, "127.0.0.1", server_->tlsPort());
     ASSERT_TRUE(silent.connected());
