@@ -11,20 +11,24 @@
 # do real server-side TLS (TLS 1.3, self-signed P-256 certificate made with openssl at run time,
 # verified by the terminator) and the client-side TLS cost is the same for both. HAProxy is the
 # default: stunnel's thread per connection costs several times the server's CPU per delivery
-# and so measures stunnel, not the server. Per round, for each workload, four runs with a fresh
-# server each: tundra plain, tundra TLS, redis plain, redis TLS (odd rounds in that order, even
-# rounds reversed). Both servers always have both listeners; only the port the generator uses
-# differs. Server on core 1; generator and terminator on core 0. One JSON line per run goes to
-# OUT (fanout's RESULT plus server/transport/workload/round and the terminator's CPU over the
-# measured seconds, term_cpu_pct); a markdown table of medians and ratios goes to stdout.
-# Server CPU per delivery (srv_cpu_pct over delivered_per_s) is in the table too: on a shared
-# machine it moves less than deliveries/s.
+# and so measures stunnel, not the server.
+#
+# Per round, for each workload, six runs with a fresh server each: tundra plain (direct), proxy
+# (plaintext through the same HAProxy: the control for the extra hop) and TLS, then the same for
+# redis (odd rounds in that order, even rounds reversed; TERMINATOR=stunnel has no proxy runs).
+# Both servers always have both listeners; only the port the generator uses differs. Server on
+# core 1; generator and terminator on core 0. One JSON line per run goes to OUT (fanout's RESULT
+# plus server/transport/workload/round and the terminator's CPU over the measured seconds,
+# term_cpu_pct); a markdown table of medians and ratios goes to stdout. Server CPU per delivery
+# (srv_cpu_pct over delivered_per_s) is in the table too: on a shared machine it moves less than
+# deliveries/s, and it is what the server pays whichever side limits the rate.
 #
 # Environment (optional):
 #   PEER_BENCH    folder holding fanout.cpp (default: ../shared/bench beside the repository or
 #                 beside its main checkout)
 #   WORKLOADS     ';'-separated "name=fanout args" (default: fanout=--mode fanout --subs 500
-#                 --pubs 5 --window 16;pairs=--mode pairs --pairs 200 --window 16)
+#                 --pubs 5 --window 16;pairs=--mode pairs --pairs 200 --window 16;fanout-rate=
+#                 the fanout at 300 published/s (150k deliveries/s), staggered: CPU at equal load)
 #   WARMUP, DURATION  seconds per run (default 1 and 5)
 #   TERMINATOR    haproxy (default) or stunnel
 #   KEEP_WORK=1   keep the temp work dir (logs, certificate) instead of removing it
@@ -42,7 +46,7 @@ if [ -z "${PEER_BENCH:-}" ]; then  # beside the repository, or beside the main c
     common=$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || common=
     if [ ! -f "$PEER_BENCH/fanout.cpp" ] && [ -n "$common" ]; then PEER_BENCH=$(dirname "$common")/../shared/bench; fi
 fi
-WORKLOADS=${WORKLOADS:-"fanout=--mode fanout --subs 500 --pubs 5 --window 16;pairs=--mode pairs --pairs 200 --window 16"}
+WORKLOADS=${WORKLOADS:-"fanout=--mode fanout --subs 500 --pubs 5 --window 16;pairs=--mode pairs --pairs 200 --window 16;fanout-rate=--mode fanout --subs 500 --pubs 5 --window 16 --rate 300 --stagger"}
 WARMUP=${WARMUP:-1}
 DURATION=${DURATION:-5}
 TERMINATOR=${TERMINATOR:-haproxy}
@@ -142,7 +146,8 @@ start_redis() {
     fi
 }
 TERM_PID=; TERM_PORT=
-start_haproxy() {  # $1 = run tag; plaintext in on TERM_PORT, TLS out to TLS_PORT, one thread
+start_haproxy() {  # $1 = run tag, $2 = tls|proxy; plaintext in on TERM_PORT, out to TLS_PORT
+    # over TLS (or to PLAIN_PORT in plaintext: the control for the hop), one thread
     TERM_PORT=$(free_port)
     cat >"$WORK/haproxy.$1.cfg" <<EOF
 global
@@ -158,7 +163,11 @@ frontend plain
     bind 127.0.0.1:$TERM_PORT
     default_backend tls
 backend tls
-    server s 127.0.0.1:$TLS_PORT ssl verify required ca-file $WORK/cert.pem verifyhost localhost
+$(if [ "$2" = tls ]; then
+    echo "    server s 127.0.0.1:$TLS_PORT ssl verify required ca-file $WORK/cert.pem verifyhost localhost"
+else
+    echo "    server s 127.0.0.1:$PLAIN_PORT"
+fi)
 EOF
     taskset -c $GEN_CPU haproxy -db -f "$WORK/haproxy.$1.cfg" >"$WORK/haproxy.$1.log" 2>&1 &
     TERM_PID=$!; PIDS+=("$TERM_PID")
@@ -190,7 +199,7 @@ run_one() {  # $1 = tundra|redis, $2 = plain|tls, $3 = workload name, $4 = round
     local srv=$1 tr=$2 wl=$3 round=$4 args=$5 tag="$3.$1.$2.r$4" port rc=0
     "start_$srv" "$tag"
     port=$PLAIN_PORT
-    if [ "$tr" = tls ]; then "start_$TERMINATOR" "$tag"; port=$TERM_PORT; fi
+    if [ "$tr" != plain ]; then "start_$TERMINATOR" "$tag" "$tr"; port=$TERM_PORT; fi
     local res=$WORK/fanout.$tag.out samples=$WORK/cpu.$tag.txt
     # shellcheck disable=SC2086  # args is a list of fanout flags
     timeout 150 taskset -c $GEN_CPU "$WORK/fanout" --proto "$srv" --port "$port" \
@@ -214,11 +223,11 @@ srv, tr, wl, rnd, rc, res, samples, hz, term = sys.argv[1:]
 lines = [l for l in open(res) if l.startswith("RESULT ")]
 r = json.loads(lines[-1][7:]) if lines else {"error": "no RESULT"}
 r.update(server=srv, transport=tr, workload=wl, round=int(rnd), exit=int(rc))
-if tr == "tls":
+if tr != "plain":
     r["terminator"] = term
 r["valid"] = bool(lines) and "error" not in r and not (r["gaps"] or r["dups"] or r["bad"] or r["dead"]
                                                      or r["stalled"] or r["undelivered_after_drain"])
-if tr == "tls" and "secs" in r:
+if tr != "plain" and "secs" in r:
     s = [tuple(map(float, l.split())) for l in open(samples) if len(l.split()) == 3]
     done = [x for x in s if x[2] > 0]
     if done:  # measured window: the RESULT line's time (sample resolution 0.1 s) back by secs
@@ -236,7 +245,7 @@ if tr == "tls" and "secs" in r:
         r["term_cpu_pct"] = round(100 * (at(t1) - at(t0)) / float(hz) / r["secs"])
 print(json.dumps(r))
 print(f'  {r.get("label", srv + "-" + tr)}: {r.get("delivered_per_s", 0):,.0f}/s p99 {r.get("p99_us", 0) / 1000:.2f} ms'
-      f' srv {r.get("srv_cpu_pct")}% gen {r.get("gen_cpu_pct")}% {term if tr == "tls" else "term"} {r.get("term_cpu_pct", "-")}%'
+      f' srv {r.get("srv_cpu_pct")}% gen {r.get("gen_cpu_pct")}% {term if tr != "plain" else "term"} {r.get("term_cpu_pct", "-")}%'
       f' valid={r["valid"]}' + ("" if "error" not in r else " " + r["error"]), file=sys.stderr)
 EOF
     sleep 0.5
@@ -244,10 +253,15 @@ EOF
 
 echo "uptime at start: $(uptime)" >&2
 IFS=';' read -r -a WLS <<<"$WORKLOADS"
-CONFIGS=("tundra plain" "tundra tls" "redis plain" "redis tls")
+TRS=(plain proxy tls)
+[ "$TERMINATOR" = haproxy ] || TRS=(plain tls)
+CONFIGS=()
+for srv in tundra redis; do for tr in "${TRS[@]}"; do CONFIGS+=("$srv $tr"); done; done
 for round in $(seq "$ROUNDS"); do
     order=("${CONFIGS[@]}")
-    if [ $((round % 2)) = 0 ]; then order=("redis tls" "redis plain" "tundra tls" "tundra plain"); fi
+    if [ $((round % 2)) = 0 ]; then
+        order=(); for ((i = ${#CONFIGS[@]} - 1; i >= 0; i--)); do order+=("${CONFIGS[i]}"); done
+    fi
     for w in "${WLS[@]}"; do
         name=${w%%=*}
         echo "round $round of $ROUNDS, $name: ${w#*=}" >&2
@@ -273,7 +287,7 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
     by = {}
     for r in rs:
         by.setdefault(f'{r["server"]}-{r["transport"]}', {})[r["round"]] = r
-    for k in ("tundra-plain", "tundra-tls", "redis-plain", "redis-tls"):
+    for k in ("tundra-plain", "tundra-proxy", "tundra-tls", "redis-plain", "redis-proxy", "redis-tls"):
         v = list(by.get(k, {}).values())
         if not v:
             continue
@@ -289,7 +303,7 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
     print("\n| ratio | deliveries/s: of medians (per-round range) | p99: of medians (per-round range) |")
     print("|---|---|---|")
     for a, b in (("tundra-tls", "redis-tls"), ("tundra-tls", "tundra-plain"), ("redis-tls", "redis-plain"),
-                 ("tundra-plain", "redis-plain")):
+                 ("tundra-tls", "tundra-proxy"), ("redis-tls", "redis-proxy"), ("tundra-plain", "redis-plain")):
         A, B = by.get(a, {}), by.get(b, {})
         both = sorted(set(A) & set(B))
         if not both:
