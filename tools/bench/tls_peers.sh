@@ -17,11 +17,12 @@
 # (plaintext through the same HAProxy: the control for the extra hop) and TLS, then the same for
 # redis (odd rounds in that order, even rounds reversed; TERMINATOR=stunnel has no proxy runs).
 # Both servers always have both listeners; only the port the generator uses differs. Server on
-# core 1; generator and terminator on core 0. One JSON line per run goes to OUT (fanout's RESULT
-# plus server/transport/workload/round and the terminator's CPU over the measured seconds,
-# term_cpu_pct); a markdown table of medians and ratios goes to stdout. Server CPU per delivery
-# (srv_cpu_pct over delivered_per_s) is in the table too: on a shared machine it moves less than
-# deliveries/s, and it is what the server pays whichever side limits the rate.
+# core 1; generator and terminator on core 0. One JSON line per run goes to OUT: fanout's RESULT
+# plus server/transport/workload/round and, over the measured seconds, each of server, generator
+# and terminator's CPU (*_run_pct) and demand (*_demand_pct: run + runqueue wait; near 100 = it
+# wanted the CPU all along, so it is what limits the rate). A markdown table of medians and
+# ratios goes to stdout. Server CPU per delivery is in the table too: on a shared machine it moves
+# less than deliveries/s, and it is what the server pays whichever side limits the rate.
 #
 # Environment (optional):
 #   PEER_BENCH    folder holding fanout.cpp (default: ../shared/bench beside the repository or
@@ -103,7 +104,6 @@ wait_listen() {  # $1 = port, $2 = pid that must stay alive
     done
     return 1
 }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime+stime
 
 # generator, certificate
 g++ -O2 -std=c++17 -Wall -o "$WORK/fanout" "$PEER_BENCH/fanout.cpp"
@@ -207,19 +207,59 @@ run_one() {  # $1 = tundra|redis, $2 = plain|tls, $3 = workload name, $4 = round
         --setup-timeout 60 --label "$srv-$tr $wl r$round" $args >"$res" 2>"$WORK/fanout.$tag.err" &
     local gpid=$!
     PIDS+=("$gpid")
-    # the terminator's CPU: sampled every 0.1 s with the time the RESULT line first appears
-    sample() { echo "$(date +%s.%N) $([ -n "$TERM_PID" ] && ticks "$TERM_PID" || echo 0) $(grep -c '^RESULT' "$res" 2>/dev/null || true)"; }
-    while kill -0 "$gpid" 2>/dev/null; do sample; sleep 0.1; done >"$samples"
-    sample >>"$samples"
+    # CPU of server, generator and terminator over the measured seconds: run and runqueue-wait
+    # time (/proc/PID/task/*/schedstat) sampled every 50 ms until fanout's RESULT line appears;
+    # run + wait near 100% = that process wanted the CPU all along (it is the one that limits)
+    taskset -c $GEN_CPU python3 - "$gpid" "$res" "$SRV_PID" "${TERM_PID:-0}" >"$samples" <<'EOF' &
+import json, os, sys, time
+gpid, res, spid, tpid = sys.argv[1:]
+last = {}
+def sched(who, pid):  # run and runqueue-wait ns, summed over the threads (the last seen if gone)
+    run = wait = 0
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            a = open(f"/proc/{pid}/task/{t}/schedstat").read().split()
+            run, wait = run + int(a[0]), wait + int(a[1])
+        last[who] = [run, wait]
+    except (OSError, TypeError):
+        pass
+    return last.get(who, [0, 0])
+def state_ppid(pid):
+    try:
+        st = open(f"/proc/{pid}/stat").read()
+        f = st[st.rindex(")") + 2:].split()
+        return f[0], f[1]
+    except (OSError, ValueError, IndexError):
+        return None, None
+gen = None
+while True:
+    alive = state_ppid(gpid)[0] not in (None, "Z")
+    if gen is None:  # fanout is the child of timeout
+        gen = next((p for p in os.listdir("/proc") if p.isdigit() and state_ppid(p)[1] == gpid), None)
+    try:
+        seen = any(l.startswith("RESULT ") for l in open(res))
+    except OSError:
+        seen = False
+    s = {"t": time.monotonic(), "result": seen, "srv": sched("srv", spid), "gen": sched("gen", gen)}
+    if tpid != "0":
+        s["term"] = sched("term", tpid)
+    print(json.dumps(s), flush=True)
+    if seen or not alive:
+        break
+    time.sleep(0.05)
+EOF
+    local spl=$!
+    PIDS+=("$spl")
     wait "$gpid" || rc=$?
+    wait "$spl" || true
     local keep=() q
-    for q in "${PIDS[@]}"; do [ "$q" = "$gpid" ] || keep+=("$q"); done
+    for q in "${PIDS[@]}"; do [ "$q" = "$gpid" ] || [ "$q" = "$spl" ] || keep+=("$q"); done
     PIDS=("${keep[@]}")
     if [ -n "$TERM_PID" ]; then stop_pid "$TERM_PID"; TERM_PID=; fi
     stop_pid "$SRV_PID"; SRV_PID=
-    python3 - "$srv" "$tr" "$wl" "$round" "$rc" "$res" "$samples" "$(getconf CLK_TCK)" "$TERMINATOR" >>"$OUT" <<'EOF'
+    python3 - "$srv" "$tr" "$wl" "$round" "$rc" "$res" "$samples" "$TERMINATOR" >>"$OUT" <<'EOF'
 import json, sys
-srv, tr, wl, rnd, rc, res, samples, hz, term = sys.argv[1:]
+srv, tr, wl, rnd, rc, res, samples, term = sys.argv[1:]
 lines = [l for l in open(res) if l.startswith("RESULT ")]
 r = json.loads(lines[-1][7:]) if lines else {"error": "no RESULT"}
 r.update(server=srv, transport=tr, workload=wl, round=int(rnd), exit=int(rc))
@@ -227,25 +267,29 @@ if tr != "plain":
     r["terminator"] = term
 r["valid"] = bool(lines) and "error" not in r and not (r["gaps"] or r["dups"] or r["bad"] or r["dead"]
                                                      or r["stalled"] or r["undelivered_after_drain"])
-if tr != "plain" and "secs" in r:
-    s = [tuple(map(float, l.split())) for l in open(samples) if len(l.split()) == 3]
-    done = [x for x in s if x[2] > 0]
-    if done:  # measured window: the RESULT line's time (sample resolution 0.1 s) back by secs
-        t1 = done[0][0] - 0.05
-        t0 = t1 - r["secs"]
-        def at(t):  # ticks at time t, interpolated between samples
-            prev = s[0]
-            for x in s:
-                if x[0] >= t:
-                    if x[0] == prev[0]:
-                        return x[1]
-                    return prev[1] + (x[1] - prev[1]) * (t - prev[0]) / (x[0] - prev[0])
-                prev = x
-            return s[-1][1]
-        r["term_cpu_pct"] = round(100 * (at(t1) - at(t0)) / float(hz) / r["secs"])
+s = [json.loads(l) for l in open(samples) if l.strip()]
+if "secs" in r and s and s[-1]["result"]:
+    # measured window: the RESULT line's time (to within the 50 ms sampling) back by secs
+    t1 = s[-1]["t"] - 0.025
+    t0 = t1 - r["secs"]
+    def at(t, who, i):  # counter i of process who at time t, interpolated between samples
+        prev = s[0]
+        for x in s:
+            if x["t"] >= t:
+                if x["t"] == prev["t"]:
+                    return x[who][i]
+                return prev[who][i] + (x[who][i] - prev[who][i]) * (t - prev["t"]) / (x["t"] - prev["t"])
+            prev = x
+        return s[-1][who][i]
+    for who in ("srv", "gen", "term"):
+        if who in s[0]:
+            run = (at(t1, who, 0) - at(t0, who, 0)) / 1e9 / r["secs"]
+            wait = (at(t1, who, 1) - at(t0, who, 1)) / 1e9 / r["secs"]
+            r[f"{who}_run_pct"], r[f"{who}_demand_pct"] = round(100 * run), round(100 * (run + wait))
 print(json.dumps(r))
 print(f'  {r.get("label", srv + "-" + tr)}: {r.get("delivered_per_s", 0):,.0f}/s p99 {r.get("p99_us", 0) / 1000:.2f} ms'
-      f' srv {r.get("srv_cpu_pct")}% gen {r.get("gen_cpu_pct")}% {term if tr != "plain" else "term"} {r.get("term_cpu_pct", "-")}%'
+      f' cpu/demand %: srv {r.get("srv_run_pct")}/{r.get("srv_demand_pct")} gen {r.get("gen_run_pct")}/{r.get("gen_demand_pct")}'
+      f' {term if tr != "plain" else "term"} {r.get("term_run_pct", "-")}/{r.get("term_demand_pct", "-")}'
       f' valid={r["valid"]}' + ("" if "error" not in r else " " + r["error"]), file=sys.stderr)
 EOF
     sleep 0.5
@@ -282,8 +326,9 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
     rs = [r for r in runs if r["workload"] == wl and r["valid"]]
     bad = sum(1 for r in runs if r["workload"] == wl and not r["valid"])
     print(f"\n### {wl}" + (f" ({bad} invalid runs left out)" if bad else ""))
-    print("| server | deliveries/s median (range) | p99 ms median (range) | server CPU us/delivery | server CPU % | gen CPU % | terminator CPU % | terminator CPU us/delivery | runs |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| server | deliveries/s median (range) | p99 ms median (range) | server CPU us/delivery (range) "
+          "| CPU/demand %: server, generator, terminator | terminator CPU us/delivery | runs |")
+    print("|---|---|---|---|---|---|---|")
     by = {}
     for r in rs:
         by.setdefault(f'{r["server"]}-{r["transport"]}', {})[r["round"]] = r
@@ -291,15 +336,17 @@ for wl in dict.fromkeys(r["workload"] for r in runs):
         v = list(by.get(k, {}).values())
         if not v:
             continue
-        us = [1e6 * r["srv_cpu_pct"] / 100 / r["delivered_per_s"] for r in v]
-        stn = [r["term_cpu_pct"] for r in v if "term_cpu_pct" in r]
-        tus = [1e6 * r["term_cpu_pct"] / 100 / r["delivered_per_s"] for r in v if "term_cpu_pct" in r]
+        def us(who):
+            xs = [1e4 * r[f"{who}_run_pct"] / r["delivered_per_s"] for r in v if f"{who}_run_pct" in r]
+            return rng(xs, lambda x: f"{x:.2f}") if xs else "-"
+        def cd(who):
+            xs = [r for r in v if f"{who}_run_pct" in r]
+            if not xs:
+                return "-"
+            return f'{st.median(r[f"{who}_run_pct"] for r in xs):.0f}/{st.median(r[f"{who}_demand_pct"] for r in xs):.0f}'
         print(f"| {k} | {rng([r['delivered_per_s'] for r in v], lambda x: f'{x:,.0f}')} "
-              f"| {rng([r['p99_us'] / 1000 for r in v], lambda x: f'{x:.2f}')} "
-              f"| {rng(us, lambda x: f'{x:.2f}')} | {st.median(r['srv_cpu_pct'] for r in v):.0f} "
-              f"| {st.median(r['gen_cpu_pct'] for r in v):.0f} "
-              f"| {f'{st.median(stn):.0f}' if stn else '-'} "
-              f"| {rng(tus, lambda x: f'{x:.2f}') if tus else '-'} | {len(v)} |")
+              f"| {rng([r['p99_us'] / 1000 for r in v], lambda x: f'{x:.2f}')} | {us('srv')} "
+              f"| {cd('srv')}, {cd('gen')}, {cd('term')} | {us('term')} | {len(v)} |")
     print("\n| ratio | deliveries/s: of medians (per-round range) | p99: of medians (per-round range) |")
     print("|---|---|---|")
     for a, b in (("tundra-tls", "redis-tls"), ("tundra-tls", "tundra-plain"), ("redis-tls", "redis-plain"),
