@@ -23,14 +23,7 @@ std::string recipient(int r) { return "rcpt" + std::to_string(r); }
 
 TEST(Crash, EveryAckedMessageSurvivesSigkillAtRandomMoments) {
     ScratchDir dir;
-    const std::vector<std::string> flags{"--fsync",
-                                         "always",
-                                         "--max-buffered",
-                                         "100000",
-                                         "--user-buffer-bytes",
-                                         "67108864",
-                                         "--rate-messages-per-s",
-                                         "0"};
+    const std::vector<std::string>& flags = kFloodFlags;
     std::mt19937 rng(std::random_device{}());
     std::uniform_int_distribution<int> kill_after_ms(20, 250);
     const auto started = std::chrono::steady_clock::now();

@@ -31,6 +31,17 @@ inline std::unique_ptr<TundradProcess> startOn(const std::string& dir,
     return std::make_unique<TundradProcess>(args);
 }
 
+/// Flags for floods of acked messages to offline users (crash and drain tests): every ACK waits
+/// for its fsync, and the buffers and rate limits never drop or refuse one.
+inline const std::vector<std::string> kFloodFlags{"--fsync",
+                                                  "always",
+                                                  "--max-buffered",
+                                                  "100000",
+                                                  "--user-buffer-bytes",
+                                                  "67108864",
+                                                  "--rate-messages-per-s",
+                                                  "0"};
+
 /// Registers `name` (a new session unless `session` is set); the WELCOME, or nullopt.
 inline std::optional<msg::Welcome> registerOn(RawClient& c, const std::string& name,
                                               Uuid session = {}, std::uint64_t last_id = 0) {

@@ -175,14 +175,7 @@ TEST(Resume, AcrossARestartOnlyTheGapIsReplayed) {
 // could be dropped with the closing connections, so a stored message looked unaccepted.)
 TEST(Drain, EveryStoredMessageIsAckedBeforeTheShutdown) {
     ScratchDir dir;
-    const std::vector<std::string> flags{"--fsync",
-                                         "always",
-                                         "--max-buffered",
-                                         "100000",
-                                         "--user-buffer-bytes",
-                                         "67108864",
-                                         "--rate-messages-per-s",
-                                         "0"};
+    const std::vector<std::string>& flags = kFloodFlags;
     for (int round = 0; round < 4; ++round) {
         SCOPED_TRACE("round " + std::to_string(round));
         const std::string rcpt = "drain" + std::to_string(round);

@@ -94,6 +94,22 @@ protected:
         return o;
     }
 
+    // clients.crt: a client CA that issued alice.crt/alice.key (CN "alice"); returns the path of
+    // a token secret file for --auth tokens.
+    std::string clientCaAliceAndSecret() {
+        TestCa clients("tundra client CA");
+        clients.writeCert(dir_.file("clients.crt"));
+        clients.issue("alice", "", dir_.file("alice.crt"), dir_.file("alice.key"));
+        return dir_.write("token.secret", std::string(40, 's') + "\n");
+    }
+
+    Options aliceCertOptions() const {
+        Options o = tlsOptions();
+        o.tls.cert_file = dir_.file("alice.crt");
+        o.tls.key_file = dir_.file("alice.key");
+        return o;
+    }
+
     std::unique_ptr<Client> login(const std::string& name, Options o) {
         auto c = std::make_unique<Client>(std::move(o));
         Identity id;
@@ -301,15 +317,10 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateAndNamesIt) {
 // credential for the name "alice" only; its roles come from tls_client_roles; another name on
 // that connection, or "alice" without the certificate, still needs a token.
 TEST_F(TlsTest, AClientCertificateIdentifiesItsCommonNameOnly) {
-    TestCa clients("tundra client CA");
-    clients.writeCert(dir_.file("clients.crt"));
-    clients.issue("alice", "", dir_.file("alice.crt"), dir_.file("alice.key"));
-    const std::string secret = dir_.write("token.secret", std::string(40, 's') + "\n");
+    const std::string secret = clientCaAliceAndSecret();
     start({"--tls-client-ca", dir_.file("clients.crt"), "--tls-client-identity",
            "--tls-client-roles", "readonly", "--auth", "tokens", "--token-secret-file", secret});
-    Options with_cert = tlsOptions();
-    with_cert.tls.cert_file = dir_.file("alice.crt");
-    with_cert.tls.key_file = dir_.file("alice.key");
+    const Options with_cert = aliceCertOptions();
 
     Client other_name(with_cert);
     Identity id;
@@ -330,15 +341,10 @@ TEST_F(TlsTest, AClientCertificateIdentifiesItsCommonNameOnly) {
 // Without tls_client_identity the certificate only admits the connection: "alice" still needs
 // a token, and setting it without tls_client_ca is a startup error.
 TEST_F(TlsTest, ClientCertificatesDoNotIdentifyUnlessTurnedOn) {
-    TestCa clients("tundra client CA");
-    clients.writeCert(dir_.file("clients.crt"));
-    clients.issue("alice", "", dir_.file("alice.crt"), dir_.file("alice.key"));
-    const std::string secret = dir_.write("token.secret", std::string(40, 's') + "\n");
+    const std::string secret = clientCaAliceAndSecret();
     start({"--tls-client-ca", dir_.file("clients.crt"), "--auth", "tokens", "--token-secret-file",
            secret});
-    Options with_cert = tlsOptions();
-    with_cert.tls.cert_file = dir_.file("alice.crt");
-    with_cert.tls.key_file = dir_.file("alice.key");
+    const Options with_cert = aliceCertOptions();
     Client c(with_cert);
     Identity id;
     id.name = "alice";
