@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
     // A file size limit makes writes fail with EFBIG (a full disk to the store), not a kill.
     ::signal(SIGXFSZ, SIG_IGN);
     tundra::common::setupLogging(parsed.config.log_level);
+    if (!tundra::server::tuneAllocator()) {
+        spdlog::warn("could not tune the allocator (mallopt refused): expect more page faults");
+    }
     raiseFileLimit(parsed.config.core.max_clients);
     try {
         tundra::server::Server server(parsed.config, args);

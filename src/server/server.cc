@@ -106,6 +106,15 @@ void applyFdLimit(Config& c) {
 }
 }  // namespace
 
+bool tuneAllocator() {
+    // Setting any of these also turns off glibc's dynamic mmap threshold, so both are set.
+    constexpr int kTrimThreshold = 64 << 20;
+    constexpr int kMmapThreshold = 4 << 20;
+    const bool trim = ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
+    const bool mmap = ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1;
+    return trim && mmap;
+}
+
 bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
     if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_) {
         return false;  // too soon: a walk of a large heap is not free
@@ -117,8 +126,6 @@ bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
     if (free_now < info.arena / 4) {
         return false;  // mostly in use: the walk would give little back
     }
-    // Free space that was reused since the last trim counts as freed again when it comes back.
-    free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
     if (free_now < free_after_last_trim_ + min_growth_) {
         return false;  // not enough freed since the last trim to be worth a heap walk
     }
