@@ -57,7 +57,6 @@ TEST(HeapTrimmer, ReturnsFreedPagesOnceAndOnlyWhenEnoughWasFreed) {
     EXPECT_LT(residentBytes() + (4U << 20), resident_busy_again);
 }
 
-
 // tuneAllocator(): memory freed at the top of the heap stays for the next burst instead of
 // being given back (and faulted in again, page by page) every time; blocks up to 4 MiB come
 // from the heap; the trimmer still gives it all back once traffic stops.
