@@ -23,8 +23,9 @@ namespace tundra::net {
 
 namespace {
 
-// Segments gathered by one sendmsg (well below IOV_MAX = 1024).
-constexpr std::size_t kMaxIov = 64;
+// Segments gathered by one sendmsg: IOV_MAX, so a fan-out iteration's frames for one
+// connection (hundreds of small deliveries) leave in one call; every call costs a TCP push.
+constexpr std::size_t kMaxIov = 1024;
 // sendmsg calls per flush (end-of-iteration or EPOLLOUT wakeup) while the kernel keeps taking
 // everything offered.
 constexpr int kMaxWritesPerWakeup = 16;

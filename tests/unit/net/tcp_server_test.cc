@@ -615,6 +615,28 @@ TEST_F(TcpServerTest, SendsOfOneIterationLeaveInOneWritevIntactAndInOrder) {
     EXPECT_LT(idle(30), 10) << "no EPOLLOUT left on after a complete write";
 }
 
+// A fan-out iteration queues hundreds of small frames per connection: they leave in one
+// sendmsg of up to IOV_MAX segments, not one call per few dozen (every call costs a TCP push).
+TEST_F(TcpServerTest, HundredsOfSmallFramesOfOneIterationLeaveInOneWritev) {
+    start();
+    constexpr std::size_t kPieces = 800;
+    const std::string all = pattern(kPieces * 10);
+    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
+        for (std::size_t i = 0; i < kPieces; ++i) {
+            EXPECT_TRUE(
+                server_->send(id, bytesOf(std::string_view(all).substr(i * 10, 10)), i + 1));
+        }
+        return bytes.size();
+    };
+    auto c = connect();
+    c->startReading();
+    const std::uint64_t writes_before = server_->writeCalls();
+    c->sendAll("go");
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == all.size(); }));
+    EXPECT_TRUE(c->received() == all) << "bytes lost, duplicated or reordered";
+    EXPECT_EQ(server_->writeCalls() - writes_before, 1U) << "800 frames, one sendmsg";
+}
+
 TEST_F(TcpServerTest, FanOutWithinOneIterationIsOneWritevPerRecipient) {
     start();
     std::vector<std::unique_ptr<LoopClient>> clients;
