@@ -11,6 +11,13 @@
 
 namespace tundra::core {
 
+namespace {
+// How far ahead a fan-out prefetches: the User objects, then (once those have arrived) the
+// window slots and connection they point to.
+constexpr std::size_t kPrefetchUser = 8;
+constexpr std::size_t kPrefetchState = 4;
+}  // namespace
+
 // To one recipient: its live connection if it has one that takes the frame, else its
 // offline buffer.
 SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const StoredFrame& e) {
@@ -96,7 +103,20 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                 if (!all && kind != ClientKind::Agent) {
                     continue;
                 }
-                for (User* r : users_.online(kind)) {
+                const std::vector<User*>& online = users_.online(kind);
+                const std::size_t n = online.size();
+                for (std::size_t i = 0; i < n; ++i) {
+                    // Every recipient's state is cold by the time a fan-out reaches it: fetch
+                    // the users a few steps ahead, then their windows and connections.
+                    if (i + kPrefetchUser < n) {
+                        prefetch(online[i + kPrefetchUser]);
+                    }
+                    if (i + kPrefetchState < n) {
+                        const User* ahead = online[i + kPrefetchState];
+                        ahead->window.prefetchEnds();
+                        prefetch(ahead->conn);
+                    }
+                    User* r = online[i];
                     if (r != &sender) {
                         tally(*r, deliver(*r, e));
                     }
