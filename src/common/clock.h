@@ -26,4 +26,26 @@ public:
     [[nodiscard]] std::int64_t wallMs() const override;
 };
 
+/// A Clock that reads `source` only on refresh() and answers from that reading until the next
+/// one: the server refreshes it once per loop iteration, so the frames of one read cost no
+/// clock read each (a clock_gettime per frame was several percent of a busy server). Every
+/// answer is the time the iteration woke up, as EventLoop::nowMs() is.
+class CachedClock final : public Clock {
+public:
+    /// Reads `source` once; it must outlive this clock.
+    explicit CachedClock(const Clock& source) : source_(source) { refresh(); }
+    void refresh() {
+        steady_us_ = source_.steadyUs();
+        wall_ms_ = source_.wallMs();
+    }
+    [[nodiscard]] std::int64_t steadyMs() const override { return steady_us_ / 1000; }
+    [[nodiscard]] std::int64_t steadyUs() const override { return steady_us_; }
+    [[nodiscard]] std::int64_t wallMs() const override { return wall_ms_; }
+
+private:
+    const Clock& source_;
+    std::int64_t steady_us_ = 0;
+    std::int64_t wall_ms_ = 0;
+};
+
 }  // namespace tundra::common

@@ -6,6 +6,8 @@
 // include it.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +28,38 @@
 #include "core/session_manager.h"
 #include "core/user_registry.h"
 #include "tundra/messages.h"
+
+namespace tundra::core {
+
+/// A session id as logs show it (see Impl::sessionText): "ab12.." or "-".
+struct SessionText {
+    bool set = false;
+    std::uint8_t first = 0;
+    std::uint8_t second = 0;
+
+    static SessionText of(const User* u) {
+        SessionText t;
+        if (u != nullptr && !isNil(u->session)) {
+            t.set = true;
+            t.first = u->session[0];
+            t.second = u->session[1];
+        }
+        return t;
+    }
+};
+
+}  // namespace tundra::core
+
+template <>
+struct fmt::formatter<tundra::core::SessionText> : fmt::formatter<std::string_view> {
+    template <typename Context>
+    auto format(const tundra::core::SessionText& t, Context& ctx) const {
+        if (!t.set) {
+            return fmt::format_to(ctx.out(), "-");
+        }
+        return fmt::format_to(ctx.out(), "{:02x}{:02x}..", t.first, t.second);
+    }
+};
 
 namespace tundra::core {
 
@@ -115,11 +149,9 @@ struct SessionManager::Impl {
         return BufferLimits{cfg().max_buffered, cfg().user_buffer_bytes, cfg().total_buffer_bytes};
     }
     /// For logs: never the whole session id (whoever reads the logs could resume the session
-    /// with it), only its first 4 hex digits, enough to tell sessions apart in one log.
-    static std::string sessionText(const User* u) {
-        return u == nullptr || isNil(u->session) ? std::string("-")
-                                                 : uuidToString(u->session).substr(0, 4) + "..";
-    }
+    /// with it), only its first 4 hex digits, enough to tell sessions apart in one log. Formatted
+    /// only if the line is written: a debug line's arguments are built even when debug is off.
+    static SessionText sessionText(const User* u) { return SessionText::of(u); }
 
     bool send(Conn& c, SharedFrame frame, std::uint64_t delivery_id = 0);
     void sendError(Conn& c, std::uint16_t seq, ErrorCode code, std::string_view text);

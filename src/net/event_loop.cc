@@ -159,6 +159,9 @@ void EventLoop::runOnce() {
         ready = 0;
     }
     now_ms_ = monotonicMs();
+    if (wake_hook_) {
+        wake_hook_();
+    }
     for (int i = 0; i < ready; ++i) {
         auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
         // An earlier callback in this batch may have removed (and queued for destruction)

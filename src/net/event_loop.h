@@ -64,6 +64,10 @@ public:
     /// (with pending deferred work) not at all. For tests and tools that drive the loop.
     void runOnce();
 
+    /// Runs `hook` at the start of every iteration, as soon as epoll_wait returns (before any
+    /// handler, timer or deferred callback): the owner refreshes its cached clock there.
+    void setWakeHook(std::function<void()> hook) { wake_hook_ = std::move(hook); }
+
     /// A 64 KiB scratch area shared by all reads on this loop (muduo's stack spill area).
     std::vector<std::uint8_t>& scratch() { return scratch_; }
     /// Monotonic now in ms, cached per iteration.
@@ -89,6 +93,7 @@ private:
     int epoll_fd_ = -1;
     bool quit_ = false;
     std::int64_t now_ms_ = 0;
+    std::function<void()> wake_hook_;
     std::vector<std::uint8_t> scratch_;
     // Handlers removed since the last epoll_wait: the rest of its batch may still name them.
     std::vector<IoHandler*> removed_this_round_;

@@ -5,6 +5,7 @@
 #include "tundra/codec.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace tundra {
 
@@ -306,7 +307,17 @@ std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
 }
 
 bool isValidUtf8(std::string_view s) {
+    constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
     for (std::size_t i = 0; i < s.size();) {
+        // ASCII (most chat text) eight bytes at a time; the table below for the rest.
+        if (s.size() - i >= sizeof(std::uint64_t)) {
+            std::uint64_t word = 0;
+            std::memcpy(&word, s.data() + i, sizeof word);
+            if ((word & kHighBits) == 0) {
+                i += sizeof word;
+                continue;
+            }
+        }
         const std::size_t n = utf8SequenceLength(s, i);
         if (n == 0) {
             return false;

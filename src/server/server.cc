@@ -181,6 +181,7 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
       notifier_(std::move(notifier)),
       tcp_(loop_, tcpOptions(config_)) {
     applyFdLimit(config_);
+    loop_.setWakeHook([this] { clock_.refresh(); });
     sessions_ = std::make_unique<core::SessionManager>(
         config_.core, *this, clock_, [] { return common::newSessionId(); },
         [this] { return stats(); });
@@ -207,6 +208,7 @@ bool Server::openStore(std::string& error) {
     if (store_opened_) {
         return true;
     }
+    clock_.refresh();  // outside the loop: nothing else refreshes it
     store_opened_ = true;
     if (config_.storage == "memory" || config_.data_dir.empty()) {
         store_ = std::make_unique<storage::MemoryStore>();
@@ -329,6 +331,7 @@ void Server::finishStore() {
 }
 
 bool Server::start(std::string& error) {
+    clock_.refresh();
     // Settings that only make sense with a certificate: refused here (exit 2) rather than in
     // checkConsistency, so each key can still be set on its own in a file and its flag.
     const char* needs_cert = !config_.tls_key.empty()         ? "tls_key"
@@ -430,6 +433,7 @@ bool Server::start(std::string& error) {
 
 int Server::run() {
     loop_.run();
+    clock_.refresh();
     finishStore();
     spdlog::info("tundrad stopped");
     return 0;

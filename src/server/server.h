@@ -133,7 +133,9 @@ private:
     Config config_;
     std::vector<std::string> args_;
     SdNotifier notifier_;
-    common::SystemClock clock_;
+    common::SystemClock system_clock_;
+    /// What the core and the server read: refreshed once per loop iteration (setWakeHook).
+    common::CachedClock clock_{system_clock_};
     net::EventLoop loop_;
     net::TcpServer tcp_;
     std::unique_ptr<core::SessionManager> sessions_;

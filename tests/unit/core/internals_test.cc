@@ -8,9 +8,21 @@
 
 #include "core/deadline_wheel.h"
 #include "core/frame_ring.h"
+#include "core/session_state.h"
 
 namespace tundra::core {
 namespace {
+
+// Logs name a session by its first 4 hex digits only, and the text is built only when a line
+// is written.
+TEST(SessionText, ShowsTheFirstFourHexDigitsOrADash) {
+    User u;
+    EXPECT_EQ(fmt::format("{}", SessionText::of(nullptr)), "-");
+    EXPECT_EQ(fmt::format("{}", SessionText::of(&u)), "-") << "nil session";
+    u.session = Uuid{0x0a, 0xf3, 0x11, 0x22};
+    EXPECT_EQ(fmt::format("{}", SessionText::of(&u)), "0af3..");
+    EXPECT_EQ(uuidToString(u.session).substr(0, 4), "0af3");
+}
 
 StoredFrame entry(std::uint64_t id, std::size_t size = 10) {
     return StoredFrame{std::make_shared<const Bytes>(Bytes(size, 0)), id};

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,6 +63,28 @@ private:
     int fds_[2] = {-1, -1};
     bool registered_ = false;
 };
+
+// The wake hook runs once per iteration, before that iteration's handlers, timers and
+// deferred callbacks (the server refreshes its cached clock there).
+TEST(EventLoopTest, WakeHookRunsOncePerIterationBeforeAnythingElse) {
+    EventLoop loop;
+    std::vector<std::string> order;
+    loop.setWakeHook([&] { order.emplace_back("wake"); });
+    PairHandler h(loop, [&] { order.emplace_back("io"); });
+    loop.addTimer(0, [&] { order.emplace_back("timer"); });
+    loop.defer([&] { order.emplace_back("deferred"); });
+    h.makeReadable();
+    loop.runOnce();
+    ASSERT_FALSE(order.empty());
+    EXPECT_EQ(order.front(), "wake");
+    EXPECT_EQ(std::count(order.begin(), order.end(), "wake"), 1);
+    EXPECT_EQ(std::count(order.begin(), order.end(), "io"), 1);
+    EXPECT_EQ(std::count(order.begin(), order.end(), "deferred"), 1);
+    order.clear();
+    h.makeReadable();
+    loop.runOnce();
+    EXPECT_EQ(order, (std::vector<std::string>{"wake", "io"}));
+}
 
 TEST(EventLoopTest, TimersFireInDeadlineOrderAndNotEarly) {
     EventLoop loop;

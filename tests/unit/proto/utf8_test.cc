@@ -75,6 +75,27 @@ TEST(Utf8Test, EveryLeadByteAlone) {
     }
 }
 
+// ASCII is checked eight bytes at a time: a bad byte, a good sequence or a truncated one at
+// any offset inside or after such runs is still judged byte by byte.
+TEST(Utf8Test, LongAsciiRunsWithSomethingElseAtEveryOffset) {
+    const std::string ascii(40, 'a');
+    for (std::size_t pos = 0; pos <= ascii.size(); ++pos) {
+        SCOPED_TRACE(pos);
+        std::string bad = ascii;
+        bad.insert(pos, 1, static_cast<char>(0xFF));
+        EXPECT_FALSE(isValidUtf8(bad));
+        std::string good = ascii;
+        good.insert(pos, "\xC3\xA9");  // U+00E9
+        EXPECT_TRUE(isValidUtf8(good));
+        std::string cut = ascii.substr(0, pos) + "\xE2\x82";  // U+20AC without its last byte
+        EXPECT_FALSE(isValidUtf8(cut));
+        std::string surrogate = ascii;
+        surrogate.insert(pos, "\xED\xA0\x80");
+        EXPECT_FALSE(isValidUtf8(surrogate));
+    }
+    EXPECT_TRUE(isValidUtf8(ascii));
+}
+
 TEST(Utf8Test, EveryTwoByteSequenceMatchesTheDefinition) {
     // Brute force against the code point definition: valid iff it decodes to U+0080..U+07FF.
     for (int a = 0xc0; a <= 0xdf; ++a) {
