@@ -400,9 +400,9 @@ void TcpServer::Connection::scheduleTlsRead() {
         if (alive.expired()) {
             return;
         }
-        auto it = server.conns_.find(id);
-        if (it != server.conns_.end() && it->second->readMask() != 0) {
-            it->second->onReadable();
+        Connection* found = server.conns_.find(id);
+        if (found != nullptr && found->readMask() != 0) {
+            found->onReadable();
         }
     });
 }

@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
+#include <stdexcept>
 #include <string_view>
 #include <utility>
 
@@ -45,14 +47,14 @@ TcpServer::TcpServer(EventLoop& loop, TcpServerOptions options)
     : loop_(loop), options_(std::move(options)) {}
 
 TcpServer::~TcpServer() {
-    for (auto& [id, conn] : conns_) {
-        if (conn->state_ != Connection::State::Closed) {
-            if (conn->flush_pending_) {
-                (void)conn->writeQueued();  // best effort: this iteration's output is not lost
+    conns_.forEach([this](Connection& conn) {
+        if (conn.state_ != Connection::State::Closed) {
+            if (conn.flush_pending_) {
+                (void)conn.writeQueued();  // best effort: this iteration's output is not lost
             }
-            loop_.remove(conn->fd_, conn.get());
+            loop_.remove(conn.fd_, &conn);
         }
-    }
+    });
     conns_.clear();
     acceptor_.reset();
 }
@@ -105,11 +107,11 @@ void TcpServer::stopAccepting() {
     if (tls_acceptor_) {
         tls_acceptor_->stop();
     }
-    for (auto& [id, conn] : conns_) {
-        if (!conn->announced() && conn->state_ != Connection::State::Closed) {
-            scheduleClose(*conn, CloseReason::Error);
+    conns_.forEach([this](Connection& conn) {
+        if (!conn.announced() && conn.state_ != Connection::State::Closed) {
+            scheduleClose(conn, CloseReason::Error);
         }
-    }
+    });
 }
 
 bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
@@ -121,12 +123,13 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
     if (options_.send_buffer_bytes > 0 && !sockets::setSendBuffer(fd, options_.send_buffer_bytes)) {
         spdlog::debug("setsockopt(SO_SNDBUF) failed for {}", info.peer);
     }
-    const ConnId id = next_id_++;
+    const ConnId id = conns_.reserve();
     auto conn = std::make_unique<Connection>(*this, id, fd);
     int err = 0;
     if (!loop_.tryAdd(fd, EPOLLIN, conn.get(), err)) {
         spdlog::warn("epoll_ctl(ADD) for a new connection from {}: {}", info.peer,
                      sockets::errorText(err));
+        conns_.release(id);
         return false;  // ~Connection closes the fd; the Acceptor counts the error
     }
     if (reads_held_) {  // a TLS handshake waits too: it ends in reading
@@ -138,6 +141,7 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
             spdlog::warn("SSL_new for a connection from {}: {}", info.peer, tlsErrorText());
             SSL_free(ssl);
             loop_.remove(fd, conn.get());
+            conns_.release(id);
             return false;
         }
         SSL_set_accept_state(ssl);
@@ -148,11 +152,11 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
                 if (alive.expired()) {
                     return;
                 }
-                auto found = conns_.find(id);
-                if (found == conns_.end() || !found->second->tls_) {
+                Connection* found = conns_.find(id);
+                if (found == nullptr || !found->tls_) {
                     return;
                 }
-                Connection& c = *found->second;
+                Connection& c = *found;
                 c.tls_->handshake_timer = 0;
                 if (c.tls_->phase != Connection::TlsState::Phase::Handshaking ||
                     c.state_ == Connection::State::Closed) {
@@ -169,12 +173,12 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
                 c.tls_->phase = Connection::TlsState::Phase::Failed;
                 scheduleClose(c, CloseReason::Error);
             });
-        conns_.emplace(id, std::move(conn));
+        conns_.put(id, std::move(conn));
         ++unannounced_;
         spdlog::debug("conn={} accepted fd={} peer={} (tls handshake)", id, fd, info.peer);
         return true;  // announced when the handshake completes
     }
-    conns_.emplace(id, std::move(conn));
+    conns_.put(id, std::move(conn));
     spdlog::debug("conn={} accepted fd={} peer={}", id, fd, info.peer);
     if (on_connect_) {
         on_connect_(id, info);
@@ -183,11 +187,11 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
 }
 
 bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || it->second->state_ != Connection::State::Open) {
+    Connection* found = conns_.find(id);
+    if (found == nullptr || found->state_ != Connection::State::Open) {
         return false;
     }
-    Connection& c = *it->second;
+    Connection& c = *found;
     if (!bytes || bytes->empty()) {
         return true;
     }
@@ -254,14 +258,14 @@ void TcpServer::enforceTotalCaps(Connection& c) {
 
 namespace {
 // Open connections with queued output, largest charge first.
-template <typename Map>
-std::vector<std::pair<std::size_t, ConnId>> largestQueues(const Map& conns, bool skip_paused) {
+template <typename Table>
+std::vector<std::pair<std::size_t, ConnId>> largestQueues(const Table& conns, bool skip_paused) {
     std::vector<std::pair<std::size_t, ConnId>> v;
-    for (const auto& [id, c] : conns) {
-        if (c->charged_ > 0 && !(skip_paused && c->read_paused_)) {
-            v.emplace_back(c->charged_, id);
+    conns.forEach([&](const auto& c) {
+        if (c.charged_ > 0 && !(skip_paused && c.read_paused_)) {
+            v.emplace_back(c.charged_, c.id_);
         }
-    }
+    });
     std::sort(v.begin(), v.end(), std::greater<>());
     return v;
 }
@@ -272,32 +276,32 @@ void TcpServer::holdReads(bool held) {
         return;
     }
     reads_held_ = held;
-    for (auto& [id, c] : conns_) {
-        if (c->state_ == Connection::State::Open) {
-            c->setInterest(c->readMask() | (c->interest_ & EPOLLOUT));
+    conns_.forEach([held](Connection& c) {
+        if (c.state_ == Connection::State::Open) {
+            c.setInterest(c.readMask() | (c.interest_ & EPOLLOUT));
             if (!held) {
-                c->scheduleTlsRead();  // plaintext held inside OpenSSL does not wake epoll
+                c.scheduleTlsRead();  // plaintext held inside OpenSSL does not wake epoll
             }
         }
-    }
+    });
 }
 
 void TcpServer::pauseLargest() {
     // Pause until the paused queues, once drained, would bring the total under 3/4 of the cap.
     const std::size_t low = options_.output_total_soft / 4 * 3;
     std::size_t paused_charge = 0;
-    for (const auto& [id, c] : conns_) {
-        if (c->read_paused_) {
-            paused_charge += c->charged_;
+    conns_.forEach([&paused_charge](const Connection& c) {
+        if (c.read_paused_) {
+            paused_charge += c.charged_;
         }
-    }
+    });
     if (queued_total_ <= low + paused_charge) {
         return;  // the queues already paused are enough once they drain
     }
     std::size_t excess = queued_total_ - low - paused_charge;
     std::size_t newly = 0;
     for (const auto& [charge, id] : largestQueues(conns_, true)) {
-        Connection& c = *conns_.at(id);
+        Connection& c = *conns_.find(id);  // listed just above: present
         if (c.state_ == Connection::State::Open) {
             c.read_paused_ = true;
             c.setInterest(c.readMask() | (c.interest_ & EPOLLOUT));
@@ -320,7 +324,7 @@ void TcpServer::cutLargest() {
         if (queued_total_ <= target) {
             break;
         }
-        Connection& c = *conns_.at(id);
+        Connection& c = *conns_.find(id);  // listed just above: present
         if (c.state_ != Connection::State::Closed) {
             scheduleClose(c, CloseReason::SlowConsumer);  // uncharges it
             ++output_cuts_;
@@ -366,11 +370,11 @@ void TcpServer::flushMarked() {
     // By index: a flush can append to to_flush_, which would invalidate a range-for's iterators.
     for (std::size_t i = 0; i < to_flush_.size(); ++i) {  // NOLINT(modernize-loop-convert)
         const ConnId id = to_flush_[i];                   // a copy, not a reference into the vector
-        auto it = conns_.find(id);
-        if (it == conns_.end()) {
+        Connection* found = conns_.find(id);
+        if (found == nullptr) {
             continue;
         }
-        Connection& c = *it->second;
+        Connection& c = *found;
         if (c.flush_pending_ && c.state_ != Connection::State::Closed) {
             c.flush();
         }
@@ -379,11 +383,11 @@ void TcpServer::flushMarked() {
 }
 
 void TcpServer::closeAfterFlush(ConnId id) {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || it->second->state_ != Connection::State::Open) {
+    Connection* found = conns_.find(id);
+    if (found == nullptr || found->state_ != Connection::State::Open) {
         return;
     }
-    startFlushing(*it->second, CloseReason::Local);
+    startFlushing(*found, CloseReason::Local);
 }
 
 // Stops reading, writes what is queued, and closes with `drained` once it is all written (or
@@ -408,10 +412,10 @@ void TcpServer::startFlushing(Connection& c, CloseReason drained) {
         if (alive.expired()) {
             return;
         }
-        auto found = conns_.find(id);
-        if (found != conns_.end()) {
-            found->second->flush_timer_ = 0;  // this timer has fired: nothing to cancel
-            scheduleClose(*found->second, CloseReason::FlushTimeout);
+        Connection* found = conns_.find(id);
+        if (found != nullptr) {
+            found->flush_timer_ = 0;  // this timer has fired: nothing to cancel
+            scheduleClose(*found, CloseReason::FlushTimeout);
         }
     });
 }
@@ -427,9 +431,9 @@ void TcpServer::peerClosed(Connection& c) {
 }
 
 void TcpServer::close(ConnId id) {
-    auto it = conns_.find(id);
-    if (it != conns_.end()) {
-        scheduleClose(*it->second, CloseReason::Local);
+    Connection* found = conns_.find(id);
+    if (found != nullptr) {
+        scheduleClose(*found, CloseReason::Local);
     }
 }
 
@@ -444,19 +448,19 @@ std::uint64_t TcpServer::acceptShed() const {
 std::size_t TcpServer::connectionCount() const { return conns_.size() - unannounced_; }
 
 std::size_t TcpServer::queuedBytes(ConnId id) const {
-    auto it = conns_.find(id);
-    return it == conns_.end() ? 0 : it->second->output_.bytes();
+    const Connection* found = conns_.find(id);
+    return found == nullptr ? 0 : found->output_.bytes();
 }
 
 std::size_t TcpServer::heapBytes(ConnId id) const {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) {
+    const Connection* found = conns_.find(id);
+    if (found == nullptr) {
         return 0;
     }
-    const Connection& c = *it->second;
-    constexpr std::size_t kNode = sizeof(void*) + sizeof(decltype(conns_)::value_type);
-    constexpr std::size_t kBucket = sizeof(void*);
-    return sizeof(Connection) + kNode + kBucket + c.input_.capacity() + c.output_.heapBytes();
+    const Connection& c = *found;
+    // its slot in the table: a pointer and its id
+    constexpr std::size_t kSlot = ConnTable::kSlotBytes + sizeof(ConnId);
+    return sizeof(Connection) + kSlot + c.input_.capacity() + c.output_.heapBytes();
 }
 
 // Marks `c` closed (once), takes it out of epoll so no later event of this batch reaches it,
@@ -508,12 +512,10 @@ void TcpServer::reap() {
     std::vector<ConnId> ids;
     ids.swap(to_reap_);
     for (ConnId id : ids) {
-        auto it = conns_.find(id);
-        if (it == conns_.end()) {
+        std::unique_ptr<Connection> conn = conns_.take(id);
+        if (!conn) {
             continue;
         }
-        std::unique_ptr<Connection> conn = std::move(it->second);
-        conns_.erase(it);
         const CloseReason reason = conn->reason_;
         const bool announced = conn->announced();
         if (conn->tls_ && announced) {
@@ -527,6 +529,68 @@ void TcpServer::reap() {
             on_close_(id, reason, std::move(unwritten));
         }
     }
+}
+
+// ---- ConnTable ------------------------------------------------------------------------------
+
+ConnId TcpServer::ConnTable::reserve() {
+    std::uint32_t slot = 0;
+    if (!free_.empty()) {
+        slot = free_.back();
+        free_.pop_back();
+    } else {
+        if (slots_.size() > kSlotMask) {
+            throw std::length_error("too many connections for the connection table");
+        }
+        slot = static_cast<std::uint32_t>(slots_.size());
+        slots_.emplace_back();
+        ids_.push_back(0);
+    }
+    const ConnId id = (++issued_ << kSlotBits) | slot;
+    ids_[slot] = id;
+    return id;
+}
+
+void TcpServer::ConnTable::put(ConnId id, std::unique_ptr<Connection> c) {
+    const auto slot = static_cast<std::size_t>(id & kSlotMask);
+    assert(slot < slots_.size() && ids_[slot] == id && !slots_[slot]);
+    slots_[slot] = std::move(c);
+    ++size_;
+}
+
+void TcpServer::ConnTable::release(ConnId id) {
+    const auto slot = static_cast<std::size_t>(id & kSlotMask);
+    if (slot >= slots_.size() || ids_[slot] != id || slots_[slot]) {
+        return;
+    }
+    ids_[slot] = 0;
+    free_.push_back(static_cast<std::uint32_t>(slot));
+}
+
+TcpServer::Connection* TcpServer::ConnTable::find(ConnId id) const {
+    const auto slot = static_cast<std::size_t>(id & kSlotMask);
+    if (slot >= slots_.size() || ids_[slot] != id) {
+        return nullptr;
+    }
+    return slots_[slot].get();
+}
+
+std::unique_ptr<TcpServer::Connection> TcpServer::ConnTable::take(ConnId id) {
+    const auto slot = static_cast<std::size_t>(id & kSlotMask);
+    if (slot >= slots_.size() || ids_[slot] != id || !slots_[slot]) {
+        return nullptr;
+    }
+    std::unique_ptr<Connection> c = std::move(slots_[slot]);
+    --size_;
+    release(id);
+    return c;
+}
+
+void TcpServer::ConnTable::clear() {
+    slots_.clear();
+    ids_.clear();
+    free_.clear();
+    size_ = 0;
 }
 
 }  // namespace tundra::net

@@ -12,7 +12,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/log_throttle.h"
@@ -193,7 +192,44 @@ private:
     // Segment storage of drained output queues, reused by the next ones (no allocation per
     // send while traffic is steady). Declared before conns_: it outlives the queues.
     SegmentPool pool_;
-    std::unordered_map<ConnId, std::unique_ptr<Connection>> conns_;
+    // Connections by id, in a slot vector indexed by the id's low kSlotBits bits: a lookup is
+    // one index and one compare, no hashing (a fan-out looks up every recipient), and a
+    // connection costs one pointer here instead of a hash node and bucket. The high bits count
+    // connections, so an id is never reused: a stale id finds its slot empty or holding a newer
+    // connection (another id), and gets nothing.
+    class ConnTable {
+    public:
+        static constexpr unsigned kSlotBits = 24;  // 16 M connections at once
+        /// A new id; its slot stays empty (find() gives null) until put(), or release() it.
+        ConnId reserve();
+        void put(ConnId id, std::unique_ptr<Connection> c);
+        /// Frees the slot of `id` (which must be empty, reserved or taken).
+        void release(ConnId id);
+        [[nodiscard]] Connection* find(ConnId id) const;
+        /// Removes the connection with `id` and frees its slot; null if there is none.
+        std::unique_ptr<Connection> take(ConnId id);
+        [[nodiscard]] std::size_t size() const { return size_; }
+        template <class F>
+        void forEach(F&& f) const {
+            for (const auto& c : slots_) {
+                if (c) {
+                    f(*c);
+                }
+            }
+        }
+        void clear();
+        /// Heap per connection held: its slot.
+        static constexpr std::size_t kSlotBytes = sizeof(std::unique_ptr<Connection>);
+
+    private:
+        static constexpr ConnId kSlotMask = (ConnId{1} << kSlotBits) - 1;
+        std::vector<std::unique_ptr<Connection>> slots_;
+        std::vector<std::uint32_t> free_;  // empty slots, reused last-freed first
+        std::vector<ConnId> ids_;          // id reserved or held in each slot (0: free)
+        std::uint64_t issued_ = 0;
+        std::size_t size_ = 0;
+    };
+    ConnTable conns_;
     std::vector<ConnId> to_reap_;
     // Connections whose output waits for this iteration's flush (ids, not pointers: one may be
     // closed and reaped first). A deferred flushMarked() is pending exactly while non-empty;
@@ -201,7 +237,6 @@ private:
     std::vector<ConnId> to_flush_;
     // Deferred callbacks and flush timers hold a weak_ptr to this: they may outlive the server.
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-    ConnId next_id_ = 1;
     std::uint16_t port_ = 0;
     std::uint16_t tls_port_ = 0;
     std::uint64_t tls_handshakes_ = 0;

@@ -126,6 +126,28 @@ TEST_F(TcpServerTest, EchoOverIPv4) {
     EXPECT_LT(server_->heapBytes(id_), 300U) << "an idle connection must hold no buffers";
 }
 
+// Ids are never reused: a connection that takes over a closed one's table slot gets a new
+// id, and the old id reaches nothing.
+TEST_F(TcpServerTest, AClosedConnectionsIdReachesNothingEvenWhenItsSlotIsReused) {
+    start();
+    auto a = connect();
+    const ConnId old_id = id_;
+    server_->close(old_id);
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    auto b = connect();
+    const ConnId new_id = id_;
+    EXPECT_NE(new_id, old_id);
+    b->startReading();
+    EXPECT_FALSE(server_->send(old_id, std::make_shared<const std::vector<std::uint8_t>>(3, 'x')));
+    EXPECT_EQ(server_->queuedBytes(old_id), 0U);
+    EXPECT_EQ(server_->heapBytes(old_id), 0U);
+    server_->close(old_id);  // no effect on b
+    EXPECT_TRUE(server_->send(new_id, std::make_shared<const std::vector<std::uint8_t>>(2, 'y')));
+    ASSERT_TRUE(runUntil(loop_, [&] { return b->received() == "yy"; }));
+    EXPECT_EQ(closes_.size(), 1U);
+    EXPECT_EQ(server_->connectionCount(), 1U);
+}
+
 // The owner's backpressure (a full storage queue): nothing is read from any connection, new
 // ones included, while output still flows; releasing delivers what waited.
 TEST_F(TcpServerTest, HeldReadsDeliverNothingUntilReleasedWhileOutputFlows) {
