@@ -75,9 +75,11 @@ using ConfigFileLoader =
 /// through `load_file`, then the flags override it. Never throws; bad values give
 /// Action::Error with a clear message.
 ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoader& load_file = {});
-/// Descriptors kept out of max_clients: listeners, admin connections, signalfd, epoll, the
-/// spare fd, logs.
-inline constexpr std::uint64_t kReservedFds = 32;
+/// Descriptors kept out of max_clients: stdio, epoll, signalfd, the store's eventfd, the
+/// listeners (plain, TLS, admin), the spare fd for EMFILE, the SQLite database, its WAL and
+/// shared-memory files: 13 at most, plus a few for admin connections. An accept beyond the
+/// limit is shed with the spare fd, never a crash.
+inline constexpr std::uint64_t kReservedFds = 16;
 inline constexpr std::size_t kMaxClientsCeiling = 1'000'000;
 /// max_clients as the server runs it: `configured` (0 = as many as `fd_limit` allows, minus
 /// kReservedFds, at most kMaxClientsCeiling), lowered to what `fd_limit` allows; `warning` is

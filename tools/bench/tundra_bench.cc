@@ -49,6 +49,7 @@ struct Options {
     int count = 1000;
     int warm = 0;       // idle: broadcasts each idle client reads before the second measurement
     int settle_s = -1;  // idle --warm: silence before the last measurement; -1 = 2 x heartbeat + 1
+    int health = 0;     // idle: HEALTH_CHECK round trips timed while the idle clients are held
     int pairs = 100;    // pairs, agents: sender/receiver (requester/agent) pairs
     double rate = 0;    // pairs: messages per second in total, open loop; 0 = as fast as the window
     double timeout_s = 60;
@@ -585,19 +586,46 @@ int runIdle(const Options& o) {
     if (o.warm == 0) {
         const std::uint64_t after = healthRss(*probe[0]);
         const double per = perConn(after);
+        // HEALTH_CHECK round trips, one at a time, while every idle connection is held.
+        bench::LatencyHistogram health;
+        for (int i = 0; i < o.health; ++i) {
+            if (Clock::now() >= deadline) {
+                die("timed out during the HEALTH_CHECK round trips");
+            }
+            const auto t0 = Clock::now();
+            (void)healthRss(*probe[0]);
+            health.record(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+        }
+        auto ms = [&](double q) { return static_cast<double>(health.quantile(q)) / 1e6; };
         if (o.json) {
             std::printf(
                 "{\"scenario\":\"idle\",\"clients\":%d,\"rss_before\":%llu,"
-                "\"rss_after\":%llu,\"bytes_per_connection\":%.0f}\n",
+                "\"rss_after\":%llu,\"bytes_per_connection\":%.0f",
                 o.clients, static_cast<unsigned long long>(before),
                 static_cast<unsigned long long>(after), per);
+            if (o.health > 0) {
+                std::printf(
+                    ",\"health_checks\":%d,\"health_p50_ms\":%.3f,\"health_p99_ms\":%.3f,"
+                    "\"health_max_ms\":%.3f",
+                    o.health, ms(0.5), ms(0.99), static_cast<double>(health.max()) / 1e6);
+            }
+            std::printf("}\n");
         } else {
             std::printf("idle: %d registered idle connections\n", o.clients);
             std::printf("  server RSS %llu -> %llu bytes: %.0f bytes per connection\n",
                         static_cast<unsigned long long>(before),
                         static_cast<unsigned long long>(after), per);
+            if (o.health > 0) {
+                std::printf(
+                    "  %d HEALTH_CHECK round trips: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+                    o.health, ms(0.5), ms(0.99), static_cast<double>(health.max()) / 1e6);
+            }
         }
         return 0;
+    }
+    if (o.health > 0) {
+        die("--health goes without --warm");
     }
 
     if (heartbeat_s == 0) {
@@ -1227,6 +1255,8 @@ const char* kUsage =
     "           after traffic; then all stay silent for --settle SECONDS (2 x WELCOME\n"
     "           heartbeat_s + 1) answering the server's PINGs, whose PONGs free the\n"
     "           delivery windows: RSS idle after PONG\n"
+    "           --health K (without --warm): then K HEALTH_CHECK round trips, one at a\n"
+    "           time, while the idle connections are held: p50, p99, max\n"
     "  latency  --count N (1000): PING round-trip times\n"
     "  pairs    --pairs N (100) --messages M (200 per pair) --size BYTES (64) --window W (16)\n"
     "           [--rate R]: N senders each sending M direct messages to its own receiver,\n"
@@ -1281,6 +1311,8 @@ int main(int argc, char** argv) {
             o.count = parseIntArg("--count", value(), 1, 10000000);
         } else if (a == "--warm") {
             o.warm = parseIntArg("--warm", value(), 1, 10000);
+        } else if (a == "--health") {
+            o.health = parseIntArg("--health", value(), 1, 1000000);
         } else if (a == "--settle") {
             o.settle_s = parseIntArg("--settle", value(), 0, 3600);
         } else if (a == "--timeout") {

@@ -115,6 +115,24 @@ TEST_F(BenchTest, AMailboxThatDropsMessagesFailsTheRun) {
     EXPECT_EQ(j.at("lost").get<int>(), 2 * 10);
 }
 
+// idle --health: the RSS per held connection, then timed HEALTH_CHECK round trips while the
+// connections are still held.
+TEST_F(BenchTest, IdleTimesHealthChecksWhileTheConnectionsAreHeld) {
+    ASSERT_NE(server.port(), 0);
+    const ShellResult r = bench(server.port(), "idle --clients 200 --health 50");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j.at("scenario"), "idle");
+    EXPECT_EQ(j.at("clients").get<int>(), 200);
+    EXPECT_GT(j.at("rss_after").get<double>(), 0.0);
+    EXPECT_EQ(j.at("health_checks").get<int>(), 50);
+    EXPECT_GT(j.at("health_p50_ms").get<double>(), 0.0);
+    EXPECT_LE(j.at("health_p50_ms").get<double>(), j.at("health_p99_ms").get<double>());
+    EXPECT_LE(j.at("health_p99_ms").get<double>(), j.at("health_max_ms").get<double>());
+    const ShellResult both = bench(server.port(), "idle --clients 5 --warm 2 --health 5");
+    EXPECT_NE(both.code, 0);
+}
+
 TEST_F(BenchTest, UnknownScenarioArgumentIsAClearError) {
     const ShellResult r = bench(server.port(), "pairs --pairs nope 2>&1");
     EXPECT_EQ(r.code, 2);
