@@ -59,6 +59,12 @@ const std::array kTable = {
         "Store batches that could not be written (disk full, I/O error).", "", "storage.errors",
         false,
         [](const Src& s, std::uint16_t) -> MetricValue { return s.metrics.storage_errors_total; }},
+    MetricDef{"tundra_storage_recoveries_total", kCounter,
+              "Times degraded storage mode ended (a full resync was written).", "",
+              "storage.recoveries", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.metrics.storage_recoveries_total;
+              }},
     MetricDef{"tundra_storage_degraded", kGauge,
               "1 while writes to the store fail and messages needing storage are refused.", "",
               "storage.degraded", false,

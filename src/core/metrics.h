@@ -36,9 +36,10 @@ struct Metrics {
     std::uint64_t rate_limited_total = 0;      ///< frames refused with RATE_LIMITED
     std::uint64_t bad_frame_closes_total = 0;  ///< connections closed after max_bad_frames
     std::uint64_t storage_errors_total = 0;    ///< store batches that failed (disk full, I/O)
-    std::uint64_t auth_failures_total = 0;     ///< tokens or passwords refused
-    std::uint64_t auth_lockouts_total = 0;     ///< refused unchecked: source locked out
-    std::uint64_t auth_expired_total = 0;      ///< connections closed at their token's expiry
+    std::uint64_t storage_recoveries_total = 0;  ///< degraded mode ended (a resync committed)
+    std::uint64_t auth_failures_total = 0;       ///< tokens or passwords refused
+    std::uint64_t auth_lockouts_total = 0;       ///< refused unchecked: source locked out
+    std::uint64_t auth_expired_total = 0;        ///< connections closed at their token's expiry
     std::array<std::uint64_t, kMaxErrorCode + 1> errors_total{};  ///< indexed by code
 };
 

@@ -349,7 +349,12 @@ struct SessionManager::Impl {
     std::uint64_t resync_seq_ = 0;  // the full batch in flight, 0 = none
     bool want_full_ = false;        // the next batch is a full resync
     std::int64_t next_probe_ms_ = 0;
+    // Flapping on a nearly full disk (a resync fits, the next batch does not): each failure
+    // soon after a recovery doubles the wait before the next resync, up to a minute.
+    std::int64_t probe_interval_ms_ = 0;         // 0 = the first one (kProbeIntervalMs)
+    std::int64_t recovered_ms_ = INT64_MIN / 2;  // when degraded mode last ended
     common::LogThrottle storage_log_;
+    common::LogThrottle recovery_log_;
 };
 
 /// ERROR codes that mean the client sent a malformed or out-of-protocol frame (they count

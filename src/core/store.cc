@@ -16,6 +16,10 @@ namespace {
 // the wall clock stepped back), as long as the writer is less than 2^31 ids behind.
 constexpr std::uint64_t kIdReserve = 1ULL << 32;
 constexpr std::int64_t kProbeIntervalMs = 1000;
+// A failure within this long of a recovery counts as flapping: the next resync waits twice as
+// long as the last, up to kMaxProbeIntervalMs. A failure after a longer good spell starts over.
+constexpr std::int64_t kFlapWindowMs = 60'000;
+constexpr std::int64_t kMaxProbeIntervalMs = 60'000;
 }  // namespace
 
 void SessionManager::Impl::reserveIds() {
@@ -157,7 +161,12 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
                 result.seq, result.error, held);
         }
         if (!degraded_) {
-            next_probe_ms_ = now() + kProbeIntervalMs;  // the first resync a second later
+            // The first resync a second later; sooner after a recovery than kFlapWindowMs,
+            // twice the previous wait (the disk is nearly full: every flap rewrites the state).
+            const bool flapping = now() - recovered_ms_ < kFlapWindowMs && probe_interval_ms_ > 0;
+            probe_interval_ms_ =
+                flapping ? std::min(probe_interval_ms_ * 2, kMaxProbeIntervalMs) : kProbeIntervalMs;
+            next_probe_ms_ = now() + probe_interval_ms_;
         }
         degraded_ = true;
         if (result.seq == resync_seq_) {
@@ -167,7 +176,17 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
         resync_seq_ = 0;
         if (degraded_) {
             degraded_ = false;
-            spdlog::warn("store: writes succeed again; state resynced, accepting everything");
+            recovered_ms_ = now();
+            ++metrics().storage_recoveries_total;
+            std::uint64_t held = 0;
+            if (recovery_log_.allow(now(), held)) {
+                spdlog::warn(
+                    "store: writes succeed again; state resynced, accepting everything ({} more "
+                    "recoveries not logged; a failure within {} s waits {} s before the next "
+                    "resync)",
+                    held, kFlapWindowMs / 1000,
+                    std::min(probe_interval_ms_ * 2, kMaxProbeIntervalMs) / 1000);
+            }
         }
     }
     while (!held_acks_.empty() && held_acks_.front().batch <= result.seq) {
@@ -199,7 +218,7 @@ void SessionManager::Impl::probeStore() {
     if (!degraded_ || resync_seq_ != 0 || want_full_ || now() < next_probe_ms_) {
         return;
     }
-    next_probe_ms_ = now() + kProbeIntervalMs;
+    next_probe_ms_ = now() + std::max(probe_interval_ms_, kProbeIntervalMs);
     want_full_ = true;
 }
 

@@ -170,6 +170,47 @@ TEST_F(CoreBatchTest, AFailedBatchRefusesWithdrawsAndDegradesUntilAResyncCommits
     EXPECT_EQ(asDelivery(frames[1]).text, "stored");
 }
 
+// A disk at its limit flaps: the resync fits, the next batch does not. Each failure soon after
+// a recovery doubles the wait before the next resync (1 s, 2 s, 4 s ...); a failure after a
+// minute of good writes waits one second again.
+TEST_F(CoreBatchTest, FlappingStorageBacksOffItsResyncsAndAGoodMinuteResetsThem) {
+    start();
+    login(1, "alice");
+    login(2, "bob");
+    logout(2);
+    commit();
+    take(1);
+    // Fails a batch that needs storing (a message to bob, offline), then waits `wait_ms`
+    // and checks that the resync comes exactly then, and commits it.
+    auto failThenResyncAfter = [&](std::int64_t wait_ms) {
+        say(1, "bob", "x");
+        commit(/*ok=*/false);
+        take(1);
+        ASSERT_TRUE(sm().storageDegraded());
+        advance(wait_ms - 100);
+        last = core::StoreBatch{};
+        commit();  // whatever the tick recorded; not a resync yet
+        EXPECT_FALSE(last.full) << "resync before " << wait_ms << " ms";
+        EXPECT_TRUE(sm().storageDegraded());
+        advance(100);
+        ASSERT_NE(commit(), 0U) << "no resync after " << wait_ms << " ms";
+        EXPECT_TRUE(last.full);
+        EXPECT_FALSE(sm().storageDegraded());
+    };
+    failThenResyncAfter(1000);
+    failThenResyncAfter(2000);
+    failThenResyncAfter(4000);
+    failThenResyncAfter(8000);
+    EXPECT_EQ(sm().metrics().storage_recoveries_total, 4U);
+    EXPECT_EQ(sm().metrics().storage_errors_total, 4U);
+
+    advance(61'000);  // a good minute
+    commit();
+    failThenResyncAfter(1000);
+    EXPECT_EQ(sm().metrics().storage_recoveries_total, 5U);
+    EXPECT_NE(sm().healthJson(0).find("\"recoveries\":5"), std::string::npos);
+}
+
 TEST_F(CoreBatchTest, ARestartRestoresBuffersSessionsAndKeepsIdsIncreasing) {
     start();
     login(1, "alice");
