@@ -75,11 +75,12 @@ using ConfigFileLoader =
 /// through `load_file`, then the flags override it. Never throws; bad values give
 /// Action::Error with a clear message.
 ParsedArgs parseArgs(const std::vector<std::string>& args, const ConfigFileLoader& load_file = {});
-/// Descriptors kept out of max_clients: stdio, epoll, signalfd, the store's eventfd, the
-/// listeners (plain, TLS, admin), the spare fd for EMFILE, the SQLite database, its WAL and
-/// shared-memory files: 13 at most, plus a few for admin connections. An accept beyond the
-/// limit is shed with the spare fd, never a crash.
-inline constexpr std::uint64_t kReservedFds = 16;
+/// Descriptors kept out of max_clients. A server with everything on (TLS and admin listeners,
+/// the SQLite store) holds 18 before any client: stdio, epoll, signalfd, the store's eventfd
+/// and pipe, three listeners and a spare fd per acceptor (for EMFILE), the database, its WAL,
+/// shared-memory and lock files, the log. The rest is for admin connections and the files a
+/// reload reads. An accept beyond the limit is shed with the spare fd, never a crash.
+inline constexpr std::uint64_t kReservedFds = 24;
 inline constexpr std::size_t kMaxClientsCeiling = 1'000'000;
 /// max_clients as the server runs it: `configured` (0 = as many as `fd_limit` allows, minus
 /// kReservedFds, at most kMaxClientsCeiling), lowered to what `fd_limit` allows; `warning` is

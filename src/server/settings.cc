@@ -161,7 +161,7 @@ std::vector<Setting> makeTable() {
          .details = "the most simultaneous client connections; more are answered ERROR "
                     "SERVER_FULL and closed. 0 (the default) derives it from the file "
                     "descriptor limit, which tundrad raises to its hard limit at start: the "
-                    "limit minus 16 reserved descriptors, at most 1000000, logged at start. A "
+                    "limit minus 24 reserved descriptors, at most 1000000, logged at start. A "
                     "value above what the limit allows is lowered with a warning; raise "
                     "LimitNOFILE in the systemd unit for more.",
          .access = field([](auto& c) -> auto& { return c.core.max_clients; })},

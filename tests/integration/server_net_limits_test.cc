@@ -54,7 +54,7 @@ TEST(NetLimits, HalfClosedPipelineGetsEveryPong) {
     EXPECT_EQ(pongs, kPings);
 }
 
-// With RLIMIT_NOFILE 300 (soft and hard) and no --max-clients, max_clients is 300 - 16; an
+// With RLIMIT_NOFILE 300 (soft and hard) and no --max-clients, max_clients is 300 - 24; an
 // explicit value above that is lowered with a warning.
 TEST(NetLimits, MaxClientsFollowsTheDescriptorLimit) {
     TundradProcess::setChildFdLimit(300);
@@ -63,9 +63,9 @@ TEST(NetLimits, MaxClientsFollowsTheDescriptorLimit) {
     TundradProcess::setChildFdLimit(0);
     ASSERT_TRUE(derived.started()) << derived.output();
     ASSERT_TRUE(lowered.started()) << lowered.output();
-    EXPECT_TRUE(derived.waitForLine("max_clients=284", 2s)) << derived.output();
-    EXPECT_TRUE(lowered.waitForLine("max_clients 5000 lowered to 284", 2s)) << lowered.output();
-    EXPECT_TRUE(lowered.waitForLine("max_clients=284", 2s)) << lowered.output();
+    EXPECT_TRUE(derived.waitForLine("max_clients=276", 2s)) << derived.output();
+    EXPECT_TRUE(lowered.waitForLine("max_clients 5000 lowered to 276", 2s)) << lowered.output();
+    EXPECT_TRUE(lowered.waitForLine("max_clients=276", 2s)) << lowered.output();
 }
 
 // ---- never-reading PING flooders (issue 9 point 1) --------------------------------------
