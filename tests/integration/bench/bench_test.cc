@@ -30,6 +30,15 @@ protected:
     TundradProcess server{
         {"--max-connections-per-ip", "0", "--register-rate", "0", "--rate-messages-per-s", "0"}};
 
+    /// Runs tundra-bench with `args` against `srv`, which must have started; the run must
+    /// succeed, and `out` gets its JSON result. Call inside ASSERT_NO_FATAL_FAILURE.
+    static void runOk(TundradProcess& srv, const std::string& args, nlohmann::json& out) {
+        ASSERT_NE(srv.port(), 0) << srv.output();
+        const ShellResult r = bench(srv.port(), args);
+        ASSERT_EQ(r.code, 0) << r.out << srv.output();
+        out = nlohmann::json::parse(r.out);
+    }
+
     static void expectCoherentLatency(const nlohmann::json& j) {
         const auto& l = j.at("latency_us");
         EXPECT_GT(l.at("max").get<double>(), 0.0);
@@ -42,10 +51,8 @@ protected:
 };
 
 TEST_F(BenchTest, PairsDeliversEveryMessageOnceAndInOrder) {
-    ASSERT_NE(server.port(), 0);
-    const ShellResult r = bench(server.port(), "pairs --pairs 20 --messages 300 --window 8");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto j = nlohmann::json::parse(r.out);
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(runOk(server, "pairs --pairs 20 --messages 300 --window 8", j));
     EXPECT_EQ(j.at("scenario"), "pairs");
     EXPECT_EQ(j.at("expected").get<int>(), 20 * 300);
     EXPECT_EQ(j.at("delivered").get<int>(), 20 * 300);
@@ -57,12 +64,10 @@ TEST_F(BenchTest, PairsDeliversEveryMessageOnceAndInOrder) {
 }
 
 TEST_F(BenchTest, OpenLoopPairsKeepToTheOfferedRate) {
-    ASSERT_NE(server.port(), 0);
     // 1,000 messages at 4,000/s: the schedule alone takes 0.25 s, so the run cannot be shorter
     // (open loop: messages leave when due, not when the previous one is answered).
-    const ShellResult r = bench(server.port(), "pairs --pairs 10 --messages 100 --rate 4000");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto j = nlohmann::json::parse(r.out);
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(runOk(server, "pairs --pairs 10 --messages 100 --rate 4000", j));
     EXPECT_EQ(j.at("delivered").get<int>(), 1000);
     EXPECT_EQ(j.at("lost").get<int>(), 0);
     EXPECT_EQ(j.at("rate").get<double>(), 4000.0);
@@ -71,10 +76,8 @@ TEST_F(BenchTest, OpenLoopPairsKeepToTheOfferedRate) {
 }
 
 TEST_F(BenchTest, AgentsCompleteEveryRequestReplyRoundTrip) {
-    ASSERT_NE(server.port(), 0);
-    const ShellResult r = bench(server.port(), "agents --pairs 10 --messages 200 --window 2");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto j = nlohmann::json::parse(r.out);
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(runOk(server, "agents --pairs 10 --messages 200 --window 2", j));
     EXPECT_EQ(j.at("scenario"), "agents");
     EXPECT_EQ(j.at("delivered").get<int>(), 10 * 200);
     EXPECT_EQ(j.at("duplicates").get<int>(), 0);
@@ -88,10 +91,8 @@ TEST_F(BenchTest, MailboxStoresEveryMessageAndReplaysItOnceInOrder) {
     TundradProcess stored({"--max-connections-per-ip", "0", "--register-rate", "0",
                            "--rate-messages-per-s", "0", "--max-buffered", "200", "--data-dir",
                            dir.path()});
-    ASSERT_NE(stored.port(), 0) << stored.output();
-    const ShellResult r = bench(stored.port(), "mailbox --pairs 10 --messages 150 --window 8");
-    ASSERT_EQ(r.code, 0) << r.out << stored.output();
-    const auto j = nlohmann::json::parse(r.out);
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(runOk(stored, "mailbox --pairs 10 --messages 150 --window 8", j));
     EXPECT_EQ(j.at("scenario"), "mailbox");
     EXPECT_EQ(j.at("expected").get<int>(), 10 * 150);
     EXPECT_EQ(j.at("delivered").get<int>(), 10 * 150);  // replayed after the return
@@ -118,10 +119,8 @@ TEST_F(BenchTest, AMailboxThatDropsMessagesFailsTheRun) {
 // idle --health: the RSS per held connection, then timed HEALTH_CHECK round trips while the
 // connections are still held.
 TEST_F(BenchTest, IdleTimesHealthChecksWhileTheConnectionsAreHeld) {
-    ASSERT_NE(server.port(), 0);
-    const ShellResult r = bench(server.port(), "idle --clients 200 --health 50");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto j = nlohmann::json::parse(r.out);
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(runOk(server, "idle --clients 200 --health 50", j));
     EXPECT_EQ(j.at("scenario"), "idle");
     EXPECT_EQ(j.at("clients").get<int>(), 200);
     EXPECT_GT(j.at("rss_after").get<double>(), 0.0);

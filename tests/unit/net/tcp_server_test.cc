@@ -83,6 +83,41 @@ protected:
         return c;
     }
 
+    // What sendPieces() saw: the client (still connected), the bytes it got, what was queued
+    // when the data callback returned, and the write syscalls the server made meanwhile.
+    struct PiecesSent {
+        std::unique_ptr<LoopClient> client;
+        std::size_t bytes = 0;
+        std::size_t queued_inside_callback = 0;
+        std::uint64_t write_calls = 0;
+    };
+
+    // Connects a reading client; when its first bytes arrive, the server sends `pieces`
+    // consecutive `size`-byte slices of one pattern from inside its data callback. Runs until
+    // the client has them all and checks they arrived intact and in order.
+    PiecesSent sendPieces(std::size_t pieces, std::size_t size) {
+        PiecesSent r;
+        const std::string all = pattern(pieces * size);
+        on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
+            for (std::size_t i = 0; i < pieces; ++i) {
+                EXPECT_TRUE(server_->send(id, bytesOf(std::string_view(all).substr(i * size, size)),
+                                          i + 1));
+            }
+            r.queued_inside_callback = server_->queuedBytes(id);
+            return bytes.size();
+        };
+        r.client = connect();
+        r.client->startReading();
+        const std::uint64_t writes_before = server_->writeCalls();
+        r.client->sendAll("go");
+        EXPECT_TRUE(runUntil(loop_, [&] { return r.client->received().size() == all.size(); }));
+        EXPECT_TRUE(r.client->received() == all) << "bytes lost, duplicated or reordered";
+        r.bytes = r.client->received().size();
+        r.write_calls = server_->writeCalls() - writes_before;
+        on_data_ = nullptr;
+        return r;
+    }
+
     // Runs the loop for `ms` (a few iterations when nothing happens).
     int idle(std::int64_t ms) {
         bool done = false;
@@ -612,26 +647,11 @@ TEST_F(TcpServerTest, CloseDiscardsQueuedOutputAndReportsItsTags) {
 
 TEST_F(TcpServerTest, SendsOfOneIterationLeaveInOneWritevIntactAndInOrder) {
     start();
-    constexpr std::size_t kPieces = 20;
-    const std::string all = pattern(kPieces * 100);
-    std::size_t queued_inside_callback = 0;
-    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
-        for (std::size_t i = 0; i < kPieces; ++i) {
-            EXPECT_TRUE(
-                server_->send(id, bytesOf(std::string_view(all).substr(i * 100, 100)), i + 1));
-        }
-        queued_inside_callback = server_->queuedBytes(id);
-        return bytes.size();
-    };
-    auto c = connect();
-    c->startReading();
-    const std::uint64_t writes_before = server_->writeCalls();
-    c->sendAll("go");
-    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == all.size(); }));
-    EXPECT_TRUE(c->received() == all) << "bytes lost, duplicated or reordered";
-    EXPECT_EQ(queued_inside_callback, all.size()) << "send() must queue, not write";
-    EXPECT_EQ(server_->writeCalls() - writes_before, 1U) << "20 sends, one writev";
-    EXPECT_EQ(server_->bytesOut(), all.size());
+    const PiecesSent sent = sendPieces(20, 100);
+    ASSERT_EQ(sent.bytes, 2000U);
+    EXPECT_EQ(sent.queued_inside_callback, 2000U) << "send() must queue, not write";
+    EXPECT_EQ(sent.write_calls, 1U) << "20 sends, one writev";
+    EXPECT_EQ(server_->bytesOut(), 2000U);
     EXPECT_EQ(server_->queuedBytes(id_), 0U);
     EXPECT_TRUE(closes_.empty());
     EXPECT_LT(idle(30), 10) << "no EPOLLOUT left on after a complete write";
@@ -641,22 +661,9 @@ TEST_F(TcpServerTest, SendsOfOneIterationLeaveInOneWritevIntactAndInOrder) {
 // sendmsg of up to IOV_MAX segments, not one call per few dozen (every call costs a TCP push).
 TEST_F(TcpServerTest, HundredsOfSmallFramesOfOneIterationLeaveInOneWritev) {
     start();
-    constexpr std::size_t kPieces = 800;
-    const std::string all = pattern(kPieces * 10);
-    on_data_ = [&](ConnId id, std::span<const std::uint8_t> bytes) {
-        for (std::size_t i = 0; i < kPieces; ++i) {
-            EXPECT_TRUE(
-                server_->send(id, bytesOf(std::string_view(all).substr(i * 10, 10)), i + 1));
-        }
-        return bytes.size();
-    };
-    auto c = connect();
-    c->startReading();
-    const std::uint64_t writes_before = server_->writeCalls();
-    c->sendAll("go");
-    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == all.size(); }));
-    EXPECT_TRUE(c->received() == all) << "bytes lost, duplicated or reordered";
-    EXPECT_EQ(server_->writeCalls() - writes_before, 1U) << "800 frames, one sendmsg";
+    const PiecesSent sent = sendPieces(800, 10);
+    ASSERT_EQ(sent.bytes, 8000U);
+    EXPECT_EQ(sent.write_calls, 1U) << "800 frames, one sendmsg";
 }
 
 TEST_F(TcpServerTest, FanOutWithinOneIterationIsOneWritevPerRecipient) {
