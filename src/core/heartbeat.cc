@@ -53,6 +53,7 @@ void SessionManager::Impl::tick() {
     flushPresence();
     sweepSources(t);
     probeStore();
+    trimBroadcasts();
 }
 
 // ---- presence -------------------------------------------------------------------------------

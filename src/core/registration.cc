@@ -317,6 +317,7 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
 void SessionManager::Impl::attach(Conn& c, User& u, const msg::Register& r, std::uint16_t seq,
                                   bool resumed, bool announce_join) {
     users_.setOnline(u, &c, r.kind);
+    users_.openBroadcasts(u, last_id_ + 1);  // every id handed out from now on is above last_id_
     c.user = &u;
     markRegistered(c);
     u.window_replayed = r.last_id > 0;

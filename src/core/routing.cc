@@ -20,11 +20,12 @@ constexpr std::size_t kPrefetchState = 4;
 
 // To one recipient: its live connection if it has one that takes the frame, else its
 // offline buffer.
-SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const StoredFrame& e) {
+SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const StoredFrame& e,
+                                                            bool broadcast) {
     if (r.state == UserState::Online && r.conn != nullptr && !r.conn->closed &&
         send(*r.conn, e.frame, e.id)) {
         ++metrics().messages_out_total;
-        users_.storeWindow(r, e, limits());
+        users_.storeWindow(r, e, limits(), broadcast && r.bcast_since != 0);
         return Outcome::Delivered;
     }
     if (degraded_) {
@@ -99,6 +100,11 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
             tally(*target, deliver(*target, e));
         } else {
             const bool all = audience == Audience::Everyone;
+            if (storeOn()) {
+                // Stored once: the windows of the online recipients refer to it by id.
+                recorder_.putBroadcast(sender.name, e, !all);
+                bcast_last_ = e.id;
+            }
             for (auto kind : {ClientKind::User, ClientKind::Agent}) {
                 if (!all && kind != ClientKind::Agent) {
                     continue;
@@ -118,7 +124,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                     }
                     User* r = online[i];
                     if (r != &sender) {
-                        tally(*r, deliver(*r, e));
+                        tally(*r, deliver(*r, e, /*broadcast=*/true));
                     }
                 }
                 // Detached sessions buffer broadcasts; logged-out users get none.

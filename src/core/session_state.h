@@ -226,8 +226,8 @@ struct SessionManager::Impl {
 
     enum class Outcome { None, Delivered, Buffered };
     /// To one recipient: its live connection if it has one that takes the frame, else its
-    /// offline buffer.
-    Outcome deliver(User& r, const StoredFrame& e);
+    /// offline buffer. `broadcast`: to everyone (or every agent), stored once (PutBroadcast).
+    Outcome deliver(User& r, const StoredFrame& e, bool broadcast = false);
     /// Common path of MESSAGE, AGENT_COMMAND and IMAGE once the fields and names are valid.
     void route(Conn& c, std::uint16_t seq, bool want_ack, msg::Delivery& d, Audience audience);
     bool checkRecipientName(Conn& c, std::uint16_t seq, std::string_view to);
@@ -262,6 +262,9 @@ struct SessionManager::Impl {
     void fillFullBatch(StoreBatch& b);
     /// Extends the persisted id reserve when ids come near it.
     void reserveIds();
+    /// Once a second (from tick()): forgets the stored broadcasts older than every online
+    /// user's window (one TrimBroadcasts op).
+    void trimBroadcasts();
 
     // ---- presence (heartbeat.cc: flushed by tick) ---------------------------------------------
 
@@ -349,6 +352,11 @@ struct SessionManager::Impl {
     std::uint64_t resync_seq_ = 0;  // the full batch in flight, 0 = none
     bool want_full_ = false;        // the next batch is a full resync
     std::int64_t next_probe_ms_ = 0;
+    // Stored broadcasts: the newest one recorded, the id up to which they are trimmed, and
+    // when trimBroadcasts() looks next.
+    std::uint64_t bcast_last_ = 0;
+    std::uint64_t bcast_trimmed_ = 0;
+    std::int64_t next_bcast_trim_ms_ = 0;
     // Flapping on a nearly full disk (a resync fits, the next batch does not): each failure
     // soon after a recovery doubles the wait before the next resync, up to a minute.
     std::int64_t probe_interval_ms_ = 0;         // 0 = the first one (kProbeIntervalMs)

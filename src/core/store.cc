@@ -20,6 +20,8 @@ constexpr std::int64_t kProbeIntervalMs = 1000;
 // long as the last, up to kMaxProbeIntervalMs. A failure after a longer good spell starts over.
 constexpr std::int64_t kFlapWindowMs = 60'000;
 constexpr std::int64_t kMaxProbeIntervalMs = 60'000;
+// How often stored broadcasts that no window needs any more are forgotten.
+constexpr std::int64_t kBroadcastTrimIntervalMs = 1000;
 }  // namespace
 
 void SessionManager::Impl::reserveIds() {
@@ -36,6 +38,11 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
     const std::int64_t wall = clock_.wallMs();
     std::size_t entries = 0;
     std::size_t detached = 0;
+    // Online at the crash, with the broadcast range they had: their windows include broadcasts.
+    std::vector<std::pair<User*, std::uint64_t>> ranged;
+    const auto& bcasts = snapshot.broadcasts;
+    bcast_last_ = bcasts.empty() ? 0 : bcasts.back().id;  // trimmed by the first trimBroadcasts()
+    bcast_trimmed_ = 0;
     for (const SnapshotUser& su : snapshot.users) {
         if (users_.find(su.name) != nullptr || !isValidName(su.name)) {
             continue;
@@ -47,6 +54,25 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
                 users_.restoreEntry(u, StoredFrame{e.frame, e.id}, e.written);
                 ++entries;
             }
+        }
+        if (su.bcast_since != 0) {
+            // Its window also held the broadcasts meant for it since bcast_since: the newest
+            // max_buffered of those still stored (the window never held more), unless an entry
+            // of its own has the id (a broadcast its connection did not take went offline).
+            std::size_t taken = 0;
+            for (auto it = bcasts.rbegin();
+                 it != bcasts.rend() && it->id >= su.bcast_since && taken < limits().max_buffered;
+                 ++it) {
+                if (it->sender == su.name || (it->agents_only && su.kind != ClientKind::Agent) ||
+                    !it->frame || it->frame->empty() || u.window.find(it->id) < u.window.size() ||
+                    u.offline.find(it->id) < u.offline.size()) {
+                    continue;
+                }
+                users_.restoreEntry(u, StoredFrame{it->frame, it->id}, true);
+                ++taken;
+                ++entries;
+            }
+            ranged.emplace_back(&u, su.bcast_since);
         }
         if (!isNil(su.session) && !sessions_.contains(su.session)) {
             // Detached since its recorded detach time (an online session at the crash:
@@ -64,6 +90,12 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
         u.store_dirty = false;
     }
     recorder_.setOn(true);
+    // Nobody is online after a start: those windows get entries of their own, and the user
+    // rows say so (bcast_since 0), before the broadcasts they came from are trimmed.
+    for (auto [u, since] : ranged) {
+        u->bcast_since = since;  // as stored; closing writes the entries and the row
+        users_.closeBroadcasts(*u);
+    }
     users_.enforce(limits());  // the budgets may have shrunk since: recorded like any trim
     reserveIds();
     spdlog::info("store: restored {} users, {} stored deliveries, {} resumable sessions",
@@ -78,6 +110,8 @@ void SessionManager::Impl::fillFullBatch(StoreBatch& b) {
         row.user = u.name;
         row.client_kind = u.kind;
         row.dropped = u.dropped;
+        // Every window entry is written below: the range only needs the broadcasts to come.
+        row.bcast_since = u.bcast_since != 0 ? last_id_ + 1 : 0;
         if (u.state != UserState::Offline) {
             row.session = u.session;
             row.detached_wall_ms = u.state == UserState::Detached ? wall - (now() - u.since_ms) : 0;
@@ -115,6 +149,13 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
         b.full = true;
         b.id_reserve = id_reserve_;
         fillFullBatch(b);
+        users_.forEachMutable([&](User& u) {
+            u.store_written_max = u.window.empty() ? 0 : u.window.back().id;
+            if (u.bcast_since != 0) {
+                u.bcast_since = last_id_ + 1;
+            }
+        });
+        bcast_trimmed_ = last_id_;  // the full batch stored no broadcast
         resync_seq_ = b.seq;
         return b;
     }
@@ -122,6 +163,9 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
         User* u = users_.find(name);
         if (u != nullptr && u->store_trim != 0) {
             recorder_.trimWindow(u->name, u->store_trim);
+            if (u->store_trim >= u->store_written_max) {
+                u->store_written_max = 0;  // no written entry of its own is left
+            }
             u->store_trim = 0;
         }
     }
@@ -137,6 +181,7 @@ StoreBatch SessionManager::Impl::takeStoreBatch() {
         row.user = u->name;
         row.client_kind = u->kind;
         row.dropped = u->dropped;
+        row.bcast_since = u->bcast_since;
         if (u->state != UserState::Offline) {
             row.session = u->session;
             row.detached_wall_ms =
@@ -211,6 +256,27 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
             sendError(*c, h.seq, ErrorCode::StorageUnavailable,
                       "the server cannot store messages right now; not accepted");
         }
+    }
+}
+
+void SessionManager::Impl::trimBroadcasts() {
+    if (!storeOn() || bcast_last_ <= bcast_trimmed_ || now() < next_bcast_trim_ms_) {
+        return;
+    }
+    next_bcast_trim_ms_ = now() + kBroadcastTrimIntervalMs;
+    // Only online users' windows refer to stored broadcasts, and only to ids at or above
+    // their window's front (what was popped was confirmed or fell out of the window).
+    std::uint64_t keep = last_id_ + 1;
+    for (auto kind : {ClientKind::User, ClientKind::Agent}) {
+        for (const User* u : users_.online(kind)) {
+            if (u->bcast_since != 0 && !u->window.empty()) {
+                keep = std::min(keep, u->window.front().id);
+            }
+        }
+    }
+    if (keep - 1 > bcast_trimmed_) {
+        bcast_trimmed_ = keep - 1;
+        recorder_.trimBroadcasts(bcast_trimmed_);
     }
 }
 

@@ -15,14 +15,18 @@ namespace tundra::core {
 
 /// One mutation. Every user has one log of deliveries ordered by id; an entry is either
 /// `written` (handed to the user's socket, kept until the client confirms it: the delivery
-/// window) or not (the offline buffer). See docs/ARCHITECTURE.md, "Storage".
+/// window) or not (the offline buffer). Broadcasts to online users are not entries: each is
+/// stored once (PutBroadcast), and an online user's row says from which id on its window holds
+/// every broadcast meant for it (`bcast_since`). See docs/ARCHITECTURE.md, "Storage".
 struct StoreOp {
     enum class Kind : std::uint8_t {
-        UpsertUser,   ///< name, client_kind, session, detached_wall_ms, dropped
-        DeleteUser,   ///< name: the user and every entry of its log
-        PutEntry,     ///< name, id, frame, written: insert or update one log entry
-        DeleteEntry,  ///< name, id
-        TrimWindow,   ///< name, id: delete the user's written entries with ids <= id
+        UpsertUser,      ///< name, client_kind, session, detached_wall_ms, dropped, bcast_since
+        DeleteUser,      ///< name: the user and every entry of its log
+        PutEntry,        ///< name, id, frame, written: insert or update one log entry
+        DeleteEntry,     ///< name, id
+        TrimWindow,      ///< name, id: delete the user's written entries with ids <= id
+        PutBroadcast,    ///< id, frame, name = sender, client_kind Agent = to the agents only
+        TrimBroadcasts,  ///< id: forget the broadcasts with ids <= id (no window needs them)
     };
     Kind kind = Kind::UpsertUser;
     std::string user;
@@ -33,6 +37,10 @@ struct StoreOp {
     Uuid session{};                     ///< nil: no session
     std::int64_t detached_wall_ms = 0;  ///< wall ms the session detached; 0 = it was online
     std::uint32_t dropped = 0;          ///< DROPPED count not yet reported to the user
+    /// UpsertUser: the user is online and its window holds, besides its entries, every stored
+    /// broadcast with an id >= this that was meant for it (not its own, and of its audience);
+    /// 0 = none (detached or offline: its window is all entries).
+    std::uint64_t bcast_since = 0;
 };
 
 /// The mutations of one loop iteration, applied atomically (one transaction) and in order.
@@ -69,13 +77,23 @@ struct SnapshotUser {
     Uuid session{};
     std::int64_t detached_wall_ms = 0;
     std::uint32_t dropped = 0;
+    std::uint64_t bcast_since = 0;       ///< see StoreOp::bcast_since
     std::vector<SnapshotEntry> entries;  ///< ascending id
+};
+
+/// A stored broadcast (PutBroadcast): the windows of the users online when it was sent.
+struct SnapshotBroadcast {
+    std::uint64_t id = 0;
+    std::string sender;
+    bool agents_only = false;
+    SharedFrame frame;
 };
 
 /// Everything a store holds, loaded once at start (single node).
 struct StoreSnapshot {
     std::vector<SnapshotUser> users;
-    std::uint64_t id_reserve = 0;  ///< every id ever handed out is below this
+    std::vector<SnapshotBroadcast> broadcasts;  ///< ascending id
+    std::uint64_t id_reserve = 0;               ///< every id ever handed out is below this
 };
 
 }  // namespace tundra::core

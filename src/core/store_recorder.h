@@ -52,6 +52,30 @@ public:
         op.id = id;
         batch_.ops.push_back(std::move(op));
     }
+    /// A broadcast, stored once: it is in the window of every user online with a broadcast
+    /// range when it was sent (UserRegistry::openBroadcasts), without an entry of its own.
+    void putBroadcast(const std::string& sender, const StoredFrame& e, bool agents_only) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::PutBroadcast;
+        op.user = sender;
+        op.id = e.id;
+        op.frame = e.frame;
+        op.client_kind = agents_only ? ClientKind::Agent : ClientKind::User;
+        batch_.ops.push_back(std::move(op));
+    }
+    /// No window needs the broadcasts with ids up to `id` any more.
+    void trimBroadcasts(std::uint64_t id) {
+        if (!on_) {
+            return;
+        }
+        StoreOp op;
+        op.kind = StoreOp::Kind::TrimBroadcasts;
+        op.id = id;
+        batch_.ops.push_back(std::move(op));
+    }
     /// `user` has a window trim pending (written once per batch, see UserRegistry).
     void noteTrim(const std::string& user) { trim_users_.push_back(user); }
     std::vector<std::string>& trimUsers() { return trim_users_; }

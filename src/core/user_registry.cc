@@ -58,6 +58,9 @@ void UserRegistry::unlist(User& u) {
 }
 
 void UserRegistry::setOnline(User& u, Conn* conn, ClientKind kind) {
+    if (kind != u.kind) {
+        closeBroadcasts(u);  // the range was for the other kind's audience
+    }
     unlist(u);
     u.kind = kind;
     u.state = UserState::Online;
@@ -69,6 +72,7 @@ void UserRegistry::setOnline(User& u, Conn* conn, ClientKind kind) {
 }
 
 void UserRegistry::setDetached(User& u, std::int64_t now_ms) {
+    closeBroadcasts(u);
     unlist(u);
     u.state = UserState::Detached;
     u.conn = nullptr;
@@ -82,6 +86,7 @@ void UserRegistry::setDetached(User& u, std::int64_t now_ms) {
 }
 
 void UserRegistry::setOffline(User& u, std::int64_t now_ms) {
+    closeBroadcasts(u);
     unlist(u);
     u.state = UserState::Offline;
     u.conn = nullptr;
@@ -313,11 +318,35 @@ void UserRegistry::recordPut(User& u, const StoredFrame& e, bool written) {
         u.store_trim = 0;
     }
     rec_.putEntry(u.name, e, written);
+    if (written) {
+        u.store_written_max = std::max(u.store_written_max, e.id);
+    }
+}
+
+void UserRegistry::openBroadcasts(User& u, std::uint64_t since) {
+    if (!rec_.on() || u.bcast_since != 0) {
+        return;  // no store, or still open (a takeover: the same window goes on)
+    }
+    u.bcast_since = since;
+    touch(u);
+}
+
+void UserRegistry::closeBroadcasts(User& u) {
+    if (u.bcast_since == 0) {
+        return;
+    }
+    // Every window entry the range may cover gets a row of its own (those that had one are
+    // rewritten as they were), so the user's window no longer depends on stored broadcasts.
+    for (std::size_t i = u.window.upperBound(u.bcast_since - 1); i < u.window.size(); ++i) {
+        recordPut(u, u.window.at(i), true);
+    }
+    u.bcast_since = 0;
+    touch(u);
 }
 
 StoredFrame UserRegistry::popWindowFront(User& u) {
     StoredFrame e = u.window.popFront();
-    if (rec_.on()) {
+    if (rec_.on() && u.store_written_max != 0) {
         // The window is popped from its front only: every written entry up to this id is
         // gone, so one trim per user and batch stands for all of them.
         if (u.store_trim == 0) {
@@ -409,7 +438,7 @@ bool UserRegistry::storeOffline(User& u, StoredFrame e, const BufferLimits& limi
     return true;
 }
 
-void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limits) {
+void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limits, bool ranged) {
     if (limits.max_buffered == 0) {
         return;
     }
@@ -420,7 +449,9 @@ void UserRegistry::storeWindow(User& u, StoredFrame e, const BufferLimits& limit
     if (!makeRoom(u, need, limits)) {
         return;  // not kept: it was written, so nothing is lost unless the connection dies
     }
-    recordPut(u, e, true);
+    if (!ranged) {
+        recordPut(u, e, true);
+    }
     u.window.insertSorted(std::move(e));
     account(u, need, true);
     ++window_count_;
@@ -493,6 +524,7 @@ void UserRegistry::promoteOfflineFront(User& u, const BufferLimits& limits) {
 void UserRegistry::restoreEntry(User& u, StoredFrame e, bool written) {
     const std::size_t need = e.bytes();
     if (written) {
+        u.store_written_max = std::max(u.store_written_max, e.id);
         u.window.insertSorted(std::move(e));
         ++window_count_;
     } else {

@@ -49,6 +49,12 @@ struct User {
     /// Window entries up to this id were popped in the open batch (0: none): written as one
     /// TrimWindow op per user and batch instead of one delete per entry.
     std::uint64_t store_trim = 0;
+    /// The highest id of a window entry stored as an entry of its own (0: none left), so a
+    /// window pop above it (a broadcast kept only as a range) writes no trim.
+    std::uint64_t store_written_max = 0;
+    /// Online with a store: the window holds every broadcast from this id on without an entry
+    /// per delivery (StoreOp::bcast_since); 0 = every window entry is stored as an entry.
+    std::uint64_t bcast_since = 0;
     std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
     /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
     std::uint64_t replay_floor = UINT64_MAX;
@@ -129,8 +135,16 @@ public:
     /// Stores a delivery in the offline buffer (in id order). False if it could not be kept
     /// (then it counts as dropped).
     bool storeOffline(User& u, StoredFrame e, const BufferLimits& limits);
-    /// Keeps a delivery just queued to the user's live connection in its window.
-    void storeWindow(User& u, StoredFrame e, const BufferLimits& limits);
+    /// Keeps a delivery just queued to the user's live connection in its window. `ranged`: a
+    /// broadcast covered by the user's broadcast range (stored once for all, no entry).
+    void storeWindow(User& u, StoredFrame e, const BufferLimits& limits, bool ranged = false);
+    /// With a store: from id `since` on, the broadcasts `u` receives are stored once for all
+    /// recipients, not as entries of its log (called when it comes online). Closes a range
+    /// of another client kind first.
+    void openBroadcasts(User& u, std::uint64_t since);
+    /// Ends the user's broadcast range: its window entries are written as entries of their own
+    /// (the stored broadcasts they point to may go once the user is not online).
+    void closeBroadcasts(User& u);
     /// Moves the window entries with the given ids (queued to a dead connection, never written;
     /// sorted ascending, no duplicates, no 0) to the offline buffer, all in one pass: linear in
     /// the sizes of the window, the buffer and `ids`, never one ring erase per id. The result
@@ -159,6 +173,12 @@ public:
     template <class F>
     void forEach(F&& f) const {
         for (const auto& [name, u] : users_) {
+            f(*u);
+        }
+    }
+    template <class F>
+    void forEachMutable(F&& f) {
+        for (auto& [name, u] : users_) {
             f(*u);
         }
     }

@@ -15,6 +15,9 @@ bool MemoryStore::load(core::StoreSnapshot& out, std::string& /*error*/) {
         }
         out.users.push_back(std::move(u));
     }
+    for (const auto& [id, b] : broadcasts_) {
+        out.broadcasts.push_back(b);
+    }
     return true;
 }
 
@@ -22,6 +25,7 @@ void MemoryStore::apply(const core::StoreBatch& b) {
     using K = core::StoreOp::Kind;
     if (b.full) {
         users_.clear();
+        broadcasts_.clear();
     }
     if (b.id_reserve != 0) {
         id_reserve_ = b.id_reserve;
@@ -35,6 +39,7 @@ void MemoryStore::apply(const core::StoreBatch& b) {
                 r.user.session = op.session;
                 r.user.detached_wall_ms = op.detached_wall_ms;
                 r.user.dropped = op.dropped;
+                r.user.bcast_since = op.bcast_since;
                 break;
             }
             case K::DeleteUser:
@@ -57,6 +62,13 @@ void MemoryStore::apply(const core::StoreBatch& b) {
                         return kv.first <= op.id && kv.second.written;
                     });
                 }
+                break;
+            case K::PutBroadcast:
+                broadcasts_[op.id] = core::SnapshotBroadcast{
+                    op.id, op.user, op.client_kind == ClientKind::Agent, op.frame};
+                break;
+            case K::TrimBroadcasts:
+                broadcasts_.erase(broadcasts_.begin(), broadcasts_.upper_bound(op.id));
                 break;
         }
     }

@@ -29,6 +29,8 @@ public:
 
     /// Tests: make the next `n` batches fail as a full disk would.
     void failNext(int n) { fail_next_ = n; }
+    /// Tests: broadcasts held (stored once, not yet trimmed).
+    [[nodiscard]] std::size_t broadcasts() const { return broadcasts_.size(); }
     /// Tests: batches applied so far.
     [[nodiscard]] std::uint64_t applied() const { return applied_; }
 
@@ -43,6 +45,7 @@ private:
     int fail_next_ = 0;
     std::uint64_t applied_ = 0;
     std::map<std::string, Row> users_;
+    std::map<std::uint64_t, core::SnapshotBroadcast> broadcasts_;
     std::uint64_t id_reserve_ = 0;
     std::vector<core::BatchResult> results_;
 };

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // SqliteDb (schema, migrations, load, apply, check, backup) and SqliteStore (the writer
-// thread). Tables: users (one row per known user, its session while it has one), entries (one
-// row per delivery in a user's log, `written` = in the window), frames (each encoded delivery
-// once, shared by the entries with its id), meta (the id reserve).
+// thread). Tables: users (one row per known user, its session while it has one, and while it
+// is online the id from which its window holds the stored broadcasts), entries (one row per
+// delivery in a user's log, `written` = in the window), broadcasts (one row per broadcast that
+// online users' windows may hold: sender and audience), frames (each encoded delivery once,
+// shared by the entries and the broadcast with its id), meta (the id reserve).
 #include "storage/sqlite_store.h"
 
 #include <fcntl.h>
@@ -36,6 +38,10 @@ const char* const kMigrations[] = {
     " PRIMARY KEY(user, id)) WITHOUT ROWID;"
     "CREATE INDEX entries_by_id ON entries(id);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    // 1 -> 2: broadcasts stored once, online windows as a range over them.
+    "ALTER TABLE users ADD COLUMN bcast_since INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE broadcasts(id INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
+    " agents_only INTEGER NOT NULL);",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -103,11 +109,14 @@ struct SqliteDb::Statements {
     sqlite3_stmt* set_reserve = nullptr;
     sqlite3_stmt* trim_window = nullptr;
     sqlite3_stmt* gc_below = nullptr;
+    sqlite3_stmt* put_broadcast = nullptr;
+    sqlite3_stmt* trim_broadcast_frames = nullptr;
+    sqlite3_stmt* trim_broadcasts = nullptr;
 
     ~Statements() {
-        for (sqlite3_stmt* s :
-             {upsert_user, delete_user, user_ids, delete_user_entries, put_frame, put_entry,
-              delete_entry, gc_frame, set_reserve, trim_window, gc_below}) {
+        for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries, put_frame,
+                                put_entry, delete_entry, gc_frame, set_reserve, trim_window,
+                                gc_below, put_broadcast, trim_broadcast_frames, trim_broadcasts}) {
             sqlite3_finalize(s);
         }
     }
@@ -248,8 +257,9 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
         }
     };
     prep(st->upsert_user,
-         "INSERT INTO users(name, kind, session, detached_wall_ms, dropped) VALUES(?1,?2,?3,?4,?5)"
-         " ON CONFLICT(name) DO UPDATE SET kind=?2, session=?3, detached_wall_ms=?4, dropped=?5");
+         "INSERT INTO users(name, kind, session, detached_wall_ms, dropped, bcast_since)"
+         " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(name) DO UPDATE SET kind=?2, session=?3,"
+         " detached_wall_ms=?4, dropped=?5, bcast_since=?6");
     prep(st->delete_user, "DELETE FROM users WHERE name=?1");
     prep(st->user_ids, "SELECT id FROM entries WHERE user=?1");
     prep(st->delete_user_entries, "DELETE FROM entries WHERE user=?1");
@@ -257,21 +267,33 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
     prep(st->put_entry, "INSERT OR REPLACE INTO entries(user, id, written) VALUES(?1, ?2, ?3)");
     prep(st->delete_entry, "DELETE FROM entries WHERE user=?1 AND id=?2");
     prep(st->gc_frame,
-         "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)");
+         "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)"
+         " AND NOT EXISTS (SELECT 1 FROM broadcasts WHERE id=?1)");
     prep(st->set_reserve, "INSERT OR REPLACE INTO meta(key, value) VALUES('id_reserve', ?1)");
     prep(st->trim_window, "DELETE FROM entries WHERE user=?1 AND id<=?2 AND written=1");
-    // Frames below the oldest entry have no entry left (ids only grow): one index range per
-    // transaction instead of a check per deleted entry.
+    // Frames below the oldest entry and broadcast have nothing left that uses them (ids only
+    // grow): one index range per transaction instead of a check per deleted entry.
     prep(st->gc_below,
-         "DELETE FROM frames WHERE id < (SELECT coalesce(min(id), 9223372036854775807) FROM "
-         "entries)");
+         "DELETE FROM frames WHERE id < min("
+         "(SELECT coalesce(min(id), 9223372036854775807) FROM entries),"
+         "(SELECT coalesce(min(id), 9223372036854775807) FROM broadcasts))");
+    prep(st->put_broadcast,
+         "INSERT OR IGNORE INTO broadcasts(id, sender, agents_only) VALUES(?1, ?2, ?3)");
+    // A trimmed broadcast's frame goes with it unless an entry still uses it (a recipient whose
+    // connection did not take it has it in its offline buffer).
+    prep(st->trim_broadcast_frames,
+         "DELETE FROM frames WHERE id IN (SELECT id FROM broadcasts WHERE id <= ?1)"
+         " AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = frames.id)");
+    prep(st->trim_broadcasts, "DELETE FROM broadcasts WHERE id <= ?1");
     if (!ok) {
         error = path + ": " + why;
         return nullptr;
     }
     // Frames whose entries all went (a deleted entry above the oldest one leaves its frame
     // until here).
-    if (!db->exec("DELETE FROM frames WHERE id NOT IN (SELECT id FROM entries)", why)) {
+    if (!db->exec("DELETE FROM frames WHERE id NOT IN (SELECT id FROM entries) AND id NOT IN"
+                  " (SELECT id FROM broadcasts)",
+                  why)) {
         error = path + ": " + why;
         return nullptr;
     }
@@ -290,8 +312,8 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
     std::map<std::string, std::size_t> index;
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_,
-                           "SELECT name, kind, session, detached_wall_ms, dropped FROM users"
-                           " ORDER BY name",
+                           "SELECT name, kind, session, detached_wall_ms, dropped, bcast_since"
+                           " FROM users ORDER BY name",
                            -1, &st, nullptr) != SQLITE_OK) {
         error = errorOf(db_);
         return false;
@@ -306,8 +328,36 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
         }
         u.detached_wall_ms = sqlite3_column_int64(st, 3);
         u.dropped = static_cast<std::uint32_t>(sqlite3_column_int64(st, 4));
+        u.bcast_since = static_cast<std::uint64_t>(sqlite3_column_int64(st, 5));
         index[u.name] = out.users.size();
         out.users.push_back(std::move(u));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        error = errorOf(db_);
+        return false;
+    }
+    std::map<std::uint64_t, SharedFrame> frames;  // one SharedFrame per id, as in memory
+    auto frameOf = [&](std::uint64_t id, int col) -> SharedFrame& {
+        SharedFrame& f = frames[id];
+        if (!f) {
+            const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, col));
+            f = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, col));
+        }
+        return f;
+    };
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT b.id, b.sender, b.agents_only, f.frame FROM broadcasts b"
+                           " JOIN frames f ON f.id = b.id ORDER BY b.id",
+                           -1, &st, nullptr) != SQLITE_OK) {
+        error = errorOf(db_);
+        return false;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+        out.broadcasts.push_back(
+            core::SnapshotBroadcast{id, reinterpret_cast<const char*>(sqlite3_column_text(st, 1)),
+                                    sqlite3_column_int(st, 2) != 0, frameOf(id, 3)});
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -321,7 +371,6 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
         error = errorOf(db_);
         return false;
     }
-    std::map<std::uint64_t, SharedFrame> frames;  // one SharedFrame per id, as in memory
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const std::string user = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
         const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
@@ -332,13 +381,8 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
             it = index.emplace(user, out.users.size()).first;
             out.users.push_back(std::move(u));
         }
-        SharedFrame& f = frames[id];
-        if (!f) {
-            const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, 3));
-            f = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, 3));
-        }
         out.users[it->second].entries.push_back(
-            core::SnapshotEntry{id, f, sqlite3_column_int(st, 2) != 0});
+            core::SnapshotEntry{id, frameOf(id, 3), sqlite3_column_int(st, 2) != 0});
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -371,7 +415,9 @@ void bindId(sqlite3_stmt* st, int i, std::uint64_t id) {
 bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
     using K = core::StoreOp::Kind;
     Statements& s = *st_;
-    if (b.full && !exec("DELETE FROM entries; DELETE FROM frames; DELETE FROM users;", error)) {
+    if (b.full && !exec("DELETE FROM entries; DELETE FROM broadcasts; DELETE FROM frames;"
+                        " DELETE FROM users;",
+                        error)) {
         return false;
     }
     if (b.id_reserve != 0) {
@@ -394,6 +440,7 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                 }
                 sqlite3_bind_int64(s.upsert_user, 4, op.detached_wall_ms);
                 sqlite3_bind_int64(s.upsert_user, 5, op.dropped);
+                bindId(s.upsert_user, 6, op.bcast_since);
                 if (!run(db_, s.upsert_user, error)) {
                     return false;
                 }
@@ -450,6 +497,32 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                 if (!run(db_, s.trim_window, error)) {
                     return false;
                 }
+                break;
+            case K::PutBroadcast:
+                if (op.frame) {
+                    bindId(s.put_frame, 1, op.id);
+                    sqlite3_bind_blob(s.put_frame, 2, op.frame->data(),
+                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
+                    if (!run(db_, s.put_frame, error)) {
+                        return false;
+                    }
+                    last_frame = op.id;
+                }
+                bindId(s.put_broadcast, 1, op.id);
+                bindName(s.put_broadcast, 2, op.user);
+                sqlite3_bind_int(s.put_broadcast, 3, op.client_kind == ClientKind::Agent ? 1 : 0);
+                if (!run(db_, s.put_broadcast, error)) {
+                    return false;
+                }
+                break;
+            case K::TrimBroadcasts:
+                bindId(s.trim_broadcast_frames, 1, op.id);
+                bindId(s.trim_broadcasts, 1, op.id);
+                if (!run(db_, s.trim_broadcast_frames, error) ||
+                    !run(db_, s.trim_broadcasts, error)) {
+                    return false;
+                }
+                last_frame = 0;  // its frame may be gone now
                 break;
         }
     }
@@ -511,9 +584,11 @@ bool checkDataDir(const std::string& dir, std::string& report) {
               queryText(db, "PRAGMA integrity_check", check, why);
     std::int64_t users = 0;
     std::int64_t entries = 0;
+    std::int64_t broadcasts = 0;
     if (ok && check == "ok" && app_id == kApplicationId) {
         ok = queryInt(db, "SELECT count(*) FROM users", users, why) &&
-             queryInt(db, "SELECT count(*) FROM entries", entries, why);
+             queryInt(db, "SELECT count(*) FROM entries", entries, why) &&
+             (version < 2 || queryInt(db, "SELECT count(*) FROM broadcasts", broadcasts, why));
     }
     sqlite3_close_v2(db);
     if (!ok) {
@@ -534,7 +609,8 @@ bool checkDataDir(const std::string& dir, std::string& report) {
         return false;
     }
     report = path + ": ok (schema version " + std::to_string(version) + ", " +
-             std::to_string(users) + " users, " + std::to_string(entries) + " stored deliveries)";
+             std::to_string(users) + " users, " + std::to_string(entries) + " stored deliveries, " +
+             std::to_string(broadcasts) + " stored broadcasts)";
     return true;
 }
 

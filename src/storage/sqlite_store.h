@@ -32,7 +32,7 @@ struct SqliteOptions {
 };
 
 /// The schema this build writes; older files are migrated at open, newer ones refused.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr const char* kDbFileName = "tundra.db";
 
 /// One open database. Not thread-safe: one thread uses it at a time.

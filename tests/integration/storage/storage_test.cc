@@ -169,6 +169,52 @@ TEST(Resume, AcrossARestartOnlyTheGapIsReplayed) {
     EXPECT_EQ(server->stop(), std::optional<int>(0));
 }
 
+// Broadcasts are stored once and an online window is a range over them: after a SIGKILL while
+// bob was online, his resume still gets exactly the broadcasts after his last_id.
+TEST(Resume, BroadcastsInAnOnlineWindowSurviveSigkill) {
+    ScratchDir dir;
+    auto server = startOn(dir.path());
+    ASSERT_TRUE(server->started()) << server->output();
+    RawClient carol(server->port());
+    ASSERT_TRUE(registerOn(carol, "carol"));
+    logoutAndClose(carol);
+    RawClient bob(server->port());
+    auto w = registerOn(bob, "bob");
+    ASSERT_TRUE(w);
+    RawClient alice(server->port());
+    ASSERT_TRUE(registerOn(alice, "alice"));
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 5; ++i) {
+        auto f = say(alice, "", "news " + std::to_string(i));
+        ASSERT_TRUE(f);
+        EXPECT_EQ(asAck(*f).delivered, 1U);
+        ids.push_back(asAck(*f).id);
+    }
+    ASSERT_EQ(readDeliveries(bob, 5).size(), 5U);
+    // An ACK reporting buffered leaves once its batch is stored, and batches are stored in
+    // order: after it, the broadcasts are on disk.
+    ASSERT_EQ(sendToOffline(alice, "carol", 1, "sync ").size(), 1U);
+    server->signal(SIGKILL);
+    ASSERT_TRUE(server->waitExit(10s));
+
+    server = startOn(dir.path());
+    ASSERT_TRUE(server->started()) << server->output();
+    RawClient again(server->port());
+    auto r = registerOn(again, "bob", w->session, ids[1]);
+    ASSERT_TRUE(r) << server->output();
+    EXPECT_TRUE(r->resumed);
+    EXPECT_EQ(r->pending, 3U);
+    auto got = readDeliveries(again, 3);
+    ASSERT_EQ(got.size(), 3U);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_TRUE(got[i].header.flags & flags::kReplay) << i;
+        EXPECT_EQ(asDelivery(got[i]).id, ids[i + 2]) << i;
+        EXPECT_EQ(asDelivery(got[i]).text, "news " + std::to_string(i + 2)) << i;
+    }
+    EXPECT_FALSE(again.read(300ms)) << "more than the gap was replayed";
+    EXPECT_EQ(server->stop(), std::optional<int>(0));
+}
+
 // SIGTERM while acked messages to an offline user are in flight (fsync = always): every
 // message the server stored had its ACK sent before SYSTEM SHUTDOWN, and every ACKed one is
 // replayed after the restart. (The drain waits for the writer's last batch: before, its ACKs
@@ -298,7 +344,8 @@ TEST(Backup, ACopyTakenWhileRunningRestoresTheMessages) {
     EXPECT_EQ(r.code, std::optional<int>(0)) << r.output;
     auto check = runToExit({"--check-data", restored.path()});
     EXPECT_EQ(check.code, std::optional<int>(0)) << check.output;
-    EXPECT_NE(check.output.find("ok (schema version 1, 2 users, 5 stored deliveries)"),
+    EXPECT_NE(check.output.find(
+                  "ok (schema version 2, 2 users, 5 stored deliveries, 0 stored broadcasts)"),
               std::string::npos)
         << check.output;
     // The running server still works, and the copy serves bob's messages.

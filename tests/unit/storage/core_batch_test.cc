@@ -246,6 +246,169 @@ TEST_F(CoreBatchTest, ARestartRestoresBuffersSessionsAndKeepsIdsIncreasing) {
     EXPECT_GT(sayAck(8, "bob", "after").id, last_id) << "ids went back after the restart";
 }
 
+std::size_t countOps(const core::StoreBatch& b, StoreOp::Kind kind) {
+    return static_cast<std::size_t>(std::count_if(
+        b.ops.begin(), b.ops.end(), [&](const StoreOp& op) { return op.kind == kind; }));
+}
+
+class BroadcastStoreTest : public CoreBatchTest {
+protected:
+    std::vector<SentFrame> resume(ConnId conn, std::string_view name, const msg::Welcome& w,
+                                  std::uint64_t last_id, ClientKind kind = ClientKind::User) {
+        connect(conn);
+        feed(conn, registerFrame(name, w.session, kind, last_id));
+        return take(conn);
+    }
+    /// Texts and ids of the deliveries among `frames`, each flagged REPLAY.
+    static std::vector<std::string> replayedTexts(const std::vector<SentFrame>& frames) {
+        std::vector<std::string> texts;
+        for (const auto& f : frames) {
+            if (f.type() == MsgType::BroadcastMessage || f.type() == MsgType::BroadcastAgent) {
+                EXPECT_TRUE(f.replay());
+                const auto d = asDelivery(f);
+                texts.push_back(f.type() == MsgType::BroadcastAgent
+                                    ? "cmd:" + std::string(d.command)
+                                    : std::string(d.text));
+            }
+        }
+        return texts;
+    }
+};
+
+// A broadcast to online users is one stored op, not an entry per recipient: their windows are
+// a range over the stored broadcasts. After a crash, each resumes with last_id and gets its gap
+// from them, its own broadcasts and other audiences' left out.
+TEST_F(BroadcastStoreTest, ABroadcastIsStoredOnceAndOnlineWindowsSurviveACrashAsARange) {
+    start();
+    const msg::Welcome alice = login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    const msg::Welcome agent = login(3, "robot", ClientKind::Agent);
+    commit();
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 4; ++i) {
+        auto a = sayAck(1, "", "b" + std::to_string(i));
+        EXPECT_EQ(a.delivered, 2U);
+        ids.push_back(a.id);
+    }
+    take(2);
+    feed(2, msg::encode(msg::AgentCommand{"", 0, "scan", ""}, 9, flags::kAck));
+    const std::uint64_t cmd_id = asAck(one(2)).id;
+    ASSERT_NE(commit(), 0U);
+    EXPECT_EQ(countOps(last, StoreOp::Kind::PutBroadcast), 5U);
+    EXPECT_EQ(countOps(last, StoreOp::Kind::PutEntry), 0U) << "no entry per recipient";
+    EXPECT_EQ(countOps(last, StoreOp::Kind::TrimWindow), 0U);
+    EXPECT_EQ(store.broadcasts(), 5U);
+    advance(1000);  // the trim keeps what the online windows hold
+    commit();
+    EXPECT_EQ(store.broadcasts(), 5U);
+    take(1);
+    take(2);
+    take(3);
+
+    // "Crash": a new manager over what the store holds; nobody detached first.
+    resetManager();
+    start();
+    EXPECT_EQ(replayedTexts(resume(4, "bob", bob, ids[1])), (std::vector<std::string>{"b2", "b3"}))
+        << "bob's gap, and not the agents' command";
+    EXPECT_EQ(replayedTexts(resume(5, "robot", agent, ids[0], ClientKind::Agent)),
+              (std::vector<std::string>{"b1", "b2", "b3", "cmd:scan"}));
+    EXPECT_TRUE(replayedTexts(resume(6, "alice", alice, ids[0])).empty())
+        << "the sender's own broadcasts are not in its window";
+    EXPECT_GT(cmd_id, ids[3]);
+}
+
+// A user that leaves the online state takes its window with it as entries of its own, so the
+// stored broadcasts can go: the trim once a second keeps only what online windows hold.
+TEST_F(BroadcastStoreTest, ADetachedWindowGetsEntriesAndTheStoredBroadcastsAreTrimmed) {
+    config.max_buffered = 3;
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    const msg::Welcome carol = login(3, "carol");
+    std::vector<std::uint64_t> ids;
+    for (int i = 0; i < 6; ++i) {
+        ids.push_back(sayAck(1, "", "b" + std::to_string(i)).id);
+    }
+    commit();
+    EXPECT_EQ(store.broadcasts(), 6U);
+    advance(1000);
+    commit();
+    EXPECT_EQ(countOps(last, StoreOp::Kind::TrimBroadcasts), 1U);
+    EXPECT_EQ(store.broadcasts(), 3U) << "the windows hold the newest max_buffered (3)";
+
+    disconnect(2);  // bob detaches: his window is written as entries
+    commit();
+    EXPECT_EQ(countOps(last, StoreOp::Kind::PutEntry), 3U);
+    disconnect(3);
+    commit();
+    advance(1000);
+    commit();
+    EXPECT_EQ(store.broadcasts(), 0U) << "no online window needs them";
+    take(1);
+
+    resetManager();
+    start();
+    EXPECT_EQ(replayedTexts(resume(4, "bob", bob, ids[3])), (std::vector<std::string>{"b4", "b5"}));
+    EXPECT_EQ(replayedTexts(resume(5, "carol", carol, ids[2])),
+              (std::vector<std::string>{"b3", "b4", "b5"}));
+}
+
+// A direct message in an online window is an entry of its own and is trimmed as before; the
+// broadcasts around it are not, and a window pop of a broadcast alone writes no trim.
+TEST_F(BroadcastStoreTest, OnlyWindowsWithEntriesOfTheirOwnWriteTrims) {
+    config.max_buffered = 2;
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    const auto direct = sayAck(1, "bob", "direct");
+    sayAck(1, "", "b0");
+    commit();
+    EXPECT_EQ(countOps(last, StoreOp::Kind::PutEntry), 1U);
+    const auto b1 = sayAck(1, "", "b1");  // pops the direct message
+    commit();
+    EXPECT_EQ(countOps(last, StoreOp::Kind::TrimWindow), 1U);
+    sayAck(1, "", "b2");  // pops b0: a broadcast, nothing of bob's own is left to trim
+    sayAck(1, "", "b3");
+    commit();
+    EXPECT_EQ(countOps(last, StoreOp::Kind::TrimWindow), 0U);
+    take(1);
+
+    resetManager();
+    start();
+    EXPECT_EQ(replayedTexts(resume(3, "bob", bob, direct.id)),
+              (std::vector<std::string>{"b2", "b3"}));
+    EXPECT_GT(b1.id, direct.id);
+}
+
+// A resync after a failed batch writes every window entry and stores no broadcast: the ranges
+// start again after it, and a crash then still restores every window.
+TEST_F(BroadcastStoreTest, AResyncWritesWindowsAsEntriesAndRangesGoOnAfterIt) {
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    login(3, "carol");
+    logout(3);
+    commit();
+    const auto b0 = sayAck(1, "", "b0");
+    say(1, "carol", "offline");  // needs storing: the failed batch degrades the store
+    commit(/*ok=*/false);
+    ASSERT_TRUE(sm().storageDegraded());
+    advance(1000);
+    commit();
+    ASSERT_TRUE(last.full);
+    ASSERT_FALSE(sm().storageDegraded());
+    EXPECT_EQ(store.broadcasts(), 0U);
+    take(1);  // the refusal of the offline message
+    sayAck(1, "", "b1");
+    commit();
+    take(1);
+
+    resetManager();
+    start();
+    EXPECT_EQ(replayedTexts(resume(4, "bob", bob, b0.id - 1)),
+              (std::vector<std::string>{"b0", "b1"}));
+}
+
 TEST_F(CoreBatchTest, ForgottenUsersAreDeletedFromTheStore) {
     config.max_users = 2;
     start();

@@ -227,7 +227,124 @@ TEST(SqliteDb, AnOlderSchemaIsMigrated) {
     std::string report;
     db.reset();
     EXPECT_TRUE(checkDataDir(dir.path(), report)) << report;
-    EXPECT_NE(report.find("schema version 1"), std::string::npos) << report;
+    EXPECT_NE(report.find("schema version 2"), std::string::npos) << report;
+}
+
+// A database as tundrad 0.1 (schema 1) wrote it keeps its users and logs under schema 2, and
+// its users have no broadcast range (nobody is online in a file).
+TEST(SqliteDb, ASchemaOneDatabaseKeepsItsContentWhenMigrated) {
+    ScratchDir dir;
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(dir.file(kDbFileName).c_str(), &raw), SQLITE_OK);
+        const char* v1 =
+            "CREATE TABLE users(name TEXT PRIMARY KEY, kind INTEGER NOT NULL, session BLOB,"
+            " detached_wall_ms INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0)"
+            " WITHOUT ROWID;"
+            "CREATE TABLE frames(id INTEGER PRIMARY KEY, frame BLOB NOT NULL);"
+            "CREATE TABLE entries(user TEXT NOT NULL, id INTEGER NOT NULL, written INTEGER NOT"
+            " NULL, PRIMARY KEY(user, id)) WITHOUT ROWID;"
+            "CREATE INDEX entries_by_id ON entries(id);"
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+            "INSERT INTO users VALUES('bob', 0, NULL, 0, 2);"
+            "INSERT INTO frames VALUES(7, x'0102030405');"
+            "INSERT INTO entries VALUES('bob', 7, 0);"
+            "INSERT INTO meta VALUES('id_reserve', 4096);"
+            "PRAGMA application_id=1414876740; PRAGMA user_version=1;";
+        ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK)
+            << sqlite3_errmsg(raw);
+        sqlite3_close(raw);
+    }
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    core::StoreSnapshot snap;
+    ASSERT_TRUE(db->load(snap, error)) << error;
+    EXPECT_EQ(snap.id_reserve, 4096U);
+    const auto* bob = find(snap, "bob");
+    ASSERT_NE(bob, nullptr);
+    EXPECT_EQ(bob->dropped, 2U);
+    EXPECT_EQ(bob->bcast_since, 0U);
+    ASSERT_EQ(bob->entries.size(), 1U);
+    EXPECT_EQ(bob->entries[0].id, 7U);
+    EXPECT_EQ(*bob->entries[0].frame, (Bytes{1, 2, 3, 4, 5}));
+    EXPECT_TRUE(snap.broadcasts.empty());
+    db.reset();
+    std::string report;
+    EXPECT_TRUE(checkDataDir(dir.path(), report)) << report;
+    EXPECT_NE(report.find("schema version 2, 1 users, 1 stored deliveries"), std::string::npos)
+        << report;
+}
+
+StoreOp broadcast(std::string sender, std::uint64_t id, SharedFrame f, bool agents_only = false) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::PutBroadcast;
+    op.user = std::move(sender);
+    op.id = id;
+    op.frame = std::move(f);
+    op.client_kind = agents_only ? ClientKind::Agent : ClientKind::User;
+    return op;
+}
+
+StoreOp trimBroadcasts(std::uint64_t id) {
+    StoreOp op;
+    op.kind = StoreOp::Kind::TrimBroadcasts;
+    op.id = id;
+    return op;
+}
+
+// Broadcasts are stored once, with their sender and audience, and an online user's row keeps
+// its range start. A trim forgets the broadcasts up to an id and their frames, except a frame
+// an entry still uses (a recipient that had it buffered offline).
+TEST(SqliteDb, BroadcastsAreStoredOnceAndTrimmedWithTheirFramesUnlessAnEntryUsesThem) {
+    ScratchDir dir;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
+    ASSERT_TRUE(db) << error;
+    StoreOp alice = user("alice");
+    alice.bcast_since = 10;
+    ASSERT_TRUE(db->apply({batch({alice, user("carol"), broadcast("bob", 10, frame(1)),
+                                  broadcast("bob", 11, frame(2), /*agents_only=*/true),
+                                  put("carol", 11, frame(2)), broadcast("carol", 12, frame(3))})},
+                          error))
+        << error;
+    core::StoreSnapshot snap;
+    ASSERT_TRUE(db->load(snap, error)) << error;
+    EXPECT_EQ(find(snap, "alice")->bcast_since, 10U);
+    EXPECT_EQ(find(snap, "carol")->bcast_since, 0U);
+    ASSERT_EQ(snap.broadcasts.size(), 3U);
+    EXPECT_EQ(snap.broadcasts[0].id, 10U);
+    EXPECT_EQ(snap.broadcasts[0].sender, "bob");
+    EXPECT_FALSE(snap.broadcasts[0].agents_only);
+    EXPECT_EQ(*snap.broadcasts[0].frame, Bytes(40, 1));
+    EXPECT_TRUE(snap.broadcasts[1].agents_only);
+    EXPECT_EQ(snap.broadcasts[1].frame, find(snap, "carol")->entries[0].frame)
+        << "one frame per id, shared as in memory";
+    EXPECT_EQ(snap.broadcasts[2].sender, "carol");
+    EXPECT_EQ(countRows(db->path(), "frames"), 3);
+
+    ASSERT_TRUE(db->apply({batch({trimBroadcasts(11)})}, error)) << error;
+    ASSERT_TRUE(db->load(snap, error)) << error;
+    ASSERT_EQ(snap.broadcasts.size(), 1U);
+    EXPECT_EQ(snap.broadcasts[0].id, 12U);
+    EXPECT_EQ(countRows(db->path(), "frames"), 2) << "frame 10 goes, 11 stays for carol's entry";
+    ASSERT_EQ(find(snap, "carol")->entries.size(), 1U);
+    EXPECT_EQ(*find(snap, "carol")->entries[0].frame, Bytes(40, 2));
+
+    // A deleted entry below the oldest broadcast takes its frame; the broadcast's stays.
+    ASSERT_TRUE(db->apply({batch({del("carol", 11)})}, error)) << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 1);
+    ASSERT_TRUE(db->load(snap, error)) << error;
+    ASSERT_EQ(snap.broadcasts.size(), 1U);
+    EXPECT_EQ(*snap.broadcasts[0].frame, Bytes(40, 3));
+
+    // A full batch replaces the broadcasts too.
+    StoreBatch full = batch({user("alice")});
+    full.full = true;
+    ASSERT_TRUE(db->apply({full}, error)) << error;
+    ASSERT_TRUE(db->load(snap, error)) << error;
+    EXPECT_TRUE(snap.broadcasts.empty());
+    EXPECT_EQ(countRows(db->path(), "frames"), 0);
 }
 
 TEST(SqliteDb, GarbageAndDamagedFilesAreRefused) {
