@@ -20,10 +20,13 @@ namespace tundra::core {
 /// every broadcast meant for it (`bcast_since`). See docs/ARCHITECTURE.md, "Storage".
 struct StoreOp {
     enum class Kind : std::uint8_t {
-        UpsertUser,      ///< name, client_kind, session, detached_wall_ms, dropped, bcast_since
-        DeleteUser,      ///< name: the user and every entry of its log
+        UpsertUser,  ///< name, client_kind, session, detached_wall_ms, dropped, bcast_since
+        /// name: the user and its written entries. Its offline entries are deleted first,
+        /// one DeleteEntry each (the core holds them), so a store needs no index by user
+        /// over the offline buffers.
+        DeleteUser,
         PutEntry,        ///< name, id, frame, written: insert or update one log entry
-        DeleteEntry,     ///< name, id
+        DeleteEntry,     ///< name, id (its frame goes too unless something else uses it)
         TrimWindow,      ///< name, id: delete the user's written entries with ids <= id
         PutBroadcast,    ///< id, frame, name = sender, client_kind Agent = to the agents only
         TrimBroadcasts,  ///< id: forget the broadcasts with ids <= id (no window needs them)

@@ -168,6 +168,9 @@ void UserRegistry::forget(User& u, const char* why) {
     offline_count_ -= u.offline.size();
     window_count_ -= u.window.size();
     lruUnlink(u);
+    for (std::size_t i = 0; i < u.offline.size(); ++i) {
+        rec_.deleteEntry(u.name, u.offline.at(i).id);  // DeleteUser covers the written ones
+    }
     rec_.deleteUser(u.name);
     auto it = users_.find(std::string_view(u.name));
     users_.erase(it);  // destroys u (erase by iterator: the key views u.name)

@@ -43,7 +43,18 @@ void MemoryStore::apply(const core::StoreBatch& b) {
                 break;
             }
             case K::DeleteUser:
-                users_.erase(op.user);
+                // As SQLite does: the row and its written entries; offline entries left over
+                // (the core must delete them first) keep the user, as at a SQLite load.
+                if (auto it = users_.find(op.user); it != users_.end()) {
+                    std::erase_if(it->second.entries,
+                                  [](const auto& kv) { return kv.second.written; });
+                    if (it->second.entries.empty()) {
+                        users_.erase(it);
+                    } else {
+                        it->second.user = core::SnapshotUser{};
+                        it->second.user.name = op.user;
+                    }
+                }
                 break;
             case K::PutEntry: {
                 Row& r = users_[op.user];

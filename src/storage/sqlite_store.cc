@@ -38,10 +38,18 @@ const char* const kMigrations[] = {
     " PRIMARY KEY(user, id)) WITHOUT ROWID;"
     "CREATE INDEX entries_by_id ON entries(id);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
-    // 1 -> 2: broadcasts stored once, online windows as a range over them.
+    // 1 -> 2: broadcasts stored once, online windows as a range over them; entries keyed by
+    // id first, so storing appends to one end of the tree instead of touching a page per
+    // recipient, with a partial index over the written entries (window trims) only.
     "ALTER TABLE users ADD COLUMN bcast_since INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE broadcasts(id INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
-    " agents_only INTEGER NOT NULL);",
+    " agents_only INTEGER NOT NULL);"
+    "CREATE TABLE entries2(id INTEGER NOT NULL, user TEXT NOT NULL, written INTEGER NOT NULL,"
+    " PRIMARY KEY(id, user)) WITHOUT ROWID;"
+    "INSERT INTO entries2(id, user, written) SELECT id, user, written FROM entries;"
+    "DROP TABLE entries;"
+    "ALTER TABLE entries2 RENAME TO entries;"
+    "CREATE INDEX entries_written ON entries(user, id) WHERE written = 1;",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -261,11 +269,13 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
          " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(name) DO UPDATE SET kind=?2, session=?3,"
          " detached_wall_ms=?4, dropped=?5, bcast_since=?6");
     prep(st->delete_user, "DELETE FROM users WHERE name=?1");
-    prep(st->user_ids, "SELECT id FROM entries WHERE user=?1");
-    prep(st->delete_user_entries, "DELETE FROM entries WHERE user=?1");
+    // A user's written entries through the partial index; its offline entries are deleted
+    // one by one before a DeleteUser (see StoreOp), so no statement scans the table by user.
+    prep(st->user_ids, "SELECT id FROM entries WHERE user=?1 AND written=1");
+    prep(st->delete_user_entries, "DELETE FROM entries WHERE user=?1 AND written=1");
     prep(st->put_frame, "INSERT OR IGNORE INTO frames(id, frame) VALUES(?1, ?2)");
-    prep(st->put_entry, "INSERT OR REPLACE INTO entries(user, id, written) VALUES(?1, ?2, ?3)");
-    prep(st->delete_entry, "DELETE FROM entries WHERE user=?1 AND id=?2");
+    prep(st->put_entry, "INSERT OR REPLACE INTO entries(id, user, written) VALUES(?2, ?1, ?3)");
+    prep(st->delete_entry, "DELETE FROM entries WHERE id=?2 AND user=?1");
     prep(st->gc_frame,
          "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)"
          " AND NOT EXISTS (SELECT 1 FROM broadcasts WHERE id=?1)");
@@ -487,9 +497,11 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
             case K::DeleteEntry:
                 bindName(s.delete_entry, 1, op.user);
                 bindId(s.delete_entry, 2, op.id);
-                if (!run(db_, s.delete_entry, error)) {
+                bindId(s.gc_frame, 1, op.id);
+                if (!run(db_, s.delete_entry, error) || !run(db_, s.gc_frame, error)) {
                     return false;
                 }
+                last_frame = 0;  // its frame may be gone now
                 break;
             case K::TrimWindow:
                 bindName(s.trim_window, 1, op.user);

@@ -409,6 +409,39 @@ TEST_F(BroadcastStoreTest, AResyncWritesWindowsAsEntriesAndRangesGoOnAfterIt) {
               (std::vector<std::string>{"b0", "b1"}));
 }
 
+// A forgotten user's offline buffer goes from the store with it: one DeleteEntry per entry
+// (the store has no index by user over offline entries), then the DeleteUser.
+TEST_F(CoreBatchTest, AForgottenUsersOfflineEntriesAreDeletedWithIt) {
+    config.max_users = 3;
+    start();
+    login(1, "alice");
+    logout(1);
+    login(2, "bob");
+    logout(2);
+    login(3, "carol");
+    EXPECT_TRUE(say(3, "alice", "a1").empty());
+    EXPECT_TRUE(say(3, "alice", "a2").empty());
+    EXPECT_TRUE(say(3, "bob", "b1").empty());
+    commit();
+    take(3);
+    login(4, "dave");  // alice waited longest with a non-empty buffer: she is forgotten
+    commit();
+    EXPECT_EQ(std::count_if(last.ops.begin(), last.ops.end(),
+                            [](const StoreOp& op) {
+                                return op.kind == StoreOp::Kind::DeleteEntry && op.user == "alice";
+                            }),
+              2);
+    core::StoreSnapshot snap;
+    std::string error;
+    ASSERT_TRUE(store.load(snap, error));
+    for (const auto& u : snap.users) {
+        EXPECT_NE(u.name, "alice") << "her entries outlived her";
+        if (u.name == "bob") {
+            EXPECT_EQ(u.entries.size(), 1U);
+        }
+    }
+}
+
 TEST_F(CoreBatchTest, ForgottenUsersAreDeletedFromTheStore) {
     config.max_users = 2;
     start();
