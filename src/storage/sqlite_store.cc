@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <utility>
 
 namespace tundra::storage {
@@ -161,6 +162,10 @@ sqlite3_stmt* SqliteDb::prepare(const char* sql, std::string& error) {
 
 std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOptions& options,
                                          std::string& error) {
+    // No allocation statistics: they cost a global mutex per SQLite malloc (the writer
+    // allocates per statement step). Only possible before SQLite initializes; harmless after.
+    static std::once_flag config_once;
+    std::call_once(config_once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     struct stat sb {};
     if (::stat(dir.c_str(), &sb) != 0) {
         error = "data_dir " + dir + ": " + std::strerror(errno);
@@ -406,8 +411,7 @@ namespace {
 // Steps a statement that returns no rows, then resets it; false with `error`.
 bool run(sqlite3* db, sqlite3_stmt* st, std::string& error) {
     const int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    sqlite3_reset(st);  // every use binds all its parameters again: no clear_bindings
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         error = errorOf(db);
         return false;
