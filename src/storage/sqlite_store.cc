@@ -2,9 +2,10 @@
 // SqliteDb (schema, migrations, load, apply, check, backup) and SqliteStore (the writer
 // thread). Tables: users (one row per known user, its session while it has one, and while it
 // is online the id from which its window holds the stored broadcasts), entries (one row per
-// delivery in a user's log, `written` = in the window), broadcasts (one row per broadcast that
-// online users' windows may hold: sender and audience), frames (each encoded delivery once,
-// shared by the entries and the broadcast with its id), meta (the id reserve).
+// delivery in a user's log, `written` = in the window, keyed by id then user; the frame inline
+// when it is the delivery's only entry), broadcasts (one row per broadcast that online users'
+// windows may hold: sender and audience), frames (an encoded delivery stored for several:
+// shared by its broadcast and entries), meta (the id reserve).
 #include "storage/sqlite_store.h"
 
 #include <fcntl.h>
@@ -45,8 +46,10 @@ const char* const kMigrations[] = {
     "ALTER TABLE users ADD COLUMN bcast_since INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE broadcasts(id INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
     " agents_only INTEGER NOT NULL);"
+    // An entry of one recipient keeps its frame inline (one insert per stored message); a
+    // frame stored for several (a broadcast) lives in frames, and the entries' frame is NULL.
     "CREATE TABLE entries2(id INTEGER NOT NULL, user TEXT NOT NULL, written INTEGER NOT NULL,"
-    " PRIMARY KEY(id, user)) WITHOUT ROWID;"
+    " frame BLOB, PRIMARY KEY(id, user)) WITHOUT ROWID;"
     "INSERT INTO entries2(id, user, written) SELECT id, user, written FROM entries;"
     "DROP TABLE entries;"
     "ALTER TABLE entries2 RENAME TO entries;"
@@ -279,7 +282,8 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
     prep(st->user_ids, "SELECT id FROM entries WHERE user=?1 AND written=1");
     prep(st->delete_user_entries, "DELETE FROM entries WHERE user=?1 AND written=1");
     prep(st->put_frame, "INSERT OR IGNORE INTO frames(id, frame) VALUES(?1, ?2)");
-    prep(st->put_entry, "INSERT OR REPLACE INTO entries(id, user, written) VALUES(?2, ?1, ?3)");
+    prep(st->put_entry,
+         "INSERT OR REPLACE INTO entries(id, user, written, frame) VALUES(?2, ?1, ?3, ?4)");
     prep(st->delete_entry, "DELETE FROM entries WHERE id=?2 AND user=?1");
     prep(st->gc_frame,
          "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)"
@@ -380,8 +384,9 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
         return false;
     }
     if (sqlite3_prepare_v2(db_,
-                           "SELECT e.user, e.id, e.written, f.frame FROM entries e"
-                           " JOIN frames f ON f.id = e.id ORDER BY e.user, e.id",
+                           "SELECT e.user, e.id, e.written, e.frame, f.frame FROM entries e"
+                           " LEFT JOIN frames f ON e.frame IS NULL AND f.id = e.id"
+                           " ORDER BY e.user, e.id",
                            -1, &st, nullptr) != SQLITE_OK) {
         error = errorOf(db_);
         return false;
@@ -389,6 +394,15 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const std::string user = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
         const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+        SharedFrame frame;
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {  // inline: this entry's own
+            const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, 3));
+            frame = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, 3));
+        } else if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+            frame = frameOf(id, 4);  // shared, as in memory
+        } else {
+            continue;  // no frame anywhere: nothing to deliver
+        }
         auto it = index.find(user);
         if (it == index.end()) {  // an entry without its user row: keep it, as a user
             core::SnapshotUser u;
@@ -397,7 +411,7 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
             out.users.push_back(std::move(u));
         }
         out.users[it->second].entries.push_back(
-            core::SnapshotEntry{id, frameOf(id, 3), sqlite3_column_int(st, 2) != 0});
+            core::SnapshotEntry{id, std::move(frame), sqlite3_column_int(st, 2) != 0});
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -441,7 +455,8 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
         }
     }
     std::uint64_t last_frame = 0;  // a broadcast's entries follow each other: one frame insert
-    for (const core::StoreOp& op : b.ops) {
+    for (std::size_t i = 0; i < b.ops.size(); ++i) {
+        const core::StoreOp& op = b.ops[i];
         switch (op.kind) {
             case K::UpsertUser:
                 bindName(s.upsert_user, 1, op.user);
@@ -481,8 +496,14 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                 last_frame = 0;  // its frame may be gone now
                 break;
             }
-            case K::PutEntry:
-                if (op.id != last_frame && op.frame) {
+            case K::PutEntry: {
+                // Several entries of one delivery (a broadcast to detached users) are recorded
+                // one after the other, after its PutBroadcast if it has one: those share the
+                // frames row. An entry alone keeps its frame inline.
+                const bool shared = op.id == last_frame ||
+                                    (i + 1 < b.ops.size() && b.ops[i + 1].kind == K::PutEntry &&
+                                     b.ops[i + 1].id == op.id);
+                if (shared && op.id != last_frame && op.frame) {
                     bindId(s.put_frame, 1, op.id);
                     sqlite3_bind_blob(s.put_frame, 2, op.frame->data(),
                                       static_cast<int>(op.frame->size()), SQLITE_STATIC);
@@ -494,10 +515,17 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                 bindName(s.put_entry, 1, op.user);
                 bindId(s.put_entry, 2, op.id);
                 sqlite3_bind_int(s.put_entry, 3, op.written ? 1 : 0);
+                if (!shared && op.frame) {
+                    sqlite3_bind_blob(s.put_entry, 4, op.frame->data(),
+                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
+                } else {
+                    sqlite3_bind_null(s.put_entry, 4);
+                }
                 if (!run(db_, s.put_entry, error)) {
                     return false;
                 }
                 break;
+            }
             case K::DeleteEntry:
                 bindName(s.delete_entry, 1, op.user);
                 bindId(s.delete_entry, 2, op.id);

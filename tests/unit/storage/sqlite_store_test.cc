@@ -127,11 +127,14 @@ TEST(SqliteDb, EveryMutationSurvivesAReopen) {
     EXPECT_EQ(*bob->entries[0].frame, *shared);
     EXPECT_FALSE(bob->entries[1].written) << "the second put moved it back offline";
     EXPECT_EQ(bob->entries[2].id, 13U);
-    // The frame of id 12 went with its user; id 10 is kept once, for bob.
-    EXPECT_EQ(countRows(db->path(), "frames"), 3);
+    // Only the frame stored for two entries (id 10, alice's and bob's) is in `frames`, kept
+    // for bob; every other entry has its frame inline (12 went with its user).
+    EXPECT_EQ(countRows(db->path(), "frames"), 1);
+    EXPECT_EQ(*bob->entries[1].frame, Bytes(40, 0xbb));
+    EXPECT_EQ(*bob->entries[2].frame, Bytes(40, 0xcc));
 }
 
-TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntriesAndTheirFrames) {
+TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntries) {
     ScratchDir dir;
     std::string error;
     auto db = SqliteDb::open(dir.path(), {}, error);
@@ -154,11 +157,47 @@ TEST(SqliteDb, AWindowTrimDeletesOnlyWrittenEntriesAndTheirFrames) {
         ids.push_back(e.id);
     }
     EXPECT_EQ(ids, (std::vector<std::uint64_t>{2, 4})) << "the offline entry 2 stays";
-    EXPECT_EQ(countRows(db->path(), "frames"), 3) << "frame 1 is collected, 3 waits for a sweep";
-    db.reset();
-    db = SqliteDb::open(dir.path(), {}, error);  // the sweep at open
+    EXPECT_EQ(*s.users[0].entries[0].frame, Bytes(40, 2));
+    EXPECT_EQ(*s.users[0].entries[1].frame, Bytes(40, 4));
+    EXPECT_EQ(countRows(db->path(), "frames"), 0) << "one entry per frame: all inline";
+}
+
+// A delivery stored for several users (a broadcast to detached sessions: its entries are
+// recorded one after the other) keeps one frame in `frames`, shared again at load; the frame
+// goes with the last entry that uses it, or stays behind a trim until a sweep.
+TEST(SqliteDb, AFrameOfSeveralEntriesIsStoredOnceAndGoesWithTheLast) {
+    ScratchDir dir;
+    std::string error;
+    auto db = SqliteDb::open(dir.path(), {}, error);
     ASSERT_TRUE(db) << error;
-    EXPECT_EQ(countRows(db->path(), "frames"), 2);
+    const SharedFrame shared = frame(5);
+    ASSERT_TRUE(db->apply(
+        {batch({user("bob"), user("carol"), user("dave"), put("bob", 5, shared, true),
+                put("carol", 5, shared), put("dave", 5, shared), put("dave", 6, frame(6))})},
+        error))
+        << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 1);
+    core::StoreSnapshot s;
+    ASSERT_TRUE(db->load(s, error)) << error;
+    ASSERT_EQ(find(s, "carol")->entries.size(), 1U);
+    EXPECT_EQ(*find(s, "carol")->entries[0].frame, Bytes(40, 5));
+    EXPECT_EQ(find(s, "carol")->entries[0].frame, find(s, "bob")->entries[0].frame)
+        << "one frame in memory too";
+    EXPECT_EQ(*find(s, "dave")->entries[1].frame, Bytes(40, 6));
+
+    StoreOp trim;
+    trim.kind = StoreOp::Kind::TrimWindow;
+    trim.user = "bob";
+    trim.id = 5;
+    ASSERT_TRUE(db->apply({batch({trim, del("carol", 5)})}, error)) << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 1) << "dave's entry still uses it";
+    ASSERT_TRUE(db->apply({batch({del("dave", 5)})}, error)) << error;
+    EXPECT_EQ(countRows(db->path(), "frames"), 0);
+    ASSERT_TRUE(db->load(s, error)) << error;
+    EXPECT_TRUE(find(s, "bob")->entries.empty());
+    EXPECT_TRUE(find(s, "carol")->entries.empty());
+    ASSERT_EQ(find(s, "dave")->entries.size(), 1U);
+    EXPECT_EQ(*find(s, "dave")->entries[0].frame, Bytes(40, 6));
 }
 
 TEST(SqliteDb, AFullBatchReplacesEverything) {
@@ -174,7 +213,9 @@ TEST(SqliteDb, AFullBatchReplacesEverything) {
     ASSERT_TRUE(db->load(s, error));
     ASSERT_EQ(s.users.size(), 1U);
     EXPECT_EQ(s.users[0].name, "new");
-    EXPECT_EQ(countRows(db->path(), "frames"), 1);
+    ASSERT_EQ(s.users[0].entries.size(), 1U);
+    EXPECT_EQ(*s.users[0].entries[0].frame, Bytes(40, 2));
+    EXPECT_EQ(countRows(db->path(), "entries"), 1);
 }
 
 TEST(SqliteDb, AFailedBatchLeavesNothingBehind) {
