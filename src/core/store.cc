@@ -264,13 +264,18 @@ void SessionManager::Impl::trimBroadcasts() {
         return;
     }
     next_bcast_trim_ms_ = now() + kBroadcastTrimIntervalMs;
-    // Only online users' windows refer to stored broadcasts, and only to ids at or above
-    // their window's front (what was popped was confirmed or fell out of the window).
+    // Only online users' windows refer to stored broadcasts, and only to ids at or above both
+    // their range's start and their window's front (what was popped was confirmed or fell out
+    // of the window): the oldest window entry in the range bounds what must stay.
     std::uint64_t keep = last_id_ + 1;
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {
         for (const User* u : users_.online(kind)) {
-            if (u->bcast_since != 0 && !u->window.empty()) {
-                keep = std::min(keep, u->window.front().id);
+            if (u->bcast_since == 0) {
+                continue;
+            }
+            const std::size_t i = u->window.upperBound(u->bcast_since - 1);
+            if (i < u->window.size()) {
+                keep = std::min(keep, u->window.at(i).id);
             }
         }
     }

@@ -353,6 +353,34 @@ TEST_F(BroadcastStoreTest, ADetachedWindowGetsEntriesAndTheStoredBroadcastsAreTr
               (std::vector<std::string>{"b3", "b4", "b5"}));
 }
 
+// After a resume, the window starts with entries of its own (from before the range); the trim
+// looks at the oldest window entry inside the range, so older stored broadcasts can go.
+TEST_F(BroadcastStoreTest, TheTrimIgnoresWindowEntriesFromBeforeTheRange) {
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    const auto b0 = sayAck(1, "", "b0");
+    sayAck(1, "", "b1");
+    disconnect(2);  // detached: b0 and b1 get entries of their own
+    EXPECT_TRUE(say(1, "", "b2").empty()) << "buffered for bob: held until stored";
+    commit();
+    EXPECT_EQ(asAck(one(1)).buffered, 1U);
+    EXPECT_EQ(replayedTexts(resume(3, "bob", bob, b0.id + 1)), (std::vector<std::string>{"b2"}));
+    sayAck(1, "", "b3");
+    commit();
+    EXPECT_EQ(store.broadcasts(), 4U);
+    advance(1000);
+    commit();
+    EXPECT_EQ(store.broadcasts(), 1U) << "only b3 is in bob's range";
+    take(1);
+    take(3);
+
+    resetManager();
+    start();
+    EXPECT_EQ(replayedTexts(resume(4, "bob", bob, b0.id)),
+              (std::vector<std::string>{"b1", "b2", "b3"}));
+}
+
 // A direct message in an online window is an entry of its own and is trimmed as before; the
 // broadcasts around it are not, and a window pop of a broadcast alone writes no trim.
 TEST_F(BroadcastStoreTest, OnlyWindowsWithEntriesOfTheirOwnWriteTrims) {
