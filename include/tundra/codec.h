@@ -57,7 +57,10 @@ SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits);
 /// Appending is unchecked; finish() fails (returns empty) if the payload exceeds kMaxPayload.
 class FrameWriter {
 public:
-    explicit FrameWriter(MsgType type, std::uint16_t sequence = 0, std::uint8_t flags = 0);
+    /// `payload_hint`: the expected payload size, reserved up front so that the frame is one
+    /// allocation (it may grow past it).
+    explicit FrameWriter(MsgType type, std::uint16_t sequence = 0, std::uint8_t flags = 0,
+                         std::size_t payload_hint = 57);
 
     FrameWriter& u8(std::uint8_t v);
     FrameWriter& u16(std::uint16_t v);

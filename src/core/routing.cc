@@ -75,14 +75,16 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
 
     std::uint32_t delivered = 0;
     std::uint32_t buffered = 0;
-    std::vector<std::string> buffered_to;  // with a store: whose buffer it went to
+    // With a store: whose buffer it went to (no allocation for a direct message's one).
+    std::string buffered_first;
+    std::vector<std::string> buffered_more;
     const bool hold = want_ack && storeOn();
     auto tally = [&](const User& r, Outcome o) {
         delivered += o == Outcome::Delivered ? 1U : 0U;
         if (o == Outcome::Buffered) {
             ++buffered;
             if (hold) {
-                buffered_to.push_back(r.name);
+                (buffered == 1 ? buffered_first : buffered_more.emplace_back()) = r.name;
             }
         }
     };
@@ -147,7 +149,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         if (hold && buffered > 0) {
             // "buffered" means stored: the ACK leaves once this iteration's batch commits.
             held_acks_.push_back(HeldAck{c.id, recorder_.openSeq(), seq, d.id, std::move(ack),
-                                         std::move(buffered_to)});
+                                         std::move(buffered_first), std::move(buffered_more)});
         } else {
             send(c, std::move(ack));
         }

@@ -250,7 +250,10 @@ struct SessionManager::Impl {
         std::uint16_t seq = 0;
         std::uint64_t id = 0;
         SharedFrame ack;
-        std::vector<std::string> buffered_to;  ///< whose offline buffer it went to
+        /// Whose offline buffer it went to: the first (a direct message's only one) needs no
+        /// vector, the others of a broadcast follow in `buffered_more`.
+        std::string buffered_first;
+        std::vector<std::string> buffered_more;
     };
     bool storeOn() const { return recorder_.on(); }
     void attachStore(const StoreSnapshot& snapshot);

@@ -247,10 +247,14 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
         }
         // Refused: withdraw what was buffered, so nobody gets a message its sender was told
         // was not accepted (unless a recipient came online and got it meanwhile).
-        for (const std::string& name : h.buffered_to) {
+        auto withdraw = [&](const std::string& name) {
             if (User* u = users_.find(name)) {
                 users_.removeOffline(*u, h.id);
             }
+        };
+        withdraw(h.buffered_first);
+        for (const std::string& name : h.buffered_more) {
+            withdraw(name);
         }
         if (c != nullptr) {
             sendError(*c, h.seq, ErrorCode::StorageUnavailable,

@@ -94,9 +94,10 @@ SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits) {
 
 // ---- FrameWriter ------------------------------------------------------------------------------
 
-FrameWriter::FrameWriter(MsgType type, std::uint16_t sequence, std::uint8_t flags)
+FrameWriter::FrameWriter(MsgType type, std::uint16_t sequence, std::uint8_t flags,
+                         std::size_t payload_hint)
     : type_(type), flags_(flags), sequence_(sequence) {
-    buf_.reserve(64);
+    buf_.reserve(kHeaderSize + std::min(payload_hint, kMaxPayload));
     buf_.resize(kHeaderSize);
 }
 

@@ -302,7 +302,7 @@ Bytes encode(const Delivery& m, std::uint16_t seq, std::uint8_t flags) {
     if (!isDeliveryType(m.type)) {
         return {};
     }
-    FrameWriter w(m.type, seq, flags);
+    FrameWriter w(m.type, seq, flags, deliveryPayloadSize(m));
     w.u64(m.id).u64(m.time_ms).str(m.from).str(m.to);
     switch (m.type) {
         case MsgType::BroadcastMessage:

@@ -184,5 +184,23 @@ TEST_F(CoreMemoryTest, BroadcastAllocatesPerMessageNotPerRecipient) {
     EXPECT_LE(allocations, 6) << "one broadcast to " << kUsers - 1 << " recipients";
 }
 
+// The encoder reserves the delivery's exact size: one allocation per encoded delivery, however
+// long its text (a frame that outgrew its first buffer was a second allocation and a copy).
+TEST(CodecAllocations, ADeliveryIsEncodedInOneAllocation) {
+    for (std::size_t text_size : {0, 64, 1000, 60000}) {
+        const std::string text(text_size, 'x');
+        msg::Delivery d;
+        d.type = MsgType::BroadcastMessage;
+        d.id = 42;
+        d.from = "a-sender-with-a-longer-name";
+        d.to = "some-recipient";
+        d.text = text;
+        const std::int64_t before = g_allocations.load();
+        const Bytes frame = msg::encode(d);
+        EXPECT_EQ(g_allocations.load() - before, 1) << text_size << "-byte text";
+        EXPECT_EQ(frame.size(), kHeaderSize + msg::deliveryPayloadSize(d));
+    }
+}
+
 }  // namespace
 }  // namespace tundra::testing

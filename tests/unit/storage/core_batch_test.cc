@@ -170,6 +170,34 @@ TEST_F(CoreBatchTest, AFailedBatchRefusesWithdrawsAndDegradesUntilAResyncCommits
     EXPECT_EQ(asDelivery(frames[1]).text, "stored");
 }
 
+// A refused broadcast is withdrawn from every detached recipient's buffer, not just the first.
+TEST_F(CoreBatchTest, ARefusedBroadcastIsWithdrawnFromEveryBufferItWentTo) {
+    start();
+    login(1, "alice");
+    const msg::Welcome bob = login(2, "bob");
+    const msg::Welcome carol = login(3, "carol");
+    const msg::Welcome dave = login(4, "dave");
+    disconnect(2);
+    disconnect(3);
+    disconnect(4);
+    commit();
+    take(1);
+    EXPECT_TRUE(say(1, "", "lost").empty());
+    commit(/*ok=*/false);
+    EXPECT_EQ(asError(one(1)).code, code(ErrorCode::StorageUnavailable));
+    advance(1000);
+    commit();  // the resync
+    ASSERT_FALSE(sm().storageDegraded());
+    for (auto [conn, name, w] :
+         {std::tuple{5, "bob", bob}, std::tuple{6, "carol", carol}, std::tuple{7, "dave", dave}}) {
+        connect(conn);
+        feed(conn, registerFrame(name, w.session, ClientKind::User, 0));
+        auto frames = take(conn);
+        ASSERT_FALSE(frames.empty());
+        EXPECT_EQ(asSystem(frames[0]).welcome.pending, 0U) << name << " still has it";
+    }
+}
+
 // A disk at its limit flaps: the resync fits, the next batch does not. Each failure soon after
 // a recovery doubles the wait before the next resync (1 s, 2 s, 4 s ...); a failure after a
 // minute of good writes waits one second again.
