@@ -438,6 +438,14 @@ void bindName(sqlite3_stmt* st, int i, const std::string& s) {
 void bindId(sqlite3_stmt* st, int i, std::uint64_t id) {
     sqlite3_bind_int64(st, i, static_cast<sqlite3_int64>(id));
 }
+// The frame's bytes (bound static: the op outlives the step), or NULL without one.
+void bindFrame(sqlite3_stmt* st, int i, const SharedFrame& f) {
+    if (f) {
+        sqlite3_bind_blob(st, i, f->data(), static_cast<int>(f->size()), SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, i);
+    }
+}
 }  // namespace
 
 bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
@@ -505,8 +513,7 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                                      b.ops[i + 1].id == op.id);
                 if (shared && op.id != last_frame && op.frame) {
                     bindId(s.put_frame, 1, op.id);
-                    sqlite3_bind_blob(s.put_frame, 2, op.frame->data(),
-                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
+                    bindFrame(s.put_frame, 2, op.frame);
                     if (!run(db_, s.put_frame, error)) {
                         return false;
                     }
@@ -515,12 +522,8 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
                 bindName(s.put_entry, 1, op.user);
                 bindId(s.put_entry, 2, op.id);
                 sqlite3_bind_int(s.put_entry, 3, op.written ? 1 : 0);
-                if (!shared && op.frame) {
-                    sqlite3_bind_blob(s.put_entry, 4, op.frame->data(),
-                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
-                } else {
-                    sqlite3_bind_null(s.put_entry, 4);
-                }
+                static const SharedFrame kNone;
+                bindFrame(s.put_entry, 4, shared ? kNone : op.frame);  // no copy of the frame
                 if (!run(db_, s.put_entry, error)) {
                     return false;
                 }
@@ -545,8 +548,7 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
             case K::PutBroadcast:
                 if (op.frame) {
                     bindId(s.put_frame, 1, op.id);
-                    sqlite3_bind_blob(s.put_frame, 2, op.frame->data(),
-                                      static_cast<int>(op.frame->size()), SQLITE_STATIC);
+                    bindFrame(s.put_frame, 2, op.frame);
                     if (!run(db_, s.put_frame, error)) {
                         return false;
                     }
