@@ -66,7 +66,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # for the config file, SQLite for the store, libssl3 and libsodium23 for tokens and accounts),
 # plus the C and C++ runtimes.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libstdc++6, libgcc-s1, libuuid1, libfmt9, libspdlog1.10, libreadline8, libtomlplusplus3, libsqlite3-0, libssl3, libsodium23")
+    "libc6, libstdc++6, libgcc-s1, libuuid1, libfmt9, libspdlog1.10, libreadline8, libtomlplusplus3, libsqlite3-0, zlib1g, libssl3, libsodium23")
 
 # dpkg keeps an operator's edits to a conffile across upgrades and asks before replacing it.
 set(TUNDRA_DEBIAN_DIR "${PROJECT_BINARY_DIR}/debian")

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git uuid-dev libfmt-dev libspdlog-dev libgtest-dev
-          libgmock-dev libbenchmark-dev libreadline-dev libtomlplusplus-dev libsqlite3-dev
+          libgmock-dev libbenchmark-dev libreadline-dev libtomlplusplus-dev libsqlite3-dev zlib1g-dev
           nlohmann-json3-dev libssl-dev libsodium-dev)
 
 # Linters, installed only by the subcommands that use them.

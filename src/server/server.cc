@@ -229,6 +229,9 @@ bool Server::openStore(std::string& error) {
     if (const char* pages = std::getenv("TUNDRA_TEST_MAX_PAGE_COUNT")) {
         o.max_page_count = std::atoll(pages);  // tests only: a "disk" that fills up
     }
+    if (const char* bytes = std::getenv("TUNDRA_TEST_CHECKPOINT_BYTES")) {
+        o.checkpoint_bytes = std::strtoull(bytes, nullptr, 10);  // tests only: a small journal
+    }
     auto sqlite = storage::SqliteStore::open(config_.data_dir, o, error);
     if (!sqlite) {
         return false;
@@ -239,6 +242,9 @@ bool Server::openStore(std::string& error) {
     }
     sessions_->attachStore(snapshot);
     store_watcher_ = std::make_unique<StoreWatcher>(*this, sqlite->completionFd());
+    if (!sqlite->recoveryReport().empty()) {
+        spdlog::info("storage: {}", sqlite->recoveryReport());
+    }
     store_ = std::move(sqlite);
     spdlog::info("storage: sqlite in {} (fsync={}{})", config_.data_dir, config_.fsync,
                  config_.fsync == "interval"

@@ -11,17 +11,24 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
+
+#include "storage/journal.h"
 
 namespace tundra::storage {
 
@@ -119,6 +126,7 @@ struct SqliteDb::Statements {
     sqlite3_stmt* delete_entry = nullptr;
     sqlite3_stmt* gc_frame = nullptr;
     sqlite3_stmt* set_reserve = nullptr;
+    sqlite3_stmt* set_applied = nullptr;
     sqlite3_stmt* trim_window = nullptr;
     sqlite3_stmt* gc_below = nullptr;
     sqlite3_stmt* put_broadcast = nullptr;
@@ -126,9 +134,10 @@ struct SqliteDb::Statements {
     sqlite3_stmt* trim_broadcasts = nullptr;
 
     ~Statements() {
-        for (sqlite3_stmt* s : {upsert_user, delete_user, user_ids, delete_user_entries, put_frame,
-                                put_entry, delete_entry, gc_frame, set_reserve, trim_window,
-                                gc_below, put_broadcast, trim_broadcast_frames, trim_broadcasts}) {
+        for (sqlite3_stmt* s :
+             {upsert_user, delete_user, user_ids, delete_user_entries, put_frame, put_entry,
+              delete_entry, gc_frame, set_reserve, set_applied, trim_window, gc_below,
+              put_broadcast, trim_broadcast_frames, trim_broadcasts}) {
             sqlite3_finalize(s);
         }
     }
@@ -182,18 +191,30 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
         error = "data_dir " + dir + ": not writable (" + std::strerror(errno) + ")";
         return nullptr;
     }
-    std::unique_ptr<SqliteDb> db(new SqliteDb());
     const std::string lock_path = dir + "/tundra.lock";
-    db->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (db->lock_fd_ < 0) {
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) {
         error = lock_path + ": " + std::strerror(errno);
         return nullptr;
     }
-    if (::flock(db->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(lock_fd);
         error = lock_path + ": data_dir in use by another tundrad";
         return nullptr;
     }
-    db->path_ = dir + "/" + kDbFileName;
+    auto db = openFile(dir + "/" + kDbFileName, options, error);
+    if (!db) {
+        ::close(lock_fd);
+        return nullptr;
+    }
+    db->lock_fd_ = lock_fd;
+    return db;
+}
+
+std::unique_ptr<SqliteDb> SqliteDb::openFile(const std::string& file, const SqliteOptions& options,
+                                             std::string& error) {
+    std::unique_ptr<SqliteDb> db(new SqliteDb());
+    db->path_ = file;
     const std::string& path = db->path_;
     if (sqlite3_open_v2(path.c_str(), &db->db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -237,9 +258,10 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
         error = path + ": cannot use WAL mode (" + (why.empty() ? mode : why) + ")";
         return nullptr;
     }
-    const char* sync = options.fsync == FsyncMode::Always     ? "PRAGMA synchronous=FULL"
-                       : options.fsync == FsyncMode::Interval ? "PRAGMA synchronous=NORMAL"
-                                                              : "PRAGMA synchronous=OFF";
+    // Checkpoints are few and large: each is synced unless fsync = off, since the journal
+    // segments it holds are deleted right after.
+    const char* sync =
+        options.fsync == FsyncMode::Off ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL";
     if (!db->exec(sync, why)) {
         error = path + ": " + why;
         return nullptr;
@@ -289,6 +311,7 @@ std::unique_ptr<SqliteDb> SqliteDb::open(const std::string& dir, const SqliteOpt
          "DELETE FROM frames WHERE id=?1 AND NOT EXISTS (SELECT 1 FROM entries WHERE id=?1)"
          " AND NOT EXISTS (SELECT 1 FROM broadcasts WHERE id=?1)");
     prep(st->set_reserve, "INSERT OR REPLACE INTO meta(key, value) VALUES('id_reserve', ?1)");
+    prep(st->set_applied, "INSERT OR REPLACE INTO meta(key, value) VALUES('journal_applied', ?1)");
     prep(st->trim_window, "DELETE FROM entries WHERE user=?1 AND id<=?2 AND written=1");
     // Frames below the oldest entry and broadcast have nothing left that uses them (ids only
     // grow): one index range per transaction instead of a check per deleted entry.
@@ -575,35 +598,259 @@ bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
     return true;
 }
 
-bool SqliteDb::apply(const std::vector<core::StoreBatch>& batches, std::string& error) {
+bool SqliteDb::setJournalApplied(std::uint64_t n, std::string& error) {
+    bindId(st_->set_applied, 1, n);
+    return run(db_, st_->set_applied, error);
+}
+
+bool SqliteDb::apply(std::span<const core::StoreBatch> batches, std::string& error,
+                     std::uint64_t journal_applied) {
     if (!exec("BEGIN IMMEDIATE", error)) {
         return false;
     }
+    bool ok = true;
     for (const core::StoreBatch& b : batches) {
-        if (!applyOne(b, error)) {
-            std::string ignored;
-            exec("ROLLBACK", ignored);
+        ok = ok && applyOne(b, error);
+    }
+    ok = ok && (journal_applied == 0 || setJournalApplied(journal_applied, error)) &&
+         run(db_, st_->gc_below, error) && exec("COMMIT", error);
+    if (!ok) {
+        std::string ignored;
+        exec("ROLLBACK", ignored);
+    }
+    return ok;
+}
+
+bool SqliteDb::applyCompaction(const Compaction& c, std::string& error) {
+    Statements& s = *st_;
+    if (c.wipe && !exec("DELETE FROM entries; DELETE FROM broadcasts; DELETE FROM frames;"
+                        " DELETE FROM users;",
+                        error)) {
+        return false;
+    }
+    if (c.id_reserve != 0) {
+        bindId(s.set_reserve, 1, c.id_reserve);
+        if (!run(db_, s.set_reserve, error)) {
             return false;
         }
     }
-    if (!run(db_, st_->gc_below, error)) {
-        std::string ignored;
-        exec("ROLLBACK", ignored);
-        return false;
+    // Range deletions first, on the rows the run found (see compaction.cc).
+    for (const auto& [user, id] : c.window_trims) {
+        bindName(s.trim_window, 1, user);
+        bindId(s.trim_window, 2, id);
+        if (!run(db_, s.trim_window, error)) {
+            return false;
+        }
     }
-    if (!exec("COMMIT", error)) {
-        std::string ignored;
-        exec("ROLLBACK", ignored);
-        return false;
+    for (const std::string& user : c.deleted_users) {
+        std::vector<std::uint64_t> ids;
+        bindName(s.user_ids, 1, user);
+        while (sqlite3_step(s.user_ids) == SQLITE_ROW) {
+            ids.push_back(static_cast<std::uint64_t>(sqlite3_column_int64(s.user_ids, 0)));
+        }
+        sqlite3_reset(s.user_ids);
+        bindName(s.delete_user_entries, 1, user);
+        if (!run(db_, s.delete_user_entries, error)) {
+            return false;
+        }
+        for (auto id : ids) {
+            bindId(s.gc_frame, 1, id);
+            if (!run(db_, s.gc_frame, error)) {
+                return false;
+            }
+        }
+    }
+    if (c.broadcast_trim != 0) {
+        bindId(s.trim_broadcast_frames, 1, c.broadcast_trim);
+        bindId(s.trim_broadcasts, 1, c.broadcast_trim);
+        if (!run(db_, s.trim_broadcast_frames, error) || !run(db_, s.trim_broadcasts, error)) {
+            return false;
+        }
+    }
+    // Then the last state of every row the run touched: deletions before insertions, so a
+    // frame collected with a deleted entry is stored again for a new one that shares it.
+    for (const auto& [user, log] : c.entries) {
+        for (const auto& [id, e] : log) {
+            if (e.present) {
+                continue;
+            }
+            bindName(s.delete_entry, 1, user);
+            bindId(s.delete_entry, 2, id);
+            bindId(s.gc_frame, 1, id);
+            if (!run(db_, s.delete_entry, error) || !run(db_, s.gc_frame, error)) {
+                return false;
+            }
+        }
+    }
+    for (const auto& [user, row] : c.users) {
+        if (!row) {
+            bindName(s.delete_user, 1, user);
+            if (!run(db_, s.delete_user, error)) {
+                return false;
+            }
+            continue;
+        }
+        bindName(s.upsert_user, 1, user);
+        sqlite3_bind_int(s.upsert_user, 2, row->kind == ClientKind::Agent ? 1 : 0);
+        if (isNil(row->session)) {
+            sqlite3_bind_null(s.upsert_user, 3);
+        } else {
+            sqlite3_bind_blob(s.upsert_user, 3, row->session.data(),
+                              static_cast<int>(row->session.size()), SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(s.upsert_user, 4, row->detached_wall_ms);
+        sqlite3_bind_int64(s.upsert_user, 5, row->dropped);
+        bindId(s.upsert_user, 6, row->bcast_since);
+        if (!run(db_, s.upsert_user, error)) {
+            return false;
+        }
+    }
+    // A frame used by several rows (a broadcast, entries of one delivery) goes to frames
+    // once; an entry alone keeps its frame inline.
+    std::unordered_map<std::uint64_t, std::uint32_t> users_of;
+    for (const auto& [id, b] : c.broadcasts) {
+        ++users_of[id];
+    }
+    for (const auto& [user, log] : c.entries) {
+        for (const auto& [id, e] : log) {
+            if (e.present && e.frame) {
+                ++users_of[id];
+            }
+        }
+    }
+    std::unordered_set<std::uint64_t> framed;
+    auto putFrame = [&](std::uint64_t id, const SharedFrame& f) {
+        if (!framed.insert(id).second) {
+            return true;
+        }
+        bindId(s.put_frame, 1, id);
+        bindFrame(s.put_frame, 2, f);
+        return run(db_, s.put_frame, error);
+    };
+    for (const auto& [id, b] : c.broadcasts) {
+        if (b.frame && !putFrame(id, b.frame)) {
+            return false;
+        }
+        bindId(s.put_broadcast, 1, id);
+        bindName(s.put_broadcast, 2, b.sender);
+        sqlite3_bind_int(s.put_broadcast, 3, b.agents_only ? 1 : 0);
+        if (!run(db_, s.put_broadcast, error)) {
+            return false;
+        }
+    }
+    static const SharedFrame kNone;
+    for (const auto& [user, log] : c.entries) {
+        for (const auto& [id, e] : log) {
+            if (!e.present) {
+                continue;
+            }
+            const bool shared = e.frame && users_of[id] > 1;
+            if (shared && !putFrame(id, e.frame)) {
+                return false;
+            }
+            bindName(s.put_entry, 1, user);
+            bindId(s.put_entry, 2, id);
+            sqlite3_bind_int(s.put_entry, 3, e.written ? 1 : 0);
+            bindFrame(s.put_entry, 4, shared ? kNone : e.frame);
+            if (!run(db_, s.put_entry, error)) {
+                return false;
+            }
+        }
     }
     return true;
 }
 
-bool SqliteDb::checkpoint(std::string& error) {
-    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
-        SQLITE_OK) {
-        error = errorOf(db_);
+bool SqliteDb::apply(const Compaction& c, std::uint64_t journal_applied, std::string& error) {
+    if (!exec("BEGIN IMMEDIATE", error)) {
         return false;
+    }
+    const bool ok = applyCompaction(c, error) && setJournalApplied(journal_applied, error) &&
+                    run(db_, st_->gc_below, error) && exec("COMMIT", error);
+    if (!ok) {
+        std::string ignored;
+        exec("ROLLBACK", ignored);
+    }
+    return ok;
+}
+
+bool SqliteDb::journalApplied(std::uint64_t& out, std::string& error) {
+    std::int64_t v = 0;
+    if (!queryInt(db_, "SELECT coalesce(max(value), 0) FROM meta WHERE key='journal_applied'", v,
+                  error)) {
+        return false;
+    }
+    out = static_cast<std::uint64_t>(v);
+    return true;
+}
+
+bool SqliteDb::maxEntryId(std::uint64_t& out, std::string& error) {
+    std::int64_t v = 0;
+    if (!queryInt(db_, "SELECT coalesce(max(id), 0) FROM entries", v, error)) {
+        return false;
+    }
+    out = static_cast<std::uint64_t>(v);
+    return true;
+}
+
+namespace {
+// Folds the segments of `dir` numbered above `applied` into `c`; false with `error` for a
+// damaged one. `last` is the highest number folded (or `applied`).
+bool foldSegments(const std::string& dir, std::uint64_t applied, Compaction& c, std::uint64_t& last,
+                  std::size_t& records, std::uint64_t& torn, std::string& error) {
+    last = applied;
+    records = 0;
+    torn = 0;
+    for (std::uint64_t n : listSegments(dir)) {
+        if (n <= applied) {
+            continue;
+        }
+        SegmentRead r;
+        if (!readSegment(segmentPath(dir, n), r, error)) {
+            return false;
+        }
+        for (const core::StoreBatch& b : r.batches) {
+            c.add(b);
+        }
+        records += r.records;
+        torn += r.torn_bytes;
+        last = n;
+    }
+    return true;
+}
+}  // namespace
+
+bool SqliteDb::recoverJournal(const std::string& dir, std::string& report, std::string& error) {
+    report.clear();
+    std::uint64_t applied = 0;
+    std::uint64_t base = 0;
+    if (!journalApplied(applied, error) || !maxEntryId(base, error)) {
+        error = path_ + ": " + error;
+        return false;
+    }
+    Compaction c(base);
+    std::uint64_t last = 0;
+    std::size_t records = 0;
+    std::uint64_t torn = 0;
+    if (!foldSegments(dir, applied, c, last, records, torn, error)) {
+        error += "; move it away to start without the messages it holds";
+        return false;
+    }
+    if (last > applied) {
+        if (!apply(c, last, error)) {
+            error = path_ + ": folding the journal in failed: " + error;
+            return false;
+        }
+    }
+    if (records > 0 || torn > 0) {
+        report = "journal: " + std::to_string(records) + " records (" +
+                 std::to_string(c.batches()) + " batches) folded into the database";
+        if (torn > 0) {
+            report += "; " + std::to_string(torn) +
+                      " bytes of an incomplete last write (never acknowledged) ignored";
+        }
+    }
+    for (std::uint64_t n : listSegments(dir)) {
+        ::unlink(segmentPath(dir, n).c_str());
     }
     return true;
 }
@@ -631,10 +878,13 @@ bool checkDataDir(const std::string& dir, std::string& report) {
     std::int64_t users = 0;
     std::int64_t entries = 0;
     std::int64_t broadcasts = 0;
+    std::int64_t applied = 0;
     if (ok && check == "ok" && app_id == kApplicationId) {
         ok = queryInt(db, "SELECT count(*) FROM users", users, why) &&
              queryInt(db, "SELECT count(*) FROM entries", entries, why) &&
-             (version < 2 || queryInt(db, "SELECT count(*) FROM broadcasts", broadcasts, why));
+             (version < 2 || queryInt(db, "SELECT count(*) FROM broadcasts", broadcasts, why)) &&
+             queryInt(db, "SELECT coalesce(max(value), 0) FROM meta WHERE key='journal_applied'",
+                      applied, why);
     }
     sqlite3_close_v2(db);
     if (!ok) {
@@ -654,13 +904,37 @@ bool checkDataDir(const std::string& dir, std::string& report) {
                  " is newer than this tundrad knows (" + std::to_string(kSchemaVersion) + ")";
         return false;
     }
+    // The journal segments a start would fold in: each must read back whole.
+    std::size_t segments = 0;
+    std::size_t records = 0;
+    std::uint64_t torn = 0;
+    for (std::uint64_t n : listSegments(dir)) {
+        if (n <= static_cast<std::uint64_t>(applied)) {
+            continue;
+        }
+        SegmentRead r;
+        std::string error;
+        if (!readSegment(segmentPath(dir, n), r, error)) {
+            report = error;
+            return false;
+        }
+        ++segments;
+        records += r.records;
+        torn += r.torn_bytes;
+    }
     report = path + ": ok (schema version " + std::to_string(version) + ", " +
              std::to_string(users) + " users, " + std::to_string(entries) + " stored deliveries, " +
-             std::to_string(broadcasts) + " stored broadcasts)";
+             std::to_string(broadcasts) +
+             " stored broadcasts); journal: " + std::to_string(records) + " records in " +
+             std::to_string(segments) + " segments not yet folded in";
+    if (torn > 0) {
+        report += ", " + std::to_string(torn) + " bytes of an incomplete last write";
+    }
     return true;
 }
 
-bool backupDataDir(const std::string& dir, const std::string& file, std::string& error) {
+namespace {
+bool copyDatabase(const std::string& dir, const std::string& file, std::string& error) {
     const std::string path = dir + "/" + kDbFileName;
     struct stat sb {};
     if (::stat(path.c_str(), &sb) != 0) {
@@ -705,11 +979,60 @@ bool backupDataDir(const std::string& dir, const std::string& file, std::string&
     sqlite3_exec(dst, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
     return done(true);
 }
+}  // namespace
 
-// ---- SqliteStore: the writer thread ----------------------------------------------------------
+bool backupDataDir(const std::string& dir, const std::string& file, std::string& error) {
+    // The database copy, then the journal segments it does not hold. A checkpoint between the
+    // two can fold and delete a segment the copy lacks: then the next segment found is not
+    // the one after the copy's last, and the copy is taken again.
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        ::unlink(file.c_str());
+        ::unlink((file + "-wal").c_str());
+        ::unlink((file + "-shm").c_str());
+        if (!copyDatabase(dir, file, error)) {
+            return false;
+        }
+        SqliteOptions o;
+        o.fsync = FsyncMode::Always;
+        auto copy = SqliteDb::openFile(file, o, error);
+        std::uint64_t applied = 0;
+        std::uint64_t base = 0;
+        if (!copy || !copy->journalApplied(applied, error) || !copy->maxEntryId(base, error)) {
+            error = file + ": " + error;
+            return false;
+        }
+        const auto segments = listSegments(dir);
+        const auto first = std::find_if(segments.begin(), segments.end(),
+                                        [&](std::uint64_t n) { return n > applied; });
+        if (first != segments.end() && *first != applied + 1) {
+            continue;  // folded meanwhile: copy again
+        }
+        Compaction c(base);
+        std::uint64_t last = 0;
+        std::size_t records = 0;
+        std::uint64_t torn = 0;
+        if (!foldSegments(dir, applied, c, last, records, torn, error)) {
+            if (::access(dir.c_str(), F_OK) == 0 &&
+                error.find("No such file") != std::string::npos) {
+                continue;  // deleted by a checkpoint while read: copy again
+            }
+            return false;
+        }
+        if (last > applied && !copy->apply(c, last, error)) {
+            error = file + ": " + error;
+            return false;
+        }
+        return true;
+    }
+    error = dir + ": the journal kept moving under the backup; try again";
+    return false;
+}
 
-SqliteStore::SqliteStore(std::unique_ptr<SqliteDb> db, const SqliteOptions& options)
-    : db_(std::move(db)), options_(options) {
+// ---- SqliteStore: the writer and checkpoint threads ------------------------------------------
+
+SqliteStore::SqliteStore(std::unique_ptr<SqliteDb> db, std::string dir,
+                         const SqliteOptions& options)
+    : db_(std::move(db)), dir_(std::move(dir)), options_(options) {
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
@@ -719,7 +1042,12 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, const Sql
     if (!db) {
         return nullptr;
     }
-    std::unique_ptr<SqliteStore> s(new SqliteStore(std::move(db), options));
+    std::string report;
+    if (!db->recoverJournal(dir, report, error)) {
+        return nullptr;
+    }
+    std::unique_ptr<SqliteStore> s(new SqliteStore(std::move(db), dir, options));
+    s->recovery_report_ = std::move(report);
     if (s->event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
         return nullptr;
@@ -729,6 +1057,9 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& dir, const Sql
 
 SqliteStore::~SqliteStore() {
     close();
+    if (seg_fd_ >= 0) {
+        ::close(seg_fd_);
+    }
     if (event_fd_ >= 0) {
         ::close(event_fd_);
     }
@@ -743,13 +1074,23 @@ bool SqliteStore::load(core::StoreSnapshot& out, std::string& error) {
         error = db_->path() + ": " + error;
         return false;
     }
-    // The writer takes no signals: they belong to the reactor's signalfd (blocked there only
-    // later, so block them around the thread's creation, which it inherits).
+    std::uint64_t applied = 0;
+    if (!db_->journalApplied(applied, error)) {
+        error = db_->path() + ": " + error;
+        return false;
+    }
+    seg_number_ = applied + 1;
+    if (!openSegment(error)) {
+        return false;
+    }
+    // The threads take no signals: they belong to the reactor's signalfd (blocked there only
+    // later, so block them around the threads' creation, which they inherit).
     sigset_t all;
     sigset_t old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     writer_ = std::thread([this] { run(); });
+    checkpointer_ = std::thread([this] { runCheckpoints(); });
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return true;
 }
@@ -777,49 +1118,313 @@ void SqliteStore::takeResults(std::vector<core::BatchResult>& out) {
     results_.clear();
 }
 
+namespace {
+bool syncFd(int fd) { return ::fdatasync(fd) == 0; }
+
+bool writeAll(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            if (w == 0) {
+                errno = ENOSPC;
+            }
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+}  // namespace
+
+bool SqliteStore::openSegment(std::string& error) {
+    const std::string path = segmentPath(dir_, seg_number_);
+    seg_fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (seg_fd_ < 0) {
+        error = path + ": " + std::strerror(errno);
+        return false;
+    }
+    if (!writeAll(seg_fd_, kJournalMagic, sizeof kJournalMagic)) {
+        error = path + ": " + std::strerror(errno);
+        ::close(seg_fd_);
+        seg_fd_ = -1;
+        ::unlink(path.c_str());
+        return false;
+    }
+    seg_bytes_ = sizeof kJournalMagic;
+    seg_dirty_ = true;
+    if (options_.fsync != FsyncMode::Off) {
+        // The new file's name must survive a power loss as well as its records.
+        const int d = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d >= 0) {
+            ::fsync(d);
+            ::close(d);
+        }
+    }
+    std::lock_guard lock(cp_mu_);
+    journal_bytes_ += seg_bytes_;
+    return true;
+}
+
+void SqliteStore::sealSegment() {
+    if (seg_fd_ < 0 || seg_bytes_ <= sizeof kJournalMagic) {
+        return;  // nothing in it yet: keep appending to it
+    }
+    if (options_.fsync != FsyncMode::Off) {
+        syncFd(seg_fd_);
+    }
+    ::close(seg_fd_);
+    seg_fd_ = -1;
+    {
+        std::lock_guard lock(cp_mu_);
+        sealed_.push_back(Sealed{seg_number_, seg_bytes_});
+    }
+    cp_cv_.notify_all();
+    ++seg_number_;
+    std::string error;
+    if (!openSegment(error)) {
+        spdlog::warn("storage: {}", error);  // retried at the next append
+    }
+}
+
+bool SqliteStore::append(const std::string& record, std::string& error) {
+    {
+        // Bounded: while checkpoints are behind, wait for them; while they fail, refuse.
+        std::unique_lock lock(cp_mu_);
+        const std::uint64_t cap = 4 * options_.checkpoint_bytes;
+        cp_cv_.wait(lock, [&] {
+            return journal_bytes_ + record.size() <= cap || !cp_error_.empty() || sealed_.empty() ||
+                   cp_stop_;
+        });
+        if (journal_bytes_ + record.size() > cap && !cp_error_.empty()) {
+            error = "journal full while checkpoints fail: " + cp_error_;
+            return false;
+        }
+    }
+    if (seg_fd_ < 0 && !openSegment(error)) {
+        return false;
+    }
+    if (!writeAll(seg_fd_, record.data(), record.size())) {
+        error = "journal " + segmentPath(dir_, seg_number_) + ": " + std::strerror(errno);
+        // Cut back to the last whole record, and let a checkpoint free what it can.
+        if (::ftruncate(seg_fd_, static_cast<off_t>(seg_bytes_)) != 0) {
+            ::close(seg_fd_);
+            seg_fd_ = -1;
+            ++seg_number_;  // a fresh file next time; the damaged tail reads as torn
+        }
+        sealSegment();
+        return false;
+    }
+    seg_bytes_ += record.size();
+    seg_dirty_ = true;
+    {
+        std::lock_guard lock(cp_mu_);
+        journal_bytes_ += record.size();
+    }
+    if (options_.fsync == FsyncMode::Always) {
+        if (!syncFd(seg_fd_)) {
+            error =
+                "journal " + segmentPath(dir_, seg_number_) + ": fsync: " + std::strerror(errno);
+            return false;
+        }
+        seg_dirty_ = false;
+    }
+    return true;
+}
+
+bool SqliteStore::applyFull(const core::StoreBatch& b, std::string& error) {
+    // A full batch replaces everything: it goes straight into the database, and every
+    // segment before the open one is obsolete with it (after it, nothing older is folded in).
+    sealSegment();
+    std::unique_lock lock(cp_mu_);
+    while (!sealed_.empty() && sealed_.back().number < seg_number_ && sealed_.size() > 1) {
+        sealed_.pop_back();  // not started yet; the one being folded (front) finishes first
+    }
+    full_ = &b;
+    full_upto_ = seg_number_ - 1;
+    full_done_ = false;
+    cp_cv_.notify_all();
+    cp_cv_.wait(lock, [&] { return full_done_; });
+    full_ = nullptr;
+    if (!full_ok_) {
+        error = full_error_;
+    }
+    return full_ok_;
+}
+
 void SqliteStore::run() {
     pthread_setname_np(pthread_self(), "tundra-writer");
     const bool interval = options_.fsync == FsyncMode::Interval;
-    std::int64_t next_checkpoint = steadyMs() + options_.fsync_interval_ms;
     std::vector<core::StoreBatch> work;
     for (;;) {
         bool stopping = false;
         {
             std::unique_lock lock(mu_);
             auto ready = [&] { return stop_ || !queue_.empty(); };
-            if (interval) {
-                const auto wait = std::max<std::int64_t>(next_checkpoint - steadyMs(), 0);
+            if (interval && seg_dirty_) {
+                const auto wait = std::max<std::int64_t>(
+                    last_sync_ms_ + options_.fsync_interval_ms - steadyMs(), 0);
                 cv_.wait_for(lock, std::chrono::milliseconds(wait), ready);
             } else {
                 cv_.wait(lock, ready);
             }
-            work.swap(queue_);  // every batch waiting: one transaction (group commit)
+            work.swap(queue_);  // every batch waiting: one record, one sync (group commit)
             stopping = stop_ && work.empty();
         }
         if (!work.empty()) {
-            std::string error;
-            const bool ok = db_->apply(work, error);
+            std::vector<bool> ok(work.size(), false);
+            std::vector<std::string> errors(work.size());
+            std::size_t i = 0;
+            while (i < work.size()) {
+                if (work[i].full) {
+                    ok[i] = applyFull(work[i], errors[i]);
+                    ++i;
+                    continue;
+                }
+                std::size_t j = i;
+                while (j < work.size() && !work[j].full) {
+                    ++j;
+                }
+                record_.clear();
+                encodeRecord(std::span<const core::StoreBatch>(work.data() + i, j - i), record_);
+                std::string error;
+                const bool done = append(record_, error);
+                for (; i < j; ++i) {
+                    ok[i] = done;
+                    errors[i] = error;
+                }
+            }
             {
                 std::lock_guard lock(mu_);
-                for (auto& b : work) {
+                for (std::size_t k = 0; k < work.size(); ++k) {
+                    auto& b = work[k];
                     b.ops.clear();  // frames and names are released here, off the reactor
                     results_.push_back(
-                        core::BatchResult{b.seq, ok, ok ? "" : error, std::move(b.ops)});
+                        core::BatchResult{b.seq, ok[k], std::move(errors[k]), std::move(b.ops)});
                 }
             }
             work.clear();
             const std::uint64_t one = 1;
             [[maybe_unused]] auto w = ::write(event_fd_, &one, sizeof one);
+            if (seg_bytes_ >= options_.checkpoint_bytes) {
+                sealSegment();
+            }
         }
-        if (interval && steadyMs() >= next_checkpoint) {
-            std::string error;
-            db_->checkpoint(error);  // syncs the WAL: at most one interval at risk
-            next_checkpoint = steadyMs() + options_.fsync_interval_ms;
+        if (interval && seg_dirty_ && seg_fd_ >= 0 &&
+            steadyMs() >= last_sync_ms_ + options_.fsync_interval_ms) {
+            syncFd(seg_fd_);  // at most one interval of accepted messages at risk
+            seg_dirty_ = false;
+            last_sync_ms_ = steadyMs();
         }
         if (stopping) {
-            std::string error;
-            db_->checkpoint(error);
+            // A clean stop folds the whole journal in: the next start reads no segment.
+            sealSegment();
+            if (seg_fd_ >= 0) {
+                ::close(seg_fd_);
+                seg_fd_ = -1;
+            }
+            {
+                std::lock_guard lock(cp_mu_);
+                cp_stop_ = true;
+            }
+            cp_cv_.notify_all();
             return;
+        }
+    }
+}
+
+void SqliteStore::runCheckpoints() {
+    pthread_setname_np(pthread_self(), "tundra-ckpt");
+    std::int64_t last_warning = 0;
+    std::unique_lock lock(cp_mu_);
+    for (;;) {
+        if (full_ != nullptr && !full_done_) {
+            const core::StoreBatch* b = full_;
+            const std::uint64_t upto = full_upto_;
+            lock.unlock();
+            std::string error;
+            const bool ok = db_->apply(std::span<const core::StoreBatch>(b, 1), error, upto);
+            std::uint64_t freed = 0;
+            if (ok) {
+                for (std::uint64_t n : listSegments(dir_)) {
+                    if (n <= upto) {
+                        struct stat sb {};
+                        const std::string path = segmentPath(dir_, n);
+                        if (::stat(path.c_str(), &sb) == 0) {
+                            freed += static_cast<std::uint64_t>(sb.st_size);
+                        }
+                        ::unlink(path.c_str());
+                    }
+                }
+            }
+            lock.lock();
+            if (ok) {
+                while (!sealed_.empty() && sealed_.front().number <= upto) {
+                    sealed_.pop_front();
+                }
+                journal_bytes_ -= std::min(journal_bytes_, freed);
+                cp_error_.clear();
+            }
+            full_ok_ = ok;
+            full_error_ = error;
+            full_done_ = true;
+            cp_cv_.notify_all();
+            continue;
+        }
+        if (sealed_.empty()) {
+            if (cp_stop_) {
+                return;
+            }
+            cp_cv_.wait(lock);
+            continue;
+        }
+        const Sealed seg = sealed_.front();
+        lock.unlock();
+        // Fold the segment in: its net effect, in one transaction.
+        const std::string path = segmentPath(dir_, seg.number);
+        std::string error;
+        SegmentRead r;
+        std::uint64_t base = 0;
+        bool ok = readSegment(path, r, error) && db_->maxEntryId(base, error);
+        if (ok) {
+            Compaction c(base);
+            for (const core::StoreBatch& b : r.batches) {
+                c.add(b);
+            }
+            r.batches.clear();
+            ok = db_->apply(c, seg.number, error);
+        }
+        if (ok) {
+            ::unlink(path.c_str());
+        }
+        lock.lock();
+        if (ok) {
+            if (!sealed_.empty() && sealed_.front().number == seg.number) {
+                sealed_.pop_front();
+                journal_bytes_ -= std::min(journal_bytes_, seg.bytes);
+            }
+            cp_error_.clear();
+        } else {
+            cp_error_ = error;
+            if (steadyMs() - last_warning >= 1000) {
+                last_warning = steadyMs();
+                spdlog::warn(
+                    "storage: checkpoint of {} failed: {} (retrying; the journal keeps "
+                    "the messages)",
+                    path, error);
+            }
+        }
+        cp_cv_.notify_all();
+        if (!ok) {
+            // Retry in a second, or at once for a full batch or the stop.
+            cp_cv_.wait_for(lock, std::chrono::seconds(1),
+                            [&] { return (full_ != nullptr && !full_done_) || cp_stop_; });
+            if (cp_stop_ && full_ == nullptr) {
+                return;  // the journal keeps it for the next start
+            }
         }
     }
 }
@@ -832,6 +1437,9 @@ void SqliteStore::close() {
     cv_.notify_one();
     if (writer_.joinable()) {
         writer_.join();
+    }
+    if (checkpointer_.joinable()) {
+        checkpointer_.join();
     }
 }
 

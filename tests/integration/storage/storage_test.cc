@@ -370,11 +370,14 @@ TEST(Backup, ACopyTakenWhileRunningRestoresTheMessages) {
 TEST(DiskFull, WhatCannotBeStoredIsRefusedOnlineChatGoesOnAndItRecovers) {
     ScratchDir dir;
     // A database that cannot grow past 60 pages of 4 KiB (a hidden test knob for
-    // PRAGMA max_page_count), standing in for a full disk.
+    // PRAGMA max_page_count), standing in for a full disk, and a journal checkpointed every
+    // 32 KiB: once checkpoints fail, it may grow to 128 KiB, and then nothing more is stored.
     ::setenv("TUNDRA_TEST_MAX_PAGE_COUNT", "60", 1);
+    ::setenv("TUNDRA_TEST_CHECKPOINT_BYTES", "32768", 1);
     auto server = startOn(dir.path(), {"--admin", "127.0.0.1:0", "--ping-interval", "1",
                                        "--max-buffered", "1000", "--rate-messages-per-s", "0"});
     ::unsetenv("TUNDRA_TEST_MAX_PAGE_COUNT");
+    ::unsetenv("TUNDRA_TEST_CHECKPOINT_BYTES");
     ASSERT_TRUE(server->started()) << server->output();
     const std::uint16_t admin = adminPortOf(*server);
     ASSERT_NE(admin, 0);

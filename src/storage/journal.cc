@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+// Journal records: encoding and reading (see journal.h). Integers are little-endian.
+//
+//   record  = u32 payload length | u32 CRC-32 (zlib) of the payload | payload
+//   payload = u32 batch count, then per batch:
+//             u8 flags (1 = full) | u64 seq | u64 id_reserve | u32 op count | ops
+//   op      = u8 kind, then its fields (core::StoreOp), in this order:
+//             UpsertUser     name, u8 client kind, 16 session bytes, i64 detached wall ms,
+//                            u32 dropped, u64 bcast_since
+//             DeleteUser     name
+//             PutEntry       name, u64 id, u8 written, frame
+//             DeleteEntry    name, u64 id
+//             TrimWindow     name, u64 id
+//             PutBroadcast   name (the sender), u64 id, u8 client kind (1 = agents only), frame
+//             TrimBroadcasts u64 id
+//   name    = u16 length and the bytes
+//   frame   = u32 length and the bytes; 0xFFFFFFFF: the previous op's frame; 0xFFFFFFFE: none
+#include "storage/journal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace tundra::storage {
+
+namespace {
+
+constexpr std::uint32_t kSameFrame = 0xFFFFFFFFU;
+constexpr std::uint32_t kNoFrame = 0xFFFFFFFEU;
+constexpr const char* kPrefix = "journal.";
+constexpr std::size_t kDigits = 12;
+
+template <typename T>
+void put(std::string& out, T v) {
+    char b[sizeof(T)];
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+        b[i] = static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i));
+    }
+    out.append(b, sizeof(T));
+}
+
+std::uint32_t crcOf(const char* p, std::size_t n) {
+    return static_cast<std::uint32_t>(
+        ::crc32(0L, reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
+}
+
+// Reads fields from a payload; any read past the end sets `bad`.
+class Reader {
+public:
+    Reader(const char* p, std::size_t n) : p_(p), end_(p + n) {}
+    template <typename T>
+    T get() {
+        if (static_cast<std::size_t>(end_ - p_) < sizeof(T)) {
+            bad = true;
+            p_ = end_;
+            return T{};
+        }
+        std::uint64_t v = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i) {
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
+        }
+        p_ += sizeof(T);
+        return static_cast<T>(v);
+    }
+    const char* take(std::size_t n) {
+        if (static_cast<std::size_t>(end_ - p_) < n) {
+            bad = true;
+            p_ = end_;
+            return nullptr;
+        }
+        const char* at = p_;
+        p_ += n;
+        return at;
+    }
+    [[nodiscard]] bool done() const { return p_ == end_; }
+    bool bad = false;
+
+private:
+    const char* p_;
+    const char* end_;
+};
+
+bool decodePayload(const char* p, std::size_t n, std::vector<core::StoreBatch>& out) {
+    using K = core::StoreOp::Kind;
+    Reader r(p, n);
+    const auto batches = r.get<std::uint32_t>();
+    SharedFrame previous;
+    for (std::uint32_t b = 0; b < batches && !r.bad; ++b) {
+        core::StoreBatch batch;
+        batch.full = (r.get<std::uint8_t>() & 1U) != 0;
+        batch.seq = r.get<std::uint64_t>();
+        batch.id_reserve = r.get<std::uint64_t>();
+        const auto ops = r.get<std::uint32_t>();
+        if (ops > n) {  // cannot be: every op takes more than a byte
+            return false;
+        }
+        batch.ops.reserve(ops);
+        for (std::uint32_t i = 0; i < ops && !r.bad; ++i) {
+            core::StoreOp op;
+            const auto kind = r.get<std::uint8_t>();
+            if (kind > static_cast<std::uint8_t>(K::TrimBroadcasts)) {
+                return false;
+            }
+            op.kind = static_cast<K>(kind);
+            if (op.kind != K::TrimBroadcasts) {
+                const auto name_len = r.get<std::uint16_t>();
+                if (const char* name = r.take(name_len)) {
+                    op.user.assign(name, name_len);
+                }
+            }
+            if (op.kind != K::UpsertUser && op.kind != K::DeleteUser) {
+                op.id = r.get<std::uint64_t>();
+            }
+            if (op.kind == K::PutEntry) {
+                op.written = r.get<std::uint8_t>() != 0;
+            }
+            if (op.kind == K::UpsertUser || op.kind == K::PutBroadcast) {
+                op.client_kind = r.get<std::uint8_t>() == 1 ? ClientKind::Agent : ClientKind::User;
+            }
+            if (op.kind == K::UpsertUser) {
+                if (const char* sess = r.take(op.session.size())) {
+                    std::memcpy(op.session.data(), sess, op.session.size());
+                }
+                op.detached_wall_ms = r.get<std::int64_t>();
+                op.dropped = r.get<std::uint32_t>();
+                op.bcast_since = r.get<std::uint64_t>();
+            }
+            if (op.kind == K::PutEntry || op.kind == K::PutBroadcast) {
+                const auto frame_len = r.get<std::uint32_t>();
+                if (frame_len == kSameFrame) {
+                    op.frame = previous;
+                } else if (frame_len != kNoFrame) {
+                    if (const char* f = r.take(frame_len)) {
+                        const auto* u = reinterpret_cast<const std::uint8_t*>(f);
+                        op.frame = std::make_shared<const Bytes>(u, u + frame_len);
+                        previous = op.frame;
+                    }
+                }
+            }
+            batch.ops.push_back(std::move(op));
+        }
+        out.push_back(std::move(batch));
+    }
+    return !r.bad && r.done();
+}
+
+bool allZero(const char* p, std::size_t n) {
+    return std::all_of(p, p + n, [](char c) { return c == 0; });
+}
+
+}  // namespace
+
+std::string segmentPath(const std::string& dir, std::uint64_t number) {
+    std::string digits = std::to_string(number);
+    if (digits.size() < kDigits) {
+        digits.insert(0, kDigits - digits.size(), '0');
+    }
+    return dir + "/" + kPrefix + digits;
+}
+
+std::vector<std::uint64_t> listSegments(const std::string& dir) {
+    std::vector<std::uint64_t> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+        return out;
+    }
+    const std::size_t prefix = std::strlen(kPrefix);
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view name(e->d_name);
+        if (name.size() != prefix + kDigits || name.substr(0, prefix) != kPrefix) {
+            continue;
+        }
+        std::uint64_t n = 0;
+        bool digits = true;
+        for (char c : name.substr(prefix)) {
+            digits = digits && c >= '0' && c <= '9';
+            n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        if (digits) {
+            out.push_back(n);
+        }
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void encodeRecord(std::span<const core::StoreBatch> batches, std::string& out) {
+    const std::size_t start = out.size();
+    out.append(kRecordHeaderBytes, '\0');
+    put<std::uint32_t>(out, static_cast<std::uint32_t>(batches.size()));
+    const Bytes* previous = nullptr;
+    for (const core::StoreBatch& b : batches) {
+        put<std::uint8_t>(out, b.full ? 1 : 0);
+        put<std::uint64_t>(out, b.seq);
+        put<std::uint64_t>(out, b.id_reserve);
+        put<std::uint32_t>(out, static_cast<std::uint32_t>(b.ops.size()));
+        for (const core::StoreOp& op : b.ops) {
+            using K = core::StoreOp::Kind;
+            put<std::uint8_t>(out, static_cast<std::uint8_t>(op.kind));
+            if (op.kind != K::TrimBroadcasts) {
+                put<std::uint16_t>(out, static_cast<std::uint16_t>(op.user.size()));
+                out.append(op.user);
+            }
+            if (op.kind != K::UpsertUser && op.kind != K::DeleteUser) {
+                put<std::uint64_t>(out, op.id);
+            }
+            if (op.kind == K::PutEntry) {
+                put<std::uint8_t>(out, op.written ? 1 : 0);
+            }
+            if (op.kind == K::UpsertUser || op.kind == K::PutBroadcast) {
+                put<std::uint8_t>(out, op.client_kind == ClientKind::Agent ? 1 : 0);
+            }
+            if (op.kind == K::UpsertUser) {
+                out.append(reinterpret_cast<const char*>(op.session.data()), op.session.size());
+                put<std::int64_t>(out, op.detached_wall_ms);
+                put<std::uint32_t>(out, op.dropped);
+                put<std::uint64_t>(out, op.bcast_since);
+            }
+            if (op.kind != K::PutEntry && op.kind != K::PutBroadcast) {
+                continue;
+            }
+            if (!op.frame) {
+                put<std::uint32_t>(out, kNoFrame);
+            } else if (op.frame.get() == previous) {
+                put<std::uint32_t>(out, kSameFrame);
+            } else {
+                put<std::uint32_t>(out, static_cast<std::uint32_t>(op.frame->size()));
+                out.append(reinterpret_cast<const char*>(op.frame->data()), op.frame->size());
+                previous = op.frame.get();
+            }
+        }
+    }
+    const std::size_t payload = out.size() - start - kRecordHeaderBytes;
+    std::string header;
+    put<std::uint32_t>(header, static_cast<std::uint32_t>(payload));
+    put<std::uint32_t>(header, crcOf(out.data() + start + kRecordHeaderBytes, payload));
+    out.replace(start, kRecordHeaderBytes, header);
+}
+
+bool readSegment(const std::string& path, SegmentRead& out, std::string& error) {
+    out = SegmentRead{};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error = path + ": " + std::strerror(errno);
+        return false;
+    }
+    std::string data;
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error = path + ": " + std::strerror(errno);
+            ::close(fd);
+            return false;
+        }
+        if (n == 0) {
+            break;
+        }
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (data.size() < sizeof kJournalMagic) {
+        // Created, then a crash before its first write: nothing in it.
+        out.torn_bytes = data.size();
+        return true;
+    }
+    if (std::memcmp(data.data(), kJournalMagic, sizeof kJournalMagic) != 0) {
+        error = path + ": not a tundra journal segment";
+        return false;
+    }
+    std::size_t at = sizeof kJournalMagic;
+    while (at < data.size()) {
+        const std::size_t left = data.size() - at;
+        const char* p = data.data() + at;
+        std::uint32_t len = 0;
+        std::uint32_t crc = 0;
+        if (left >= kRecordHeaderBytes) {
+            Reader h(p, kRecordHeaderBytes);
+            len = h.get<std::uint32_t>();
+            crc = h.get<std::uint32_t>();
+        }
+        if (left < kRecordHeaderBytes || len > left - kRecordHeaderBytes || allZero(p, left)) {
+            out.torn_bytes = left;  // a write cut short at the end of the file
+            break;
+        }
+        const char* payload = p + kRecordHeaderBytes;
+        const bool intact = crcOf(payload, len) == crc;
+        if (!intact && len == left - kRecordHeaderBytes) {
+            // The last record, its length on disk but not all of its bytes (the file grew
+            // before the data reached it): a torn write too.
+            out.torn_bytes = left;
+            break;
+        }
+        if (!intact || !decodePayload(payload, len, out.batches)) {
+            error = path + ": damaged record at offset " + std::to_string(at) +
+                    " (checksum or content); the file is left as it is";
+            return false;
+        }
+        ++out.records;
+        at += kRecordHeaderBytes + len;
+        out.valid_bytes = at;
+    }
+    if (out.valid_bytes == 0) {
+        out.valid_bytes = sizeof kJournalMagic;
+    }
+    return true;
+}
+
+}  // namespace tundra::storage
