@@ -4,6 +4,7 @@
 // to the core; off (recording nothing) when the server runs without a durable store.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -114,20 +115,35 @@ public:
         StoreBatch b = std::move(batch_);
         b.seq = ++last_seq_;
         batch_ = StoreBatch{};
-        if (spare_.capacity() >= b.ops.size()) {
-            batch_.ops.swap(spare_);  // storage handed back by the store: already paged in
-        } else {
-            batch_.ops.reserve(b.ops.size());  // one allocation, not a regrowth
+        // Several batches are in flight while the store syncs: the next one takes a vector
+        // the store handed back (already paged in, large enough not to regrow), else a fresh
+        // one with room to grow.
+        if (!spares_.empty()) {
+            batch_.ops.swap(spares_.back());
+            spares_.pop_back();
+        }
+        if (batch_.ops.capacity() < b.ops.size()) {
+            batch_.ops.reserve(std::max<std::size_t>(2 * b.ops.size(), 64));
         }
         dirty_users_.clear();
         trim_users_.clear();
         return b;
     }
-    /// Takes back an emptied op vector for reuse (keeps the larger of it and the one held).
+    /// Takes back an emptied op vector for reuse (a few are kept, the largest).
     void recycle(std::vector<StoreOp>&& ops) {
         ops.clear();
-        if (ops.capacity() > spare_.capacity()) {
-            spare_ = std::move(ops);
+        if (ops.capacity() == 0) {
+            return;
+        }
+        if (spares_.size() < kMaxSpares) {
+            spares_.push_back(std::move(ops));
+            return;
+        }
+        auto smallest = std::min_element(
+            spares_.begin(), spares_.end(),
+            [](const auto& x, const auto& y) { return x.capacity() < y.capacity(); });
+        if (smallest->capacity() < ops.capacity()) {
+            *smallest = std::move(ops);
         }
     }
     /// The sequence number the open batch will get.
@@ -138,7 +154,8 @@ private:
     StoreBatch batch_;
     std::vector<std::string> dirty_users_;
     std::vector<std::string> trim_users_;
-    std::vector<StoreOp> spare_;
+    static constexpr std::size_t kMaxSpares = 8;
+    std::vector<std::vector<StoreOp>> spares_;
     std::uint64_t last_seq_ = 0;
 };
 
