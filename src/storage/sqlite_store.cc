@@ -822,28 +822,45 @@ bool foldSegments(const std::string& dir, std::uint64_t applied, Compaction& c, 
 bool SqliteDb::recoverJournal(const std::string& dir, std::string& report, std::string& error) {
     report.clear();
     std::uint64_t applied = 0;
-    std::uint64_t base = 0;
-    if (!journalApplied(applied, error) || !maxEntryId(base, error)) {
+    if (!journalApplied(applied, error)) {
         error = path_ + ": " + error;
         return false;
     }
-    Compaction c(base);
-    std::uint64_t last = 0;
+    // One segment at a time, each in its own transaction: memory stays bounded by a segment
+    // whatever the journal grew to, and a failure leaves the database at a segment boundary.
     std::size_t records = 0;
+    std::size_t batches = 0;
     std::uint64_t torn = 0;
-    if (!foldSegments(dir, applied, c, last, records, torn, error)) {
-        error += "; move it away to start without the messages it holds";
-        return false;
-    }
-    if (last > applied) {
-        if (!apply(c, last, error)) {
+    for (std::uint64_t n : listSegments(dir)) {
+        if (n <= applied) {
+            continue;
+        }
+        SegmentRead r;
+        std::uint64_t base = 0;
+        if (!readSegment(segmentPath(dir, n), r, error)) {
+            error += "; move it away to start without the messages it holds";
+            return false;
+        }
+        if (!maxEntryId(base, error)) {
+            error = path_ + ": " + error;
+            return false;
+        }
+        Compaction c(base);
+        for (const core::StoreBatch& b : r.batches) {
+            c.add(b);
+        }
+        r.batches.clear();
+        if (!apply(c, n, error)) {
             error = path_ + ": folding the journal in failed: " + error;
             return false;
         }
+        records += r.records;
+        batches += c.batches();
+        torn += r.torn_bytes;
     }
     if (records > 0 || torn > 0) {
-        report = "journal: " + std::to_string(records) + " records (" +
-                 std::to_string(c.batches()) + " batches) folded into the database";
+        report = "journal: " + std::to_string(records) + " records (" + std::to_string(batches) +
+                 " batches) folded into the database";
         if (torn > 0) {
             report += "; " + std::to_string(torn) +
                       " bytes of an incomplete last write (never acknowledged) ignored";

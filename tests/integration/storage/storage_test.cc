@@ -305,6 +305,53 @@ TEST(Startup, ACorruptFileIsExitTwoNamingItAndLeftUntouched) {
     EXPECT_EQ(check.code, std::optional<int>(1)) << check.output;
 }
 
+// Acknowledged messages live in the journal until a checkpoint: a crash leaves them there,
+// and the next start folds them in (the Restart tests). A journal record damaged in the
+// middle is a startup error naming the segment and the offset, never a silent loss; the
+// file is left as it is, and moving it away starts without what it held.
+TEST(Startup, ADamagedJournalIsExitTwoNamingItAndLeftUntouched) {
+    ScratchDir dir;
+    {
+        auto server = startOn(dir.path());
+        ASSERT_TRUE(server->started()) << server->output();
+        RawClient bob(server->port());
+        ASSERT_TRUE(registerOn(bob, "bob"));
+        logoutAndClose(bob);
+        RawClient alice(server->port());
+        ASSERT_TRUE(registerOn(alice, "alice"));
+        ASSERT_EQ(sendToOffline(alice, "bob", 4, "journal ").size(), 4U);  // one record each
+        server->signal(SIGKILL);
+        ASSERT_TRUE(server->waitExit(10s));
+    }
+    const std::string segment = dir.file("journal.000000000001");
+    std::string data;
+    {
+        std::ifstream in(segment, std::ios::binary);
+        data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    ASSERT_GT(data.size(), 200U) << "the acknowledged messages are not in the journal";
+    data[24] = static_cast<char>(data[24] ^ 0x40);  // inside the first record
+    {
+        std::ofstream out(segment, std::ios::binary | std::ios::trunc);
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    }
+    auto r = runToExit({"--port", "0", "--data-dir", dir.path()});
+    EXPECT_EQ(r.code, std::optional<int>(2)) << r.output;
+    EXPECT_NE(r.output.find(segment + ": damaged record at offset 8"), std::string::npos)
+        << r.output;
+    std::ifstream in(segment, std::ios::binary);
+    std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(after, data) << "the damaged segment was changed";
+    auto check = runToExit({"--check-data", dir.path()});
+    EXPECT_EQ(check.code, std::optional<int>(1)) << check.output;
+    EXPECT_NE(check.output.find(segment), std::string::npos) << check.output;
+
+    ASSERT_EQ(::rename(segment.c_str(), (segment + ".damaged").c_str()), 0);
+    auto server = startOn(dir.path());
+    ASSERT_TRUE(server->started()) << server->output();
+    EXPECT_EQ(server->stop(), std::optional<int>(0));
+}
+
 TEST(Startup, ANewerSchemaIsExitTwo) {
     ScratchDir dir;
     {

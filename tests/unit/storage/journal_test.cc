@@ -447,6 +447,36 @@ TEST(JournalStore, AcknowledgedBatchesAreInTheJournalAndACrashImageRecoversThem)
     store->close();
 }
 
+TEST(JournalStore, AStartFoldsEverySegmentInOrderAndIgnoresATornLastWrite) {
+    ScratchDir dir;
+    writeFile(
+        segmentPath(dir.path(), 1),
+        segmentOf({{batch({op(K::UpsertUser, "bob"), op(K::PutEntry, "bob", 1, frame(1))})}}));
+    writeFile(segmentPath(dir.path(), 2),
+              segmentOf({{batch({op(K::PutEntry, "bob", 2, frame(2))})},
+                         {batch({op(K::DeleteEntry, "bob", 1)}, 2, 50)}}));
+    const std::string third = segmentOf({{batch({op(K::PutEntry, "bob", 3, frame(3))})},
+                                         {batch({op(K::PutEntry, "bob", 4, frame(4))})}});
+    writeFile(segmentPath(dir.path(), 3), third.substr(0, third.size() - 5));
+    std::string error;
+    auto store = SqliteStore::open(dir.path(), {}, error);
+    ASSERT_TRUE(store) << error;
+    EXPECT_NE(store->recoveryReport().find("journal: 4 records (4 batches) folded"),
+              std::string::npos)
+        << store->recoveryReport();
+    EXPECT_NE(store->recoveryReport().find("bytes of an incomplete last write"), std::string::npos)
+        << store->recoveryReport();
+    core::StoreSnapshot s;
+    ASSERT_TRUE(store->load(s, error)) << error;
+    ASSERT_EQ(s.users.size(), 1U);
+    ASSERT_EQ(s.users[0].entries.size(), 2U);
+    EXPECT_EQ(s.users[0].entries[0].id, 2U);
+    EXPECT_EQ(s.users[0].entries[1].id, 3U) << "the torn write (id 4) was never acknowledged";
+    EXPECT_EQ(s.id_reserve, 50U);
+    // Folded in and gone; the new segment continues the numbering.
+    EXPECT_EQ(listSegments(dir.path()), (std::vector<std::uint64_t>{4}));
+}
+
 TEST(JournalStore, FullSegmentsAreFoldedInAndDeletedAndACleanStopLeavesNoneToFold) {
     ScratchDir dir;
     std::string error;
