@@ -36,15 +36,6 @@ constexpr std::uint32_t kNoFrame = 0xFFFFFFFEU;
 constexpr const char* kPrefix = "journal.";
 constexpr std::size_t kDigits = 12;
 
-template <typename T>
-void put(std::string& out, T v) {
-    char b[sizeof(T)];
-    for (std::size_t i = 0; i < sizeof(T); ++i) {
-        b[i] = static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i));
-    }
-    out.append(b, sizeof(T));
-}
-
 std::uint32_t crcOf(const char* p, std::size_t n) {
     return static_cast<std::uint32_t>(
         ::crc32(0L, reinterpret_cast<const Bytef*>(p), static_cast<uInt>(n)));
@@ -191,57 +182,111 @@ std::vector<std::uint64_t> listSegments(const std::string& dir) {
     return out;
 }
 
+namespace {
+using K = core::StoreOp::Kind;
+
+bool hasName(K k) { return k != K::TrimBroadcasts; }
+bool hasId(K k) { return k != K::UpsertUser && k != K::DeleteUser; }
+bool hasFrame(K k) { return k == K::PutEntry || k == K::PutBroadcast; }
+bool hasClientKind(K k) { return k == K::UpsertUser || k == K::PutBroadcast; }
+
+// Writes little-endian integers and bytes into a buffer sized beforehand (no checks, no
+// reallocation: the writer's hot path).
+class Out {
+public:
+    explicit Out(char* p) : p_(p) {}
+    template <typename T>
+    void put(T v) {
+        const auto u = static_cast<std::uint64_t>(v);
+        for (std::size_t i = 0; i < sizeof(T); ++i) {
+            p_[i] = static_cast<char>(u >> (8 * i));
+        }
+        p_ += sizeof(T);
+    }
+    void bytes(const void* src, std::size_t n) {
+        std::memcpy(p_, src, n);
+        p_ += n;
+    }
+
+private:
+    char* p_;
+};
+}  // namespace
+
 void encodeRecord(std::span<const core::StoreBatch> batches, std::string& out) {
-    const std::size_t start = out.size();
-    out.append(kRecordHeaderBytes, '\0');
-    put<std::uint32_t>(out, static_cast<std::uint32_t>(batches.size()));
+    // First the size (frames shared by consecutive ops counted once), then one resize and
+    // straight writes.
+    std::size_t size = 4;
     const Bytes* previous = nullptr;
     for (const core::StoreBatch& b : batches) {
-        put<std::uint8_t>(out, b.full ? 1 : 0);
-        put<std::uint64_t>(out, b.seq);
-        put<std::uint64_t>(out, b.id_reserve);
-        put<std::uint32_t>(out, static_cast<std::uint32_t>(b.ops.size()));
+        size += 1 + 8 + 8 + 4;
         for (const core::StoreOp& op : b.ops) {
-            using K = core::StoreOp::Kind;
-            put<std::uint8_t>(out, static_cast<std::uint8_t>(op.kind));
-            if (op.kind != K::TrimBroadcasts) {
-                put<std::uint16_t>(out, static_cast<std::uint16_t>(op.user.size()));
-                out.append(op.user);
+            size += 1;
+            if (hasName(op.kind)) {
+                size += 2 + op.user.size();
             }
-            if (op.kind != K::UpsertUser && op.kind != K::DeleteUser) {
-                put<std::uint64_t>(out, op.id);
+            size += hasId(op.kind) ? 8 : 0;
+            size += op.kind == K::PutEntry ? 1 : 0;
+            size += hasClientKind(op.kind) ? 1 : 0;
+            size += op.kind == K::UpsertUser ? op.session.size() + 8 + 4 + 8 : 0;
+            if (hasFrame(op.kind)) {
+                size += 4;
+                if (op.frame && op.frame.get() != previous) {
+                    size += op.frame->size();
+                    previous = op.frame.get();
+                }
+            }
+        }
+    }
+    const std::size_t start = out.size();
+    out.resize(start + kRecordHeaderBytes + size);
+    char* payload = out.data() + start + kRecordHeaderBytes;
+    Out w(payload);
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(batches.size()));
+    previous = nullptr;
+    for (const core::StoreBatch& b : batches) {
+        w.put<std::uint8_t>(b.full ? 1 : 0);
+        w.put<std::uint64_t>(b.seq);
+        w.put<std::uint64_t>(b.id_reserve);
+        w.put<std::uint32_t>(static_cast<std::uint32_t>(b.ops.size()));
+        for (const core::StoreOp& op : b.ops) {
+            w.put<std::uint8_t>(static_cast<std::uint8_t>(op.kind));
+            if (hasName(op.kind)) {
+                w.put<std::uint16_t>(static_cast<std::uint16_t>(op.user.size()));
+                w.bytes(op.user.data(), op.user.size());
+            }
+            if (hasId(op.kind)) {
+                w.put<std::uint64_t>(op.id);
             }
             if (op.kind == K::PutEntry) {
-                put<std::uint8_t>(out, op.written ? 1 : 0);
+                w.put<std::uint8_t>(op.written ? 1 : 0);
             }
-            if (op.kind == K::UpsertUser || op.kind == K::PutBroadcast) {
-                put<std::uint8_t>(out, op.client_kind == ClientKind::Agent ? 1 : 0);
+            if (hasClientKind(op.kind)) {
+                w.put<std::uint8_t>(op.client_kind == ClientKind::Agent ? 1 : 0);
             }
             if (op.kind == K::UpsertUser) {
-                out.append(reinterpret_cast<const char*>(op.session.data()), op.session.size());
-                put<std::int64_t>(out, op.detached_wall_ms);
-                put<std::uint32_t>(out, op.dropped);
-                put<std::uint64_t>(out, op.bcast_since);
+                w.bytes(op.session.data(), op.session.size());
+                w.put<std::int64_t>(op.detached_wall_ms);
+                w.put<std::uint32_t>(op.dropped);
+                w.put<std::uint64_t>(op.bcast_since);
             }
-            if (op.kind != K::PutEntry && op.kind != K::PutBroadcast) {
+            if (!hasFrame(op.kind)) {
                 continue;
             }
             if (!op.frame) {
-                put<std::uint32_t>(out, kNoFrame);
+                w.put<std::uint32_t>(kNoFrame);
             } else if (op.frame.get() == previous) {
-                put<std::uint32_t>(out, kSameFrame);
+                w.put<std::uint32_t>(kSameFrame);
             } else {
-                put<std::uint32_t>(out, static_cast<std::uint32_t>(op.frame->size()));
-                out.append(reinterpret_cast<const char*>(op.frame->data()), op.frame->size());
+                w.put<std::uint32_t>(static_cast<std::uint32_t>(op.frame->size()));
+                w.bytes(op.frame->data(), op.frame->size());
                 previous = op.frame.get();
             }
         }
     }
-    const std::size_t payload = out.size() - start - kRecordHeaderBytes;
-    std::string header;
-    put<std::uint32_t>(header, static_cast<std::uint32_t>(payload));
-    put<std::uint32_t>(header, crcOf(out.data() + start + kRecordHeaderBytes, payload));
-    out.replace(start, kRecordHeaderBytes, header);
+    Out h(out.data() + start);
+    h.put<std::uint32_t>(static_cast<std::uint32_t>(size));
+    h.put<std::uint32_t>(crcOf(payload, size));
 }
 
 bool readSegment(const std::string& path, SegmentRead& out, std::string& error) {
