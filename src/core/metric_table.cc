@@ -75,6 +75,22 @@ const std::array kTable = {
               [](const Src& s, std::uint16_t) -> MetricValue {
                   return s.stats.storage_read_holds_total;
               }},
+    MetricDef{
+        "tundra_storage_journal_bytes", kGauge,
+        "Bytes of the store's journal not yet folded into the database.", "",
+        "storage.journal_bytes", false,
+        [](const Src& s, std::uint16_t) -> MetricValue { return s.stats.storage_journal_bytes; }},
+    MetricDef{"tundra_storage_checkpoints_total", kCounter,
+              "Journal segments folded into the database.", "", "storage.checkpoints", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.stats.storage_checkpoints_total;
+              }},
+    MetricDef{"tundra_storage_checkpoint_failures_total", kCounter,
+              "Checkpoints that failed (retried a second later; the journal keeps the messages).",
+              "", "storage.checkpoint_failures", false,
+              [](const Src& s, std::uint16_t) -> MetricValue {
+                  return s.stats.storage_checkpoint_failures_total;
+              }},
     MetricDef{"tundra_window_messages", kGauge,
               "Written deliveries kept in per-user replay windows now.", "", "", false,
               [](const Src& s, std::uint16_t) -> MetricValue { return s.gauges.window_messages; }},

@@ -83,6 +83,11 @@ struct ServerStats {
     /// Storage (issue 11): times reading from clients paused because the writer's queue was
     /// full (backpressure).
     std::uint64_t storage_read_holds_total = 0;
+    /// The SQLite store's journal: bytes not yet folded into the database, checkpoints done,
+    /// checkpoints that failed (each retried a second later).
+    std::uint64_t storage_journal_bytes = 0;
+    std::uint64_t storage_checkpoints_total = 0;
+    std::uint64_t storage_checkpoint_failures_total = 0;
     // TLS (issue 10): handshakes completed, failed, abandoned at the deadline; open now.
     std::uint64_t tls_handshakes_total = 0;
     std::uint64_t tls_handshake_failures_total = 0;

@@ -648,6 +648,12 @@ core::ServerStats Server::stats() const {
     s.accept_shed_total = tcp_.acceptShed();
     s.admin_refused_total = admin_ ? admin_->refused() : 0;
     s.storage_read_holds_total = store_read_holds_;
+    if (store_) {
+        const auto st = store_->stats();
+        s.storage_journal_bytes = st.journal_bytes;
+        s.storage_checkpoints_total = st.checkpoints;
+        s.storage_checkpoint_failures_total = st.checkpoint_failures;
+    }
     s.tls_handshakes_total = tcp_.tlsHandshakes();
     s.tls_handshake_failures_total = tcp_.tlsHandshakeFailures();
     s.tls_handshake_timeouts_total = tcp_.tlsHandshakeTimeouts();

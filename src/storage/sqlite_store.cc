@@ -1424,8 +1424,10 @@ void SqliteStore::runCheckpoints() {
                 journal_bytes_ -= std::min(journal_bytes_, seg.bytes);
             }
             cp_error_.clear();
+            ++checkpoints_;
         } else {
             cp_error_ = error;
+            ++checkpoint_failures_;
             if (steadyMs() - last_warning >= 1000) {
                 last_warning = steadyMs();
                 spdlog::warn(
@@ -1444,6 +1446,11 @@ void SqliteStore::runCheckpoints() {
             }
         }
     }
+}
+
+Store::Stats SqliteStore::stats() {
+    std::lock_guard lock(cp_mu_);
+    return Stats{journal_bytes_, checkpoints_, checkpoint_failures_};
 }
 
 void SqliteStore::close() {

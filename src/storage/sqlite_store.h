@@ -118,6 +118,7 @@ public:
     void takeResults(std::vector<core::BatchResult>& out) override;
     void close() override;
 
+    [[nodiscard]] Stats stats() override;
     /// What the start found in the journal (records folded in, torn bytes ignored).
     [[nodiscard]] const std::string& recoveryReport() const { return recovery_report_; }
 
@@ -158,9 +159,11 @@ private:
         std::uint64_t number = 0;
         std::uint64_t bytes = 0;
     };
-    std::deque<Sealed> sealed_;               ///< waiting for their checkpoint, oldest first
-    std::uint64_t journal_bytes_ = 0;         ///< every segment file not yet deleted
-    std::string cp_error_;                    ///< why the last checkpoint failed ("" = it did not)
+    std::deque<Sealed> sealed_;        ///< waiting for their checkpoint, oldest first
+    std::uint64_t journal_bytes_ = 0;  ///< every segment file not yet deleted
+    std::string cp_error_;             ///< why the last checkpoint failed ("" = it did not)
+    std::uint64_t checkpoints_ = 0;
+    std::uint64_t checkpoint_failures_ = 0;
     const core::StoreBatch* full_ = nullptr;  ///< a full batch to apply directly
     std::uint64_t full_upto_ = 0;             ///< segments it makes obsolete (<= this)
     bool full_done_ = false;

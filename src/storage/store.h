@@ -5,6 +5,7 @@
 // (docs/ARCHITECTURE.md, "Storage").
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,14 @@ public:
     virtual void takeResults(std::vector<core::BatchResult>& out) = 0;
     /// Waits until every submitted batch has a result, then stops (shutdown).
     virtual void close() = 0;
+
+    /// What a store with a journal reports (zero for the others).
+    struct Stats {
+        std::uint64_t journal_bytes = 0;  ///< appended and not yet folded into the database
+        std::uint64_t checkpoints = 0;
+        std::uint64_t checkpoint_failures = 0;
+    };
+    [[nodiscard]] virtual Stats stats() { return {}; }
 };
 
 }  // namespace tundra::storage

@@ -462,6 +462,10 @@ TEST(DiskFull, WhatCannotBeStoredIsRefusedOnlineChatGoesOnAndItRecovers) {
     auto metrics = httpGet(admin, "/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("\ntundra_storage_degraded 1"), std::string::npos);
+    EXPECT_EQ(metrics->body.find("\ntundra_storage_checkpoint_failures_total 0\n"),
+              std::string::npos)
+        << "the database is full: its checkpoints fail";
+    EXPECT_NE(metrics->body.find("\ntundra_storage_checkpoint_failures_total "), std::string::npos);
     auto live = say(alice, "carol", "we still chat");
     ASSERT_TRUE(live);
     EXPECT_EQ(asAck(*live).delivered, 1U);

@@ -502,6 +502,10 @@ TEST(JournalStore, FullSegmentsAreFoldedInAndDeletedAndACleanStopLeavesNoneToFol
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
         EXPECT_LE(listSegments(dir.path()).size(), 2U) << "segments were not folded in";
+        const auto stats = store->stats();
+        EXPECT_GE(stats.checkpoints, 5U);
+        EXPECT_EQ(stats.checkpoint_failures, 0U);
+        EXPECT_LT(stats.journal_bytes, 3 * o.checkpoint_bytes) << "what is left: the open segment";
         store->close();
     }
     // After a clean stop the database holds everything and nothing is left to fold.
@@ -543,6 +547,9 @@ TEST(JournalStore, WhileCheckpointsFailTheJournalIsBoundedAndAFullBatchRecovers)
     for (std::size_t i = stored; i < results.size(); ++i) {
         EXPECT_FALSE(results[i].ok) << "batch " << i << " after the first refusal";
     }
+    const auto full_disk = store->stats();
+    EXPECT_GT(full_disk.checkpoint_failures, 0U);
+    EXPECT_GT(full_disk.journal_bytes, 3 * o.checkpoint_bytes) << "the journal at its bound";
     // The core's resync: the whole (now small) state replaces everything; then the journal
     // takes batches again.
     StoreBatch full = batch({op(K::UpsertUser, "bob"), op(K::PutEntry, "bob", 500, frame(5))}, 900);
@@ -554,6 +561,7 @@ TEST(JournalStore, WhileCheckpointsFailTheJournalIsBoundedAndAFullBatchRecovers)
     for (const auto& r : runBatches(*store, std::move(after))) {
         EXPECT_TRUE(r.ok) << r.error;
     }
+    EXPECT_LT(store->stats().journal_bytes, o.checkpoint_bytes) << "the resync freed the journal";
     store.reset();
     auto db = SqliteDb::open(dir.path(), {}, error);
     ASSERT_TRUE(db) << error;
