@@ -296,15 +296,26 @@ void Server::flushStore() {
     }
     if (store_->completionFd() < 0) {
         onStoreCompletion();
+    } else if (sessions_->acksHeld() > 0) {
+        // Batches the writer finished while this iteration ran: their ACKs leave with this
+        // iteration's output instead of waiting for the next wakeup (one loop iteration less
+        // of ACK latency under load, when iterations are long). The completion descriptor is
+        // cleared with them, so everything a completion does happens here too (the drain).
+        onStoreCompletion();
     }
 }
 
-void Server::onStoreCompletion() {
-    std::vector<core::BatchResult> results;
-    store_->takeResults(results);
-    for (auto& r : results) {
+void Server::takeStoreResults() {
+    store_results_.clear();
+    store_->takeResults(store_results_);
+    for (auto& r : store_results_) {
         sessions_->onStoreResult(r);
     }
+    store_results_.clear();
+}
+
+void Server::onStoreCompletion() {
+    takeStoreResults();
     if (unsent_) {
         flushStore();
     }

@@ -123,6 +123,7 @@ private:
     /// iteration (deferred).
     void scheduleStoreFlush();
     void flushStore();
+    void takeStoreResults();
     void onStoreCompletion();
     /// At exit: every recorded mutation reaches the store, then it closes.
     void finishStore();
@@ -149,7 +150,8 @@ private:
     bool drain_waits_for_store_ = false;  // draining: held ACKs wait for their commit first
     std::unique_ptr<storage::Store> store_;
     std::unique_ptr<StoreWatcher> store_watcher_;
-    std::optional<core::StoreBatch> unsent_;  // taken from the core, refused by a full queue
+    std::optional<core::StoreBatch> unsent_;        // taken from the core, refused by a full queue
+    std::vector<core::BatchResult> store_results_;  // reused by takeStoreResults()
     bool store_flush_scheduled_ = false;
     bool store_opened_ = false;
     std::uint64_t store_read_holds_ = 0;  // times reading paused for a full writer queue
