@@ -141,10 +141,6 @@ bool decodePayload(const char* p, std::size_t n, std::vector<core::StoreBatch>& 
     return !r.bad && r.done();
 }
 
-bool allZero(const char* p, std::size_t n) {
-    return std::all_of(p, p + n, [](char c) { return c == 0; });
-}
-
 }  // namespace
 
 std::string segmentPath(const std::string& dir, std::uint64_t number) {
@@ -314,16 +310,38 @@ bool readSegment(const std::string& path, SegmentRead& out, std::string& error) 
         data.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    if (data.size() < sizeof kJournalMagic) {
-        // Created, then a crash before its first write: nothing in it.
-        out.torn_bytes = data.size();
-        return true;
+    // Bytes after the last one written: zeros (a segment is created zero-filled ahead of use,
+    // or the file grew before its data reached it).
+    const auto written_end = [&](std::size_t from) {
+        std::size_t end = data.size();
+        while (end > from && data[end - 1] == 0) {
+            --end;
+        }
+        return end;
+    };
+    if (written_end(0) == 0 || (data.size() < sizeof kJournalMagic &&
+                                std::memcmp(data.data(), kJournalMagic, data.size()) == 0)) {
+        return true;  // created or prepared, then a crash before its first record
     }
-    if (std::memcmp(data.data(), kJournalMagic, sizeof kJournalMagic) != 0) {
+    if (data.size() < sizeof kJournalMagic ||
+        std::memcmp(data.data(), kJournalMagic, sizeof kJournalMagic) != 0) {
         error = path + ": not a tundra journal segment";
         return false;
     }
+    // A record that cannot be read is a torn write (a crash mid-append, never acknowledged)
+    // unless an intact record follows it: then the file is damaged.
+    const auto intactAt = [&](std::size_t at) {
+        if (data.size() - at < kRecordHeaderBytes) {
+            return false;
+        }
+        Reader h(data.data() + at, kRecordHeaderBytes);
+        const auto len = h.get<std::uint32_t>();
+        const auto crc = h.get<std::uint32_t>();
+        return len > 0 && len <= data.size() - at - kRecordHeaderBytes &&
+               crcOf(data.data() + at + kRecordHeaderBytes, len) == crc;
+    };
     std::size_t at = sizeof kJournalMagic;
+    out.valid_bytes = at;
     while (at < data.size()) {
         const std::size_t left = data.size() - at;
         const char* p = data.data() + at;
@@ -334,29 +352,25 @@ bool readSegment(const std::string& path, SegmentRead& out, std::string& error) 
             len = h.get<std::uint32_t>();
             crc = h.get<std::uint32_t>();
         }
-        if (left < kRecordHeaderBytes || len > left - kRecordHeaderBytes || allZero(p, left)) {
-            out.torn_bytes = left;  // a write cut short at the end of the file
-            break;
-        }
+        const bool fits = left >= kRecordHeaderBytes && len > 0 && len <= left - kRecordHeaderBytes;
         const char* payload = p + kRecordHeaderBytes;
-        const bool intact = crcOf(payload, len) == crc;
-        if (!intact && len == left - kRecordHeaderBytes) {
-            // The last record, its length on disk but not all of its bytes (the file grew
-            // before the data reached it): a torn write too.
-            out.torn_bytes = left;
+        if (!fits || crcOf(payload, len) != crc) {
+            if (fits && intactAt(at + kRecordHeaderBytes + len)) {
+                error = path + ": damaged record at offset " + std::to_string(at) +
+                        " (checksum); the file is left as it is";
+                return false;
+            }
+            out.torn_bytes = written_end(at) - at;  // 0: the unused rest of the segment
             break;
         }
-        if (!intact || !decodePayload(payload, len, out.batches)) {
+        if (!decodePayload(payload, len, out.batches)) {
             error = path + ": damaged record at offset " + std::to_string(at) +
-                    " (checksum or content); the file is left as it is";
+                    " (content); the file is left as it is";
             return false;
         }
         ++out.records;
         at += kRecordHeaderBytes + len;
         out.valid_bytes = at;
-    }
-    if (out.valid_bytes == 0) {
-        out.valid_bytes = sizeof kJournalMagic;
     }
     return true;
 }

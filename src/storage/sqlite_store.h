@@ -131,6 +131,10 @@ private:
     void sealSegment();
     bool append(const std::string& record, std::string& error);
     bool applyFull(const core::StoreBatch& b, std::string& error);
+    // Checkpoint thread: DIR/journal.spare, the next segment's file filled with zeros.
+    void prepareSpare();
+    static constexpr std::int64_t kSpareRetryMs = 10'000;
+    static constexpr std::uint64_t kMinSpareBytes = 1ULL << 20;
 
     std::unique_ptr<SqliteDb> db_;  ///< the checkpoint thread's once loaded
     std::string dir_;
@@ -162,6 +166,9 @@ private:
     std::deque<Sealed> sealed_;        ///< waiting for their checkpoint, oldest first
     std::uint64_t journal_bytes_ = 0;  ///< every segment file not yet deleted
     std::string cp_error_;             ///< why the last checkpoint failed ("" = it did not)
+    std::uint64_t spare_bytes_ = 0;    ///< how large the next spare is made
+    bool spare_ready_ = false;         ///< DIR/journal.spare is prepared
+    std::int64_t spare_failed_ms_ = -kSpareRetryMs;  ///< when preparing one last failed
     std::uint64_t checkpoints_ = 0;
     std::uint64_t checkpoint_failures_ = 0;
     const core::StoreBatch* full_ = nullptr;  ///< a full batch to apply directly
