@@ -1276,31 +1276,27 @@ bool SqliteStore::append(const std::string& record, std::string& error) {
     if (seg_fd_ < 0 && !openSegment(error)) {
         return false;
     }
-    if (!writeAll(seg_fd_, record.data(), record.size(), seg_bytes_)) {
-        error = "journal " + segmentPath(dir_, seg_number_) + ": " + std::strerror(errno);
-        // Cut back to the last whole record, and let a checkpoint free what it can.
-        if (::ftruncate(seg_fd_, static_cast<off_t>(seg_bytes_)) != 0) {
-            ::close(seg_fd_);
-            seg_fd_ = -1;
-            ++seg_number_;  // a fresh file next time; the damaged tail reads as torn
-        }
+    // A record that could not be written or synced is cut off again: its batch is reported
+    // failed (the core refuses those messages), so it must not come back at the next start.
+    // The segment is then sealed (its earlier records are folded in as usual) and the next
+    // append goes to a fresh file.
+    auto fail = [&](const char* what) {
+        error = "journal " + segmentPath(dir_, seg_number_) + ": " + what + std::strerror(errno);
+        [[maybe_unused]] const int cut = ::ftruncate(seg_fd_, static_cast<off_t>(seg_bytes_));
+        // (if even that fails, the partial record is a torn tail: nothing intact follows it)
         sealSegment();
         return false;
+    };
+    if (!writeAll(seg_fd_, record.data(), record.size(), seg_bytes_)) {
+        return fail("");
+    }
+    if (options_.fsync == FsyncMode::Always && !syncFd(seg_fd_)) {
+        return fail("fsync: ");
     }
     seg_bytes_ += record.size();
-    seg_dirty_ = true;
-    {
-        std::lock_guard lock(cp_mu_);
-        journal_bytes_ += record.size();
-    }
-    if (options_.fsync == FsyncMode::Always) {
-        if (!syncFd(seg_fd_)) {
-            error =
-                "journal " + segmentPath(dir_, seg_number_) + ": fsync: " + std::strerror(errno);
-            return false;
-        }
-        seg_dirty_ = false;
-    }
+    seg_dirty_ = options_.fsync != FsyncMode::Always;
+    std::lock_guard lock(cp_mu_);
+    journal_bytes_ += record.size();
     return true;
 }
 

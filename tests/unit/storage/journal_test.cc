@@ -8,10 +8,12 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -596,6 +598,64 @@ TEST(JournalStore, SegmentsAreWrittenIntoFilesPreparedZeroFilledAndACrashImageOf
     ASSERT_EQ(s.users.size(), 1U);
     ASSERT_EQ(s.users[0].entries.size(), 505U);
     EXPECT_EQ(s.users[0].entries.back().id, 1004U);
+}
+
+// A record the disk refuses (here: the process's file size limit, EFBIG) fails its batch and
+// is cut off again, so what the core refused never comes back at the next start; the
+// segment's earlier records stay, and later batches go to a fresh segment.
+TEST(JournalStore, ARecordThatCannotBeWrittenFailsItsBatchAndIsNotReplayed) {
+    ScratchDir dir;
+    std::string error;
+    SqliteOptions o;
+    o.checkpoint_bytes = 1 << 20;  // no seal before the limit is reached
+    auto store = SqliteStore::open(dir.path(), o, error);
+    ASSERT_TRUE(store) << error;
+    core::StoreSnapshot s;
+    ASSERT_TRUE(store->load(s, error)) << error;
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    rlimit small = old;
+    small.rlim_cur = 48 * 1024;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    std::vector<core::BatchResult> results;
+    for (auto& b : offlineMessages("bob", 1, 100, 1000)) {  // one record each
+        auto r = runBatches(*store, {std::move(b)});
+        ASSERT_EQ(r.size(), 1U);
+        results.push_back(std::move(r[0]));
+    }
+    rlimit restore = old;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &restore), 0);
+    std::size_t stored = 0;
+    while (stored < results.size() && results[stored].ok) {
+        ++stored;
+    }
+    ASSERT_LT(stored, results.size()) << "the limit was never reached";
+    EXPECT_GT(stored, 20U);
+    EXPECT_NE(results[stored].error.find("journal "), std::string::npos) << results[stored].error;
+    std::vector<std::uint64_t> acked;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (results[i].ok) {
+            acked.push_back(1 + i);  // offlineMessages: batch i stores id 1 + i
+        }
+    }
+    for (const auto& r : runBatches(*store, offlineMessages("bob", 500, 3))) {
+        EXPECT_TRUE(r.ok) << r.error;
+    }
+    acked.insert(acked.end(), {500, 501, 502});
+    // A crash now: only what was acknowledged comes back.
+    ScratchDir crashed;
+    crashImage(dir.path(), crashed.path());
+    store.reset();
+    auto recovered = SqliteStore::open(crashed.path(), {}, error);
+    ASSERT_TRUE(recovered) << error;
+    ASSERT_TRUE(recovered->load(s, error)) << error;
+    ASSERT_EQ(s.users.size(), 1U);
+    std::vector<std::uint64_t> ids;
+    for (const auto& e : s.users[0].entries) {
+        ids.push_back(e.id);
+    }
+    EXPECT_EQ(ids, acked);
 }
 
 TEST(JournalStore, WhileCheckpointsFailTheJournalIsBoundedAndAFullBatchRecovers) {
