@@ -1412,16 +1412,10 @@ void SqliteStore::runCheckpoints() {
             lock.unlock();
             std::string error;
             const bool ok = db_->apply(std::span<const core::StoreBatch>(b, 1), error, upto);
-            std::uint64_t freed = 0;
             if (ok) {
                 for (std::uint64_t n : listSegments(dir_)) {
                     if (n <= upto) {
-                        struct stat sb {};
-                        const std::string path = segmentPath(dir_, n);
-                        if (::stat(path.c_str(), &sb) == 0) {
-                            freed += static_cast<std::uint64_t>(sb.st_size);
-                        }
-                        ::unlink(path.c_str());
+                        ::unlink(segmentPath(dir_, n).c_str());
                     }
                 }
             }
@@ -1430,7 +1424,12 @@ void SqliteStore::runCheckpoints() {
                 while (!sealed_.empty() && sealed_.front().number <= upto) {
                     sealed_.pop_front();
                 }
-                journal_bytes_ -= std::min(journal_bytes_, freed);
+                // What is left: the open segment (its writer waits for this) and nothing
+                // sealed before it.
+                journal_bytes_ = seg_fd_ >= 0 ? seg_bytes_ : 0;
+                for (const Sealed& left : sealed_) {
+                    journal_bytes_ += left.bytes;
+                }
                 cp_error_.clear();
             }
             full_ok_ = ok;
