@@ -294,13 +294,12 @@ void Server::flushStore() {
     if (tcp_.readsHeld() && !drain_waits_for_store_) {
         tcp_.holdReads(false);
     }
-    if (store_->completionFd() < 0) {
-        onStoreCompletion();
-    } else if (sessions_->acksHeld() > 0) {
-        // Batches the writer finished while this iteration ran: their ACKs leave with this
-        // iteration's output instead of waiting for the next wakeup (one loop iteration less
-        // of ACK latency under load, when iterations are long). The completion descriptor is
-        // cleared with them, so everything a completion does happens here too (the drain).
+    // A store without a completion descriptor has its results now. With one: batches the
+    // writer finished while this iteration ran have their ACKs leave with this iteration's
+    // output instead of after the next wakeup (one loop iteration less of ACK latency under
+    // load, when iterations are long); the descriptor is cleared with them, so everything a
+    // completion does happens here too (the drain).
+    if (store_->completionFd() < 0 || sessions_->acksHeld() > 0) {
         onStoreCompletion();
     }
 }

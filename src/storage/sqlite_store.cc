@@ -842,7 +842,7 @@ bool SqliteDb::recoverJournal(const std::string& dir, std::string& report, std::
             return false;
         }
         if (!maxEntryId(base, error)) {
-            error = path_ + ": " + error;
+            error.insert(0, path_ + ": ");
             return false;
         }
         Compaction c(base);
@@ -851,7 +851,7 @@ bool SqliteDb::recoverJournal(const std::string& dir, std::string& report, std::
         }
         r.batches.clear();
         if (!apply(c, n, error)) {
-            error = path_ + ": folding the journal in failed: " + error;
+            error.insert(0, path_ + ": folding the journal in failed: ");
             return false;
         }
         records += r.records;
@@ -1016,7 +1016,7 @@ bool backupDataDir(const std::string& dir, const std::string& file, std::string&
         std::uint64_t applied = 0;
         std::uint64_t base = 0;
         if (!copy || !copy->journalApplied(applied, error) || !copy->maxEntryId(base, error)) {
-            error = file + ": " + error;
+            error.insert(0, file + ": ");
             return false;
         }
         const auto segments = listSegments(dir);
@@ -1037,7 +1037,7 @@ bool backupDataDir(const std::string& dir, const std::string& file, std::string&
             return false;
         }
         if (last > applied && !copy->apply(c, last, error)) {
-            error = file + ": " + error;
+            error.insert(0, file + ": ");
             return false;
         }
         return true;
