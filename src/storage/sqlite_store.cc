@@ -869,7 +869,9 @@ bool SqliteDb::recoverJournal(const std::string& dir, std::string& report, std::
     for (std::uint64_t n : listSegments(dir)) {
         ::unlink(segmentPath(dir, n).c_str());
     }
-    ::unlink((dir + "/journal.spare").c_str());  // zeros prepared for a segment, never used
+    // Zeros prepared for a segment, never used (and one a crash left half written).
+    ::unlink((dir + "/journal.spare").c_str());
+    ::unlink((dir + "/journal.spare.tmp").c_str());
     return true;
 }
 
@@ -1205,8 +1207,9 @@ bool SqliteStore::openSegment(std::string& error) {
 }
 
 void SqliteStore::prepareSpare() {
-    const std::string path = sparePath(dir_);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // Written under a temporary name: DIR/journal.spare exists only once it is whole.
+    const std::string tmp = sparePath(dir_) + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     bool ok = fd >= 0;
     static const std::string kZeros(1 << 20, static_cast<char>(0));
     std::uint64_t size = 0;
@@ -1223,14 +1226,13 @@ void SqliteStore::prepareSpare() {
     if (fd >= 0) {
         ::close(fd);
     }
-    if (!ok) {
-        ::unlink(path.c_str());  // no room: segments grow as they are written
-    }
     std::lock_guard lock(cp_mu_);
-    spare_ready_ = ok;
+    ok = ok && ::rename(tmp.c_str(), sparePath(dir_).c_str()) == 0;
     if (!ok) {
+        ::unlink(tmp.c_str());  // no room: segments grow as they are written
         spare_failed_ms_ = steadyMs();
     }
+    spare_ready_ = ok;
 }
 
 void SqliteStore::sealSegment() {
