@@ -17,6 +17,20 @@ void Compaction::removeEntry(std::map<std::uint64_t, Entry>& log,
     }
 }
 
+void Compaction::removeWritten(const std::string& user, std::uint64_t upto) {
+    auto log = entries.find(user);
+    if (log == entries.end()) {
+        return;
+    }
+    for (auto it = log->second.begin(); it != log->second.end() && it->first <= upto;) {
+        auto next = std::next(it);
+        if (it->second.present && it->second.written) {
+            removeEntry(log->second, it);
+        }
+        it = next;
+    }
+}
+
 void Compaction::add(const core::StoreBatch& b) {
     using K = core::StoreOp::Kind;
     ++batches_;
@@ -42,16 +56,7 @@ void Compaction::add(const core::StoreBatch& b) {
             case K::DeleteUser: {
                 users[op.user] = std::nullopt;
                 deleted_users.push_back(op.user);
-                auto log = entries.find(op.user);
-                if (log != entries.end()) {
-                    for (auto it = log->second.begin(); it != log->second.end();) {
-                        auto next = std::next(it);
-                        if (it->second.present && it->second.written) {
-                            removeEntry(log->second, it);
-                        }
-                        it = next;
-                    }
-                }
+                removeWritten(op.user, UINT64_MAX);
                 break;
             }
             case K::PutEntry:
@@ -66,17 +71,7 @@ void Compaction::add(const core::StoreBatch& b) {
             case K::TrimWindow: {
                 auto& trim = window_trims[op.user];
                 trim = std::max(trim, op.id);
-                auto log = entries.find(op.user);
-                if (log != entries.end()) {
-                    for (auto it = log->second.begin();
-                         it != log->second.end() && it->first <= op.id;) {
-                        auto next = std::next(it);
-                        if (it->second.present && it->second.written) {
-                            removeEntry(log->second, it);
-                        }
-                        it = next;
-                    }
-                }
+                removeWritten(op.user, op.id);
                 break;
             }
             case K::PutBroadcast:

@@ -63,6 +63,8 @@ public:
     [[nodiscard]] std::size_t batches() const { return batches_; }
 
 private:
+    /// The user's written entries with ids <= upto go (a window trim, a deleted user).
+    void removeWritten(const std::string& user, std::uint64_t upto);
     void removeEntry(std::map<std::uint64_t, Entry>& log,
                      std::map<std::uint64_t, Entry>::iterator it);
 

@@ -471,19 +471,25 @@ void bindFrame(sqlite3_stmt* st, int i, const SharedFrame& f) {
 }
 }  // namespace
 
+// Empties every table first (a full batch), then records a new id reserve (0 = none).
+bool SqliteDb::wipeAndReserve(bool wipe, std::uint64_t id_reserve, std::string& error) {
+    if (wipe && !exec("DELETE FROM entries; DELETE FROM broadcasts; DELETE FROM frames;"
+                      " DELETE FROM users;",
+                      error)) {
+        return false;
+    }
+    if (id_reserve == 0) {
+        return true;
+    }
+    bindId(st_->set_reserve, 1, id_reserve);
+    return run(db_, st_->set_reserve, error);
+}
+
 bool SqliteDb::applyOne(const core::StoreBatch& b, std::string& error) {
     using K = core::StoreOp::Kind;
     Statements& s = *st_;
-    if (b.full && !exec("DELETE FROM entries; DELETE FROM broadcasts; DELETE FROM frames;"
-                        " DELETE FROM users;",
-                        error)) {
+    if (!wipeAndReserve(b.full, b.id_reserve, error)) {
         return false;
-    }
-    if (b.id_reserve != 0) {
-        bindId(s.set_reserve, 1, b.id_reserve);
-        if (!run(db_, s.set_reserve, error)) {
-            return false;
-        }
     }
     std::uint64_t last_frame = 0;  // a broadcast's entries follow each other: one frame insert
     for (std::size_t i = 0; i < b.ops.size(); ++i) {
@@ -623,16 +629,8 @@ bool SqliteDb::apply(std::span<const core::StoreBatch> batches, std::string& err
 
 bool SqliteDb::applyCompaction(const Compaction& c, std::string& error) {
     Statements& s = *st_;
-    if (c.wipe && !exec("DELETE FROM entries; DELETE FROM broadcasts; DELETE FROM frames;"
-                        " DELETE FROM users;",
-                        error)) {
+    if (!wipeAndReserve(c.wipe, c.id_reserve, error)) {
         return false;
-    }
-    if (c.id_reserve != 0) {
-        bindId(s.set_reserve, 1, c.id_reserve);
-        if (!run(db_, s.set_reserve, error)) {
-            return false;
-        }
     }
     // Range deletions first, on the rows the run found (see compaction.cc).
     for (const auto& [user, id] : c.window_trims) {

@@ -81,6 +81,7 @@ public:
 private:
     SqliteDb() = default;
     bool setJournalApplied(std::uint64_t n, std::string& error);
+    bool wipeAndReserve(bool wipe, std::uint64_t id_reserve, std::string& error);
     bool applyCompaction(const Compaction& c, std::string& error);
     bool exec(const char* sql, std::string& error);
     bool applyOne(const core::StoreBatch& b, std::string& error);
