@@ -145,13 +145,12 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
                   sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
                   delivered, buffered);
     if (want_ack) {
-        SharedFrame ack = share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq));
         if (hold && buffered > 0) {
             // "buffered" means stored: the ACK leaves once this iteration's batch commits.
-            held_acks_.push_back(HeldAck{c.id, recorder_.openSeq(), seq, d.id, std::move(ack),
+            held_acks_.push_back(HeldAck{c.id, recorder_.openSeq(), seq, d.id, delivered, buffered,
                                          std::move(buffered_first), std::move(buffered_more)});
         } else {
-            send(c, std::move(ack));
+            send(c, share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq)));
         }
     }
 }

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +21,7 @@
 
 #include "common/keyed_hash.h"
 #include "common/log_throttle.h"
+#include "common/ring_queue.h"
 #include "core/deadline_wheel.h"
 #include "core/metrics.h"
 #include "core/rate_limit.h"
@@ -249,7 +249,9 @@ struct SessionManager::Impl {
         std::uint64_t batch = 0;
         std::uint16_t seq = 0;
         std::uint64_t id = 0;
-        SharedFrame ack;
+        /// The ACK's counts; it is encoded when it leaves (nothing allocated while held).
+        std::uint32_t delivered = 0;
+        std::uint32_t buffered = 0;
         /// Whose offline buffer it went to: the first (a direct message's only one) needs no
         /// vector, the others of a broadcast follow in `buffered_more`.
         std::string buffered_first;
@@ -349,7 +351,7 @@ struct SessionManager::Impl {
     common::LogThrottle rate_log_;
     common::LogThrottle bad_frame_log_;
     // Durability: ACKs waiting for their batch, the persisted id reserve, degraded mode.
-    std::deque<HeldAck> held_acks_;
+    common::RingQueue<HeldAck> held_acks_;  // in batch order; storage kept between batches
     std::uint64_t id_reserve_ = 0;
     bool degraded_ = false;
     std::uint64_t resync_seq_ = 0;  // the full batch in flight, 0 = none

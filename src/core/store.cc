@@ -241,7 +241,7 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
         Conn* c = it == conns_.end() || it->second.closed ? nullptr : &it->second;
         if (result.ok) {
             if (c != nullptr) {
-                send(*c, std::move(h.ack));
+                send(*c, share(msg::encode(msg::Ack{h.id, h.delivered, h.buffered}, h.seq)));
             }
             continue;
         }
