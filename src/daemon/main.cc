@@ -20,6 +20,7 @@
 #include "server/auth_setup.h"
 #include "server/config.h"
 #include "server/config_file.h"
+#include "server/huge_pages.h"
 #include "server/server.h"
 #include "storage/sqlite_store.h"
 
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
             }
             break;
     }
+    // Before anything is allocated in earnest: may start the process again (huge_pages.h).
+    const tundra::server::HugePagesPlan huge_pages =
+        tundra::server::applyHugePages(parsed.config.huge_pages, argv);
     // Writes to a closed socket report EPIPE instead of killing the daemon.
     ::signal(SIGPIPE, SIG_IGN);
     // A file size limit makes writes fail with EFBIG (a full disk to the store), not a kill.
@@ -130,6 +134,7 @@ int main(int argc, char** argv) {
     if (!tundra::server::tuneAllocator()) {
         spdlog::warn("could not tune the allocator (mallopt refused): expect more page faults");
     }
+    spdlog::info("heap huge pages: {}", huge_pages.state);
     raiseFileLimit(parsed.config.core.max_clients);
     try {
         tundra::server::Server server(parsed.config, args);

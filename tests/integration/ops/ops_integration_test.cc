@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -245,6 +246,84 @@ TEST(ConfigFile, FileSetsValuesAndFlagsOverrideThem) {
     ASSERT_EQ(msg::parse(err->span(), e), nullptr);
     EXPECT_EQ(e.code, static_cast<std::uint16_t>(ErrorCode::TooLarge));
     EXPECT_EQ(server.stop(), std::optional<int>(0));
+}
+
+// The kernel's transparent huge page mode: "always", "madvise", "never" or "" (none).
+std::string thpMode() {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto open = text.find('[');
+    const auto close = text.find(']');
+    return open == std::string::npos || close == std::string::npos
+               ? std::string()
+               : text.substr(open + 1, close - open - 1);
+}
+
+// kB of anonymous memory on huge pages in process `pid`.
+long anonHugeKb(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("AnonHugePages:", 0) == 0) {
+            return std::stol(line.substr(line.find(':') + 1));
+        }
+    }
+    return -1;
+}
+
+// huge_pages (huge_pages.h): with the kernel's mode "madvise" tundrad starts itself again with
+// glibc.malloc.hugetlb=1, keeps its PID and serves; once it holds megabytes of messages its
+// heap is on 2 MiB pages. Turned off, or with the tunable set by the environment, it says so.
+TEST(HugePages, TheHeapGrowsInHugePagesAndTheLogSaysWhatApplies) {
+    ::unsetenv("GLIBC_TUNABLES");
+    const std::string mode = thpMode();
+    {
+        TundradProcess server({"--no-presence", "--max-buffered", "1000", "--user-buffer-bytes",
+                               "67108864", "--rate-messages-per-s", "0", "--rate-bytes-per-s",
+                               "0"});
+        ASSERT_TRUE(server.started()) << server.output();
+        const char* expected = mode == "madvise"  ? "heap huge pages: on (GLIBC_TUNABLES sets "
+                                                    "glibc.malloc.hugetlb=1)"
+                               : mode == "always" ? "heap huge pages: on (the kernel gives"
+                                                  : "heap huge pages: off (";
+        EXPECT_TRUE(server.waitForLine(expected, 1s)) << mode << "\n" << server.output();
+        // 16 MB of offline messages for bob, kept in the heap.
+        RawClient bob(server.port());
+        ASSERT_TRUE(bob.registerAs("bob"));
+        bob.send(msg::encodeEmpty(MsgType::Logout, bob.nextSeq()));
+        bob.waitClosed(5s);
+        RawClient alice(server.port());
+        ASSERT_TRUE(alice.registerAs("alice"));
+        const std::string text = bigText(40000);
+        for (int i = 0; i < 400; ++i) {
+            alice.send(msg::encode(msg::Message{"bob", text}, alice.nextSeq(), flags::kAck));
+            auto ack = alice.readUntil(MsgType::Ack, 5s);
+            ASSERT_TRUE(ack) << i;
+        }
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's allocator does not use glibc's heap
+        if (mode == "madvise" || mode == "always") {
+            EXPECT_GE(anonHugeKb(server.pid()), 2048) << mode;
+        }
+#endif
+        EXPECT_EQ(server.stop(), std::optional<int>(0));
+    }
+    {
+        TundradProcess server({"--no-huge-pages"});
+        ASSERT_TRUE(server.started()) << server.output();
+        EXPECT_TRUE(server.waitForLine("heap huge pages: off (huge_pages = false)", 1s))
+            << server.output();
+        EXPECT_EQ(server.stop(), std::optional<int>(0));
+    }
+    {
+        ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
+        TundradProcess server({"--no-presence"});
+        ::unsetenv("GLIBC_TUNABLES");
+        ASSERT_TRUE(server.started()) << server.output();
+        EXPECT_TRUE(server.waitForLine(
+            "heap huge pages: off (GLIBC_TUNABLES sets glibc.malloc.hugetlb=0)", 1s))
+            << server.output();
+        EXPECT_EQ(server.stop(), std::optional<int>(0));
+    }
 }
 
 TEST(AdminHttp, EndpointsAnswerOverRealHttp) {
