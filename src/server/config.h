@@ -58,7 +58,7 @@ struct Config {
     std::int64_t tls_handshake_timeout_ms = 10'000;
     std::string admin_token_file;  ///< bearer token for the admin listener; "" = none
     bool admin_tls = false;        ///< admin listener over TLS with tls_cert/tls_key
-    bool huge_pages = true;        ///< heap on transparent huge pages (huge_pages.h)
+    bool huge_pages = false;       ///< heap on transparent huge pages (huge_pages.h)
 };
 
 /// Result of parsing argv.

@@ -4,10 +4,12 @@
 // machine a fault is several microseconds: a third of tundrad's time while it stored offline
 // messages went to them (docs/BENCHMARKS.md §7). glibc backs its heap with 2 MiB pages when
 // its tunable glibc.malloc.hugetlb=1 is set, and tunables are read only from the environment
-// when a process starts: so tundrad, when the kernel gives huge pages only to memory that asks
-// for them (transparent_hugepage/enabled = madvise, the common default), restarts itself once
-// with the tunable set (execv of /proc/self/exe, same PID, same arguments). The decision is a
-// pure function of what it reads, so it is tested without starting anything.
+// when a process starts: so tundrad, with huge_pages = true and a kernel that gives huge pages
+// only to memory that asks for them (transparent_hugepage/enabled = madvise, the common
+// default), restarts itself once with the tunable set (execv of /proc/self/exe, same PID, same
+// arguments). Off by default: the memory cost and the effect on neighbours are in
+// docs/BENCHMARKS.md §7. The decision is a pure function of what it reads, so it is tested
+// without starting anything.
 #pragma once
 
 #include <string>

@@ -445,10 +445,13 @@ std::vector<Setting> makeTable() {
          .details = "when the kernel gives huge pages on request (transparent_hugepage/enabled "
                     "= madvise), tundrad starts itself again once, same PID and arguments, "
                     "with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so that its heap grows in "
-                    "2 MiB pages: one page fault per 2 MiB instead of per 4 KiB. Storing "
-                    "offline messages was about 40 % faster with it (docs/BENCHMARKS.md). "
-                    "A GLIBC_TUNABLES that sets glibc.malloc.hugetlb itself is left as it is. "
-                    "The log says at start which applies.",
+                    "2 MiB pages: one page fault per 2 MiB instead of per 4 KiB. A fresh "
+                    "server stored offline messages 30 to 50 % faster with it, at about 1.5 MB "
+                    "more RSS (whole huge pages) and, on a virtual machine, slower page faults "
+                    "for the processes that start after it (docs/BENCHMARKS.md, section 7). "
+                    "Off by default, as databases advise for THP. A GLIBC_TUNABLES that sets "
+                    "glibc.malloc.hugetlb itself is left as it is. The log says at start which "
+                    "applies.",
          .access = field([](auto& c) -> auto& { return c.huge_pages; })},
         {.key = "storage",
          .type = T::Choice,

@@ -271,16 +271,17 @@ long anonHugeKb(pid_t pid) {
     return -1;
 }
 
-// huge_pages (huge_pages.h): with the kernel's mode "madvise" tundrad starts itself again with
-// glibc.malloc.hugetlb=1, keeps its PID and serves; once it holds megabytes of messages its
-// heap is on 2 MiB pages. Turned off, or with the tunable set by the environment, it says so.
+// huge_pages (huge_pages.h): turned on, with the kernel's mode "madvise", tundrad starts itself
+// again with glibc.malloc.hugetlb=1, keeps its PID and serves; once it holds megabytes of
+// messages its heap is on 2 MiB pages. Off (the default), or with the tunable set by the
+// environment, it says so.
 TEST(HugePages, TheHeapGrowsInHugePagesAndTheLogSaysWhatApplies) {
     ::unsetenv("GLIBC_TUNABLES");
     const std::string mode = thpMode();
     {
-        TundradProcess server({"--no-presence", "--max-buffered", "1000", "--user-buffer-bytes",
-                               "67108864", "--rate-messages-per-s", "0", "--rate-bytes-per-s",
-                               "0"});
+        TundradProcess server({"--huge-pages", "--no-presence", "--max-buffered", "1000",
+                               "--user-buffer-bytes", "67108864", "--rate-messages-per-s", "0",
+                               "--rate-bytes-per-s", "0"});
         ASSERT_TRUE(server.started()) << server.output();
         const char* expected = mode == "madvise"  ? "heap huge pages: on (GLIBC_TUNABLES sets "
                                                     "glibc.malloc.hugetlb=1)"
@@ -308,7 +309,7 @@ TEST(HugePages, TheHeapGrowsInHugePagesAndTheLogSaysWhatApplies) {
         EXPECT_EQ(server.stop(), std::optional<int>(0));
     }
     {
-        TundradProcess server({"--no-huge-pages"});
+        TundradProcess server({"--no-presence"});  // off by default
         ASSERT_TRUE(server.started()) << server.output();
         EXPECT_TRUE(server.waitForLine("heap huge pages: off (huge_pages = false)", 1s))
             << server.output();
@@ -316,7 +317,7 @@ TEST(HugePages, TheHeapGrowsInHugePagesAndTheLogSaysWhatApplies) {
     }
     {
         ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
-        TundradProcess server({"--no-presence"});
+        TundradProcess server({"--huge-pages"});
         ::unsetenv("GLIBC_TUNABLES");
         ASSERT_TRUE(server.started()) << server.output();
         EXPECT_TRUE(server.waitForLine(
