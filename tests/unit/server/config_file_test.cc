@@ -200,6 +200,7 @@ TEST(ConfigFile, EveryKeyIsListedOnce) {
                                                     "admin_max_per_source",
                                                     "admin_token_file",
                                                     "admin_tls",
+                                                    "huge_pages",
                                                     "storage",
                                                     "data_dir",
                                                     "fsync",
