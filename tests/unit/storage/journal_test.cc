@@ -416,12 +416,19 @@ std::vector<StoreBatch> offlineMessages(const std::string& to, std::uint64_t fir
     return out;
 }
 
-// Copies the data directory's files as they are now: what a crash would leave.
+// Copies the data directory's files as they are now: what a crash would leave. The checkpoint
+// thread may be preparing a spare segment meanwhile (journal.spare.tmp, renamed when whole): a
+// file that is gone by the time it is copied is left out, as a crash a moment later would.
 void crashImage(const std::string& from, const std::string& to) {
     for (const auto& e : std::filesystem::directory_iterator(from)) {
-        if (e.path().filename() != "tundra.lock") {
-            std::filesystem::copy_file(e.path(), std::filesystem::path(to) / e.path().filename(),
-                                       std::filesystem::copy_options::overwrite_existing);
+        if (e.path().filename() == "tundra.lock") {
+            continue;
+        }
+        std::error_code ec;
+        std::filesystem::copy_file(e.path(), std::filesystem::path(to) / e.path().filename(),
+                                   std::filesystem::copy_options::overwrite_existing, ec);
+        if (ec && std::filesystem::exists(e.path())) {
+            FAIL() << "copying " << e.path() << ": " << ec.message();
         }
     }
 }
