@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Transparent huge pages for glibc's heap. A server that stores messages grows its heap by
 // millions of small blocks; with 4 KiB pages every new page costs a fault, and on a virtual
-// machine a fault is several microseconds: a third of tundrad's time while it stored offline
-// messages went to them (docs/BENCHMARKS.md §7). glibc backs its heap with 2 MiB pages when
-// its tunable glibc.malloc.hugetlb=1 is set, and tunables are read only from the environment
-// when a process starts: so tundrad, with huge_pages = true and a kernel that gives huge pages
-// only to memory that asks for them (transparent_hugepage/enabled = madvise, the common
+// machine a fault is several microseconds: while a fresh server stored offline messages, page
+// faults were 13 to 18 % of its samples (docs/BENCHMARKS.md §7). glibc backs its heap with 2 MiB
+// pages when its tunable glibc.malloc.hugetlb=1 is set, and tunables are read only from the
+// environment when a process starts: so tundrad, with huge_pages = true and a kernel that gives
+// huge pages only to memory that asks for them (transparent_hugepage/enabled = madvise, the common
 // default), restarts itself once with the tunable set (execv of /proc/self/exe, same PID, same
 // arguments). Off by default: the memory cost and the effect on neighbours are in
 // docs/BENCHMARKS.md §7. The decision is a pure function of what it reads, so it is tested
