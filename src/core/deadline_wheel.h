@@ -22,6 +22,11 @@ namespace tundra::core {
 // when it fires (a connection that was active since gets re-filed to its new deadline: one O(1)
 // store per inbound frame, one re-file per idle period, instead of a heap update per frame).
 // Cost of advance(): the entries in the visited slots; nothing else.
+//
+// Memory: a slot's storage is freed once a visit leaves it empty (and a visited slot keeps at
+// most twice what it holds), so a burst that filed every connection into a few slots does not
+// stay allocated after it: every entry is 16 bytes for a ConnId key, and what the wheel holds
+// follows what is filed, not the largest burst it ever saw.
 template <class Key>
 class DeadlineWheel {
 public:
@@ -68,8 +73,10 @@ public:
                     slot.push_back(std::move(e));
                 }
             }
+            fit(slot);
         }
         scratch_.clear();
+        fit(scratch_);
     }
 
     void clear() {
@@ -80,12 +87,39 @@ public:
     }
 
     [[nodiscard]] std::size_t size() const { return size_; }
+    /// Entries the wheel has storage for, in every slot and its scratch area (tests).
+    [[nodiscard]] std::size_t capacity() const {
+        std::size_t n = scratch_.capacity();
+        for (const auto& s : slots_) {
+            n += s.capacity();
+        }
+        return n;
+    }
 
 private:
     struct Entry {
         Key key;
         std::int64_t deadline_ms;
     };
+
+    /// Frees the storage of an empty vector and halves one holding less than a quarter of it
+    /// (small ones are left alone: refiling them would cost more than they hold).
+    static void fit(std::vector<Entry>& v) {
+        constexpr std::size_t kKeep = 8;
+        if (v.capacity() <= kKeep) {
+            return;
+        }
+        if (v.empty()) {
+            std::vector<Entry>().swap(v);
+        } else if (v.size() < v.capacity() / 4) {
+            std::vector<Entry> smaller;
+            smaller.reserve(v.capacity() / 2);
+            for (auto& e : v) {
+                smaller.push_back(std::move(e));
+            }
+            v.swap(smaller);
+        }
+    }
 
     [[nodiscard]] std::size_t index(std::int64_t tick) const {
         return static_cast<std::size_t>(tick) % slots_.size();

@@ -171,11 +171,11 @@ void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
 }
 
 void SessionManager::Impl::onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t) {
-    auto it = sessions_.find(sid);
-    if (it == sessions_.end()) {
+    User* found = sessions_.find(sid);
+    if (found == nullptr) {
         return;
     }
-    User& u = *it->second;
+    User& u = *found;
     if (u.state != UserState::Detached || u.since_ms + cfg().session_timeout_ms != deadline) {
         return;  // resumed since, or a newer entry for a later detach exists
     }

@@ -222,7 +222,7 @@ void SessionManager::Impl::makeRoomForUser() {
 
 void SessionManager::Impl::expire(User& u) {
     spdlog::info("conn=- session={} user={} expired", sessionText(&u), u.name);
-    sessions_.erase(u.session);
+    sessions_.erase(u);
     users_.setOffline(u, now());
     ++metrics().sessions_expired_total;
     // No LEFT: the user already left when the session detached.
@@ -281,19 +281,19 @@ void SessionManager::Impl::handleRegister(Conn& c, std::uint16_t seq, ByteSpan p
             c.forget_at_logout = ephemeral;
         }
         u->session = sid;
-        sessions_.emplace(sid, u);
+        sessions_.insert(*u);
         ++metrics().registrations_total;
         spdlog::info("conn={} session={} user={} registered (kind={})", c.id, sessionText(u),
                      u->name, static_cast<int>(r.kind));
         attach(c, *u, r, seq, false, true);
         return;
     }
-    auto sit = sessions_.find(r.session);
-    if (sit == sessions_.end() || sit->second->name != r.username) {
+    User* resumed = sessions_.find(r.session);
+    if (resumed == nullptr || resumed->name != r.username) {
         sendError(c, seq, ErrorCode::SessionExpired, "session expired or unknown");
         return;
     }
-    u = sit->second;
+    u = resumed;
     const bool takeover = u->state == UserState::Online;
     if (takeover) {
         // The client reconnected before we noticed its old connection die.
@@ -377,7 +377,7 @@ void SessionManager::Impl::handleLogout(Conn& c, std::uint16_t seq) {
     bye.text = "bye";
     sendSystem(c, bye, seq);
     spdlog::info("conn={} session={} user={} logged out", c.id, sessionText(&u), u.name);
-    sessions_.erase(u.session);  // the UUID can never be resumed
+    sessions_.erase(u);  // the UUID can never be resumed
     users_.setOffline(u, now());
     closeConn(c);  // its onDisconnect() finds u.conn != c: no second LEFT
     announce(u, SystemEvent::Left);

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/intrusive_hash.h"
 #include "common/keyed_hash.h"
 #include "common/log_throttle.h"
 #include "common/ring_queue.h"
@@ -78,6 +79,15 @@ struct UuidHash {
         return static_cast<std::size_t>(a ^ (b * 0x9E3779B97F4A7C15ULL));
     }
 };
+
+/// A user's key in the SessionManager's table of sessions: its session id.
+struct UserSession {
+    const Uuid& operator()(const User& u) const { return u.session; }
+};
+
+/// Online and detached sessions by id, linked through User::session_next. Session ids are
+/// random (chosen here, never by a client), so UuidHash's mix is enough.
+using SessionTable = common::IntrusiveHashTable<User, UserSession, UuidHash, &User::session_next>;
 
 /// What the core keeps per source address (SessionManager::onConnect's `source`): open
 /// connections and the REGISTER token bucket. Kept while it has connections or its bucket is not
@@ -315,7 +325,7 @@ struct SessionManager::Impl {
     std::function<ServerStats()> server_stats_;
     UserRegistry users_;
     std::unordered_map<ConnId, Conn> conns_;
-    std::unordered_map<Uuid, User*, UuidHash> sessions_;  // online and detached sessions only
+    SessionTable sessions_;  // online and detached sessions only
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
     DeadlineWheel<ConnId> register_wheel_;

@@ -82,7 +82,7 @@ void SessionManager::Impl::attachStore(const StoreSnapshot& snapshot) {
                                                                         0, cfg().session_timeout_ms)
                                              : 0;
             u.session = su.session;
-            sessions_.emplace(u.session, &u);
+            sessions_.insert(u);
             users_.setDetached(u, now() - elapsed);
             session_wheel_.schedule(u.session, u.since_ms + cfg().session_timeout_ms);
             ++detached;

@@ -17,12 +17,12 @@ constexpr std::uint8_t kLruClean = 1;
 constexpr std::uint8_t kLruDirty = 2;
 }  // namespace
 
-UserRegistry::~UserRegistry() = default;
-
-User* UserRegistry::find(std::string_view name) const {
-    auto it = users_.find(name);
-    return it == users_.end() ? nullptr : it->second.get();
+UserRegistry::~UserRegistry() {
+    users_.forEach([](User& u) { delete &u; });  // NOLINT(cppcoreguidelines-owning-memory)
+    users_.clear();
 }
+
+User* UserRegistry::find(std::string_view name) const { return users_.find(name); }
 
 User& UserRegistry::create(std::string_view name, ClientKind kind, std::size_t max_users,
                            std::int64_t now_ms) {
@@ -32,8 +32,8 @@ User& UserRegistry::create(std::string_view name, ClientKind kind, std::size_t m
     u->name.assign(name);
     u->kind = kind;
     u->since_ms = now_ms;
-    User& ref = *u;
-    users_.emplace(std::string_view(ref.name), std::move(u));
+    User& ref = *u.release();  // owned by the table from here on (deleted by forget())
+    users_.insert(ref);
     lruRelink(ref);
     touch(ref);
     return ref;
@@ -172,8 +172,8 @@ void UserRegistry::forget(User& u, const char* why) {
         rec_.deleteEntry(u.name, u.offline.at(i).id);  // DeleteUser covers the written ones
     }
     rec_.deleteUser(u.name);
-    auto it = users_.find(std::string_view(u.name));
-    users_.erase(it);  // destroys u (erase by iterator: the key views u.name)
+    users_.erase(u);
+    delete &u;  // NOLINT(cppcoreguidelines-owning-memory): the table's elements are owned here
 }
 
 // ---- stored deliveries ----------------------------------------------------------------------
@@ -207,12 +207,12 @@ void UserRegistry::heapStart() {
         return;
     }
     heap_.clear();
-    for (auto& [name, user] : users_) {
-        if (user->bytes > 0) {
-            heap_.push_back(user.get());
-            user->heap_pos = static_cast<std::uint32_t>(heap_.size() - 1);
+    users_.forEach([this](User& user) {
+        if (user.bytes > 0) {
+            heap_.push_back(&user);
+            user.heap_pos = static_cast<std::uint32_t>(heap_.size() - 1);
         }
-    }
+    });
     for (std::size_t i = heap_.size() / 2; i-- > 0;) {
         heapSiftDown(i);
     }
@@ -235,11 +235,11 @@ const User* UserRegistry::heaviest() const {
         return heap_.empty() ? nullptr : heap_.front();
     }
     const User* best = nullptr;
-    for (const auto& [name, user] : users_) {
-        if (user->bytes > 0 && (best == nullptr || user->bytes > best->bytes)) {
-            best = user.get();
+    users_.forEach([&best](const User& user) {
+        if (user.bytes > 0 && (best == nullptr || user.bytes > best->bytes)) {
+            best = &user;
         }
-    }
+    });
     return best;
 }
 
@@ -552,8 +552,7 @@ bool UserRegistry::removeOffline(User& u, std::uint64_t id) {
 }
 
 void UserRegistry::enforce(const BufferLimits& limits) {
-    for (auto& [name, up] : users_) {
-        User& u = *up;
+    users_.forEach([&](User& u) {
         while (u.offline.size() > limits.max_buffered) {
             dropOfflineFront(u);
         }
@@ -562,7 +561,7 @@ void UserRegistry::enforce(const BufferLimits& limits) {
         }
         while (u.bytes > limits.user_bytes && evictOldest(u)) {
         }
-    }
+    });
     // The total budget (rare: only a reload that shrinks total_buffer_bytes below what is
     // held): the heaviest users give first, as when storing.
     if (total_bytes_ > limits.total_bytes) {

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/intrusive_hash.h"
 #include "common/keyed_hash.h"
 #include "core/frame_ring.h"
 #include "core/metrics.h"
@@ -60,6 +61,13 @@ struct User {
     std::uint64_t replay_floor = UINT64_MAX;
     User* lru_prev = nullptr;
     User* lru_next = nullptr;
+    User* name_next = nullptr;     ///< chain link in the registry's table of users by name
+    User* session_next = nullptr;  ///< chain link in the SessionManager's table by session id
+};
+
+/// A user's key in the registry's table: its name.
+struct UserName {
+    std::string_view operator()(const User& u) const { return u.name; }
 };
 
 struct BufferLimits {
@@ -94,9 +102,10 @@ struct BufferLimits {
 // (SipHash-2-4 under a per-process random key): nobody can pick names that share a bucket.
 class UserRegistry {
 public:
-    /// Users by name (the key views User::name), hashed with the per-process key.
-    using UserTable = std::unordered_map<std::string_view, std::unique_ptr<User>,
-                                         common::KeyedStringHash, std::equal_to<>>;
+    /// Users by name, hashed with the per-process key; linked through User::name_next (no node
+    /// per user). The registry owns the users: create() allocates, forget() deletes.
+    using UserTable =
+        common::IntrusiveHashTable<User, UserName, common::KeyedStringHash, &User::name_next>;
 
     /// Without a recorder it records nothing (tests of the registry alone).
     explicit UserRegistry(Metrics& metrics) : metrics_(metrics), rec_(own_recorder_) {}
@@ -172,24 +181,16 @@ public:
 
     template <class F>
     void forEach(F&& f) const {
-        for (const auto& [name, u] : users_) {
-            f(*u);
-        }
+        users_.forEach([&f](const User& u) { f(u); });
     }
     template <class F>
     void forEachMutable(F&& f) {
-        for (auto& [name, u] : users_) {
-            f(*u);
-        }
+        users_.forEach(std::forward<F>(f));
     }
     /// forEach() that stops once `f` returns false.
     template <class F>
     void forEachWhile(F&& f) const {
-        for (const auto& [name, u] : users_) {
-            if (!f(*u)) {
-                return;
-            }
-        }
+        users_.forEachWhile([&f](const User& u) { return f(u); });
     }
 
     [[nodiscard]] std::size_t size() const { return users_.size(); }

@@ -168,6 +168,48 @@ TEST(DeadlineWheelTest, RefilingFromTheCallbackWaitsForTheNextAdvance) {
     EXPECT_EQ(calls, 2);
 }
 
+// A burst that files many entries into one slot does not keep that storage once they fired:
+// 10,000 connections re-filed at once during traffic would otherwise hold ~600 bytes each of
+// slot capacity for good (measured with massif on tundrad).
+TEST(DeadlineWheelTest, StorageFollowsWhatIsFiledNotTheLargestBurst) {
+    DeadlineWheel<std::uint64_t> w(100, 8, 0);
+    EXPECT_EQ(w.capacity(), 0U);
+    for (std::uint64_t k = 0; k < 10'000; ++k) {
+        w.schedule(k, 300);
+    }
+    w.schedule(99'999, 300 + 8 * 100 * 3);  // same slot, three revolutions later
+    EXPECT_GE(w.capacity(), 10'001U);
+    std::size_t fired = 0;
+    w.advance(300, [&](std::uint64_t, std::int64_t) { ++fired; });
+    EXPECT_EQ(fired, 10'000U);
+    EXPECT_EQ(w.size(), 1U);
+    EXPECT_LE(w.capacity(), 64U) << "the slot keeps one entry; its burst capacity is gone";
+
+    // Re-filed from the callback into the slot being visited: kept for the next advance, and
+    // freed once those fire too.
+    for (std::uint64_t k = 0; k < 5'000; ++k) {
+        w.schedule(k, 400);
+    }
+    std::size_t refiled = 0;
+    w.advance(400, [&](std::uint64_t k, std::int64_t) {
+        if (k % 2 == 0) {
+            w.schedule(k, 400);
+            ++refiled;
+        }
+    });
+    EXPECT_EQ(w.size(), 1U + refiled);
+    w.advance(400, [](std::uint64_t, std::int64_t) {});
+    EXPECT_EQ(w.size(), 1U);
+    EXPECT_LE(w.capacity(), 64U);
+    std::size_t last = 0;
+    w.advance(300 + 8 * 100 * 3, [&](std::uint64_t k, std::int64_t) {
+        EXPECT_EQ(k, 99'999U);
+        ++last;
+    });
+    EXPECT_EQ(last, 1U);
+    EXPECT_LE(w.capacity(), 8U) << "small slots keep their few entries' storage";
+}
+
 TEST(DeadlineWheelTest, TimeGoingBackwardsIsIgnored) {
     DeadlineWheel<int> w(100, 8, 1'000);
     w.schedule(1, 1'100);
