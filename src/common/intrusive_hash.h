@@ -16,9 +16,10 @@ namespace tundra::common {
 // The table neither owns nor copies its elements: it links them through the member `Next`
 // (a T*), and finds them by the key `KeyOf{}(element)` returns. An element's key must not
 // change while it is in the table. Buckets are a power of two (the hash's low bits pick one),
-// so `Hash` must mix its low bits well (SipHash, or a multiplicative mix); the table doubles
-// when it holds more elements than buckets and halves when it holds fewer than an eighth of
-// them, and frees its buckets when it empties. Lookups walk one chain (one element on average).
+// so `Hash` must mix its low bits well (SipHash, or a multiplicative mix). The table doubles
+// when it holds more than two elements per bucket and halves below a quarter of one, and
+// frees its buckets when it empties: 4 to 8 bytes of buckets per element, and a lookup walks
+// a chain of one to two elements on average.
 template <class T, class KeyOf, class Hash, T* T::*Next, class Eq = std::equal_to<>>
 class IntrusiveHashTable {
 public:
@@ -55,7 +56,7 @@ public:
 
     /// Links `t`, whose key no element in the table has (the caller checks with find()).
     void insert(T& t) {
-        if (size_ + 1 > bucketCount()) {
+        if (size_ + 1 > 2 * bucketCount()) {
             rehash(buckets_ ? (mask_ + 1) * 2 : kMinBuckets);
         }
         T*& head = buckets_[hash_(KeyOf{}(t)) & mask_];
@@ -82,7 +83,7 @@ public:
         if (size_ == 0) {
             buckets_.reset();
             mask_ = 0;
-        } else if (mask_ + 1 > kMinBuckets && size_ < (mask_ + 1) / 8) {
+        } else if (mask_ + 1 > kMinBuckets && size_ < (mask_ + 1) / 4) {
             rehash((mask_ + 1) / 2);
         }
         return true;

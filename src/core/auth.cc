@@ -107,11 +107,11 @@ void SessionManager::Impl::handleAuthRefresh(Conn& c, std::uint16_t seq, ByteSpa
 }
 
 void SessionManager::Impl::onAuthTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr) {
         return;
     }
-    Conn& c = it->second;
+    Conn& c = *found;
     if (c.closed || deadline != c.auth_filed_ms) {
         return;  // gone, or a stale entry
     }

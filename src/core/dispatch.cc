@@ -8,12 +8,12 @@
 namespace tundra::core {
 
 bool SessionManager::Impl::onFrame(ConnId id, const FrameHeader& header, ByteSpan payload) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr) {
         spdlog::warn("conn={} frame for an unknown connection ignored", id);
         return true;  // nothing to decide for it here (the server never reports one)
     }
-    Conn& c = it->second;  // stays valid: only onDisconnect() erases connections
+    Conn& c = *found;  // stays valid: only onDisconnect() erases connections
     dispatch(c, header, payload);
     checkBadFrames(c);
     return !c.closed;
@@ -134,14 +134,14 @@ void SessionManager::Impl::dispatch(Conn& c, const FrameHeader& header, ByteSpan
 
 void SessionManager::Impl::onHeaderError(ConnId id, std::uint16_t seq, ErrorCode code,
                                          std::string_view why) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr) {
         // No state here to answer with, but the stream is still unreadable: the close is
         // requested all the same (the server relies on the core for it).
         outbox_.closeAfterFlush(id);
         return;
     }
-    Conn& c = it->second;
+    Conn& c = *found;
     if (c.closed) {
         return;
     }

@@ -44,9 +44,9 @@ std::string SessionManager::Impl::healthJsonFor(ConnId asker, bool full) const {
         const ServerStats st = server_stats_ ? server_stats_() : ServerStats{};
         writeMetricFields(w, MetricSource{self_.metrics_, g, st, cfg()});
     }
-    auto it = conns_.find(asker);
-    if (it != conns_.end() && it->second.registered()) {
-        const Conn& c = it->second;
+    Conn* found = conns_.find(asker);
+    if (found != nullptr && found->registered()) {
+        const Conn& c = *found;
         w.key("connection").beginObject();
         w.key("session").value(std::string_view(uuidToString(c.user->session)));
         w.key("name").value(std::string_view(c.user->name));

@@ -115,11 +115,11 @@ void SessionManager::Impl::flushPresence() {
 // ---- REGISTER deadline ----------------------------------------------------------------------
 
 void SessionManager::Impl::onRegisterTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || cfg().register_timeout_ms <= 0) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr || cfg().register_timeout_ms <= 0) {
         return;
     }
-    Conn& c = it->second;
+    Conn& c = *found;
     if (c.closed || !c.awaiting_register ||
         c.connected_ms + cfg().register_timeout_ms != deadline) {
         return;  // registered, closing, or a newer entry exists (the timeout was changed)
@@ -139,11 +139,11 @@ void SessionManager::Impl::onRegisterTimer(ConnId id, std::int64_t deadline, std
 }
 
 void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || it->second.closed || !heartbeatsOn()) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr || found->closed || !heartbeatsOn()) {
         return;  // gone (or heartbeats turned off): its entry just lapses
     }
-    Conn& c = it->second;
+    Conn& c = *found;
     const std::int64_t due = connDeadline(c);
     if (t < due) {
         conn_wheel_.schedule(id, due);  // it was active since this entry was filed
@@ -159,9 +159,11 @@ void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
         }
         return;
     }
-    c.ping_token = next_token_++;
-    c.ping_sent_ms = t;
-    c.ping_sent_us = clock_.steadyUs();
+    c.ping_token = static_cast<std::uint32_t>(next_token_++);
+    if (c.ping_token == 0) {  // wrapped: 0 means none
+        c.ping_token = static_cast<std::uint32_t>(next_token_++);
+    }
+    c.ping_sent_us = clock_.steadyUs();  // the deadline is this in ms (t, on the loop's clock)
     c.ping_window_mark = c.user != nullptr && c.user->conn == &c && !c.user->window.empty()
                              ? c.user->window.back().id
                              : 0;
@@ -189,14 +191,14 @@ void SessionManager::Impl::rebuildTimers() {
     conn_wheel_.clear();
     session_wheel_.clear();
     register_wheel_.clear();
-    for (auto& [id, c] : conns_) {
+    conns_.forEach([this](Conn& c) {
         if (!c.closed && heartbeatsOn()) {
-            conn_wheel_.schedule(id, connDeadline(c));
+            conn_wheel_.schedule(c.id, connDeadline(c));
         }
         if (!c.closed && c.awaiting_register && cfg().register_timeout_ms > 0) {
-            register_wheel_.schedule(id, c.connected_ms + cfg().register_timeout_ms);
+            register_wheel_.schedule(c.id, c.connected_ms + cfg().register_timeout_ms);
         }
-    }
+    });
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {
         for (User* u : users_.detached(kind)) {
             session_wheel_.schedule(u->session, u->since_ms + cfg().session_timeout_ms);

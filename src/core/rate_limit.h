@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 
 namespace tundra::core {
@@ -21,8 +22,7 @@ public:
             return true;
         }
         const std::uint64_t cap = burst * 1000;
-        if (!primed_) {
-            primed_ = true;
+        if (last_ms_ == kUnprimed) {
             milli_ = cap;
         } else if (now_ms > last_ms_) {
             // Capped at an hour so the product cannot overflow (rate <= 2^40).
@@ -43,9 +43,10 @@ public:
     }
 
 private:
+    static constexpr std::int64_t kUnprimed = INT64_MIN;  ///< before the first take(): full
+
     std::uint64_t milli_ = 0;  ///< tokens x 1000
-    std::int64_t last_ms_ = 0;
-    bool primed_ = false;
+    std::int64_t last_ms_ = kUnprimed;
 };
 
 }  // namespace tundra::core

@@ -24,16 +24,15 @@ std::uint16_t ceilSeconds(std::int64_t ms) {
 
 void SessionManager::Impl::onConnect(ConnId id, std::string_view source,
                                      std::string_view cert_name) {
-    auto [it, inserted] = conns_.try_emplace(id);
-    if (!inserted) {
+    Conn* added = conns_.add(id);
+    if (added == nullptr) {
         spdlog::warn("conn={} connected twice; ignored", id);
         return;
     }
     if (!cert_name.empty()) {
         cert_names_[id] = std::string(cert_name);
     }
-    Conn& c = it->second;
-    c.id = id;
+    Conn& c = *added;
     c.connected_ms = now();
     c.last_activity_ms = c.connected_ms;
     ++metrics().connections_total;
@@ -137,12 +136,12 @@ void SessionManager::Impl::sweepSources(std::int64_t t) {
 
 void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
                                         const std::vector<std::uint64_t>& unwritten) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) {
+    Conn* found = conns_.find(id);
+    if (found == nullptr) {
         return;  // unknown or already reported: idempotent
     }
     cert_names_.erase(id);
-    Conn& c = it->second;
+    Conn& c = *found;
     if (reason == DisconnectReason::SlowConsumer) {
         ++metrics().slow_consumer_disconnects_total;
     }
@@ -169,7 +168,7 @@ void SessionManager::Impl::onDisconnect(ConnId id, DisconnectReason reason,
         }
     }
     spdlog::debug("conn={} gone ({}, {} unwritten)", id, reasonName(reason), unwritten.size());
-    conns_.erase(it);
+    conns_.erase(c);
 }
 
 // The session of `c` loses its connection without LOGOUT: it waits session_timeout.

@@ -104,23 +104,34 @@ struct SourceEntry {
 /// For logs: "peer closed", "heartbeat timeout", ...
 const char* reasonName(DisconnectReason r);
 
-// Per-connection state: about 120 bytes plus the map node, nothing allocated while idle.
+// Per-connection state: 152 bytes (x86-64) in one malloc chunk of 160 (ConnMap), nothing else
+// allocated while idle.
+// Ordered by size so nothing is padding; tests/unit/core/memory_test.cc holds the whole
+// per-connection footprint of the core.
 struct Conn {
     ConnId id = 0;
     User* user = nullptr;  ///< set by REGISTER; kept after the core closed it (for unwritten)
+    SourceEntry* source = nullptr;  ///< its source address entry; null = unknown source
     std::int64_t connected_ms = 0;
-    std::int64_t last_activity_ms = 0;  ///< last inbound frame (O(1) store per frame)
-    std::int64_t ping_sent_ms = 0;
-    std::int64_t ping_sent_us = 0;       ///< the same instant in microseconds, for the RTT
+    std::int64_t last_activity_ms = 0;   ///< last inbound frame (O(1) store per frame)
+    std::int64_t ping_sent_us = 0;       ///< when the last PING went out (steady microseconds)
     std::uint64_t ping_window_mark = 0;  ///< newest window id queued before the PING, 0 = none
-    std::uint64_t ping_token = 0;  ///< token of the last server PING not yet answered, 0 = none
     std::uint64_t frames_in = 0;
     std::uint64_t frames_out = 0;
+    /// When its token stops being valid (steady ms), 0 = never; AUTH_REFRESH moves it.
+    std::int64_t auth_deadline_ms = 0;
+    /// The deadline of its one live auth_wheel_ entry, 0 = none (other entries are stale).
+    std::int64_t auth_filed_ms = 0;
     /// Per-connection rate limits: rate_messages_per_s/_burst and rate_bytes_per_s/_burst.
     TokenBucket rate_frames;
     TokenBucket rate_bytes;
+    /// Token of the last server PING not yet answered, 0 = none (sent as 8 bytes; the server
+    /// only ever issues 32-bit ones).
+    std::uint32_t ping_token = 0;
     /// Frames answered with a bad-frame ERROR so far (closed at max_bad_frames).
     std::uint32_t bad_frames = 0;
+    /// What its identity may do (core::perm bits); everything without an Authenticator.
+    std::uint32_t perms = perm::kAll;
     float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
     bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
     /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
@@ -129,18 +140,63 @@ struct Conn {
     bool closed = false;
     bool counted = true;             ///< counts toward max_clients (false for SERVER_FULL refusals)
     bool awaiting_register = false;  ///< counted, and no REGISTER has succeeded on it yet
-    SourceEntry* source = nullptr;   ///< its source address entry; null = unknown source
-    /// What its identity may do (core::perm bits); everything without an Authenticator.
-    std::uint32_t perms = perm::kAll;
-    /// When its token stops being valid (steady ms), 0 = never; AUTH_REFRESH moves it.
-    std::int64_t auth_deadline_ms = 0;
-    /// The deadline of its one live auth_wheel_ entry, 0 = none (other entries are stale).
-    std::int64_t auth_filed_ms = 0;
     /// Its REGISTER carried EPHEMERAL and created the user: after LOGOUT, once this connection
     /// is gone, the user is forgotten if nothing is buffered for it.
     bool forget_at_logout = false;
+    Conn* map_next = nullptr;  ///< chain link in the ConnMap
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
+};
+
+/// The core's connections by id. Each Conn is its own allocation, linked into an intrusive
+/// table (one chunk per connection, no map node), and stays at the same address until erased.
+class ConnMap {
+public:
+    ConnMap() = default;
+    ~ConnMap() {
+        table_.forEach([](Conn& c) { delete &c; });  // NOLINT(cppcoreguidelines-owning-memory)
+        table_.clear();
+    }
+    ConnMap(const ConnMap&) = delete;
+    ConnMap& operator=(const ConnMap&) = delete;
+
+    [[nodiscard]] Conn* find(ConnId id) const { return table_.find(id); }
+    /// The new connection `id` (its other fields default), or null if `id` is already there.
+    Conn* add(ConnId id) {
+        if (table_.contains(id)) {
+            return nullptr;
+        }
+        auto c = std::make_unique<Conn>();
+        c->id = id;
+        table_.insert(*c);
+        return c.release();
+    }
+    /// Removes and destroys `c`.
+    void erase(Conn& c) {
+        table_.erase(c);
+        delete &c;  // NOLINT(cppcoreguidelines-owning-memory): the table's elements are owned here
+    }
+    [[nodiscard]] std::size_t size() const { return table_.size(); }
+    /// Calls f(Conn&) for each connection; `f` must not add or erase any.
+    template <class F>
+    void forEach(F&& f) const {
+        table_.forEach(std::forward<F>(f));
+    }
+
+private:
+    struct Key {
+        ConnId operator()(const Conn& c) const { return c.id; }
+    };
+    struct Hash {  // ids are the server's (a counter and a slot): a full 64-bit mix
+        std::size_t operator()(ConnId id) const {
+            std::uint64_t x = id;
+            x ^= x >> 33;
+            x *= 0xFF51AFD7ED558CCDULL;
+            x ^= x >> 33;
+            return static_cast<std::size_t>(x);
+        }
+    };
+    common::IntrusiveHashTable<Conn, Key, Hash, &Conn::map_next> table_;
 };
 
 // Message kinds routed by Impl::route().
@@ -295,7 +351,8 @@ struct SessionManager::Impl {
     /// ping_interval_ms <= 0 turns heartbeats off (no PINGs, nobody declared dead).
     bool heartbeatsOn() const { return cfg().ping_interval_ms > 0; }
     std::int64_t connDeadline(const Conn& c) const {
-        return (c.awaiting_pong ? c.ping_sent_ms : c.last_activity_ms) + cfg().ping_interval_ms;
+        return (c.awaiting_pong ? c.ping_sent_us / 1000 : c.last_activity_ms) +
+               cfg().ping_interval_ms;
     }
     void handlePing(Conn& c, std::uint16_t seq, ByteSpan payload);
     void handlePong(Conn& c, std::uint16_t seq, ByteSpan payload);
@@ -324,7 +381,7 @@ struct SessionManager::Impl {
     std::function<Uuid()> new_session_id_;
     std::function<ServerStats()> server_stats_;
     UserRegistry users_;
-    std::unordered_map<ConnId, Conn> conns_;
+    ConnMap conns_;
     SessionTable sessions_;  // online and detached sessions only
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;

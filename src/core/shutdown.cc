@@ -14,12 +14,12 @@ void SessionManager::Impl::shutdown(std::uint16_t retry_after_s) {
     SharedFrame frame = share(msg::encode(s, 0));
     spdlog::info("shutdown: telling {} connections to retry after {} s", conns_.size(),
                  retry_after_s);
-    for (auto& [id, c] : conns_) {
+    conns_.forEach([&](Conn& c) {
         if (!c.closed) {
             send(c, frame);
             closeConn(c);
         }
-    }
+    });
 }
 
 }  // namespace tundra::core

@@ -237,8 +237,8 @@ void SessionManager::Impl::onStoreResult(BatchResult& result) {
     while (!held_acks_.empty() && held_acks_.front().batch <= result.seq) {
         HeldAck h = std::move(held_acks_.front());
         held_acks_.pop_front();
-        auto it = conns_.find(h.conn);
-        Conn* c = it == conns_.end() || it->second.closed ? nullptr : &it->second;
+        Conn* found = conns_.find(h.conn);
+        Conn* c = found == nullptr || found->closed ? nullptr : found;
         if (result.ok) {
             if (c != nullptr) {
                 send(*c, share(msg::encode(msg::Ack{h.id, h.delivered, h.buffered}, h.seq)));

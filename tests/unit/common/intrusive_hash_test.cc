@@ -49,7 +49,7 @@ TEST(IntrusiveHashTable, FindsInsertedElementsAndForgetsErasedOnes) {
         t.insert(items[i]);
     }
     EXPECT_EQ(t.size(), 100U);
-    EXPECT_GE(t.bucketCount(), 100U);
+    EXPECT_GE(t.bucketCount(), 50U) << "at most two elements per bucket";
     EXPECT_EQ(t.bucketCount() & (t.bucketCount() - 1), 0U) << "a power of two";
     for (auto& it : items) {
         EXPECT_EQ(t.find(it.key), &it);
@@ -82,7 +82,8 @@ TEST(IntrusiveHashTable, BucketsShrinkWithTheTableAndAreFreedWhenEmpty) {
         t.insert(items[i]);
     }
     const std::size_t full = t.bucketCount();
-    EXPECT_LE(full, 2 * items.size());
+    EXPECT_GE(2 * full, items.size());
+    EXPECT_LE(full, items.size()) << "at least one element per bucket once grown";
     EXPECT_EQ(t.heapBytes(), full * sizeof(void*)) << "one pointer per bucket";
     for (std::size_t i = 0; i + 10 < items.size(); ++i) {
         ASSERT_TRUE(t.erase(items[i]));

@@ -115,7 +115,13 @@ protected:
     std::uint32_t n_ = 0;
 };
 
-TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
+// The core's share of an idle registered connection (the reactor's Connection and the kernel's
+// socket come on top): its Conn, its User, their table links and buckets, its timer entries.
+// 553 bytes before Conn was compacted and users, sessions and connections moved to intrusive
+// tables; 453 after (g++ 12, x86-64). The bound keeps that from creeping back.
+constexpr std::int64_t kCoreIdleBytes = 480;
+
+TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnder480Bytes) {
     constexpr std::size_t kConns = 5000;
     auto frames = registers(kConns);
     auto sm = make();
@@ -126,14 +132,14 @@ TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnderOneKiB) {
     }
     const std::int64_t per_conn = (g_live_bytes.load() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().sessions_online, kConns);
-    EXPECT_LE(per_conn, 1024) << "bytes per idle registered connection";
+    EXPECT_LE(per_conn, kCoreIdleBytes) << "bytes per idle registered connection";
     RecordProperty("bytes_per_idle_connection", static_cast<int>(per_conn));
     std::printf("bytes per idle registered connection: %lld\n", static_cast<long long>(per_conn));
 }
 
 // After traffic each user holds a delivery window; once the connection goes quiet, the PING/PONG
 // round trip confirms those deliveries and the window is freed again.
-TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnderOneKiB) {
+TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnder480Bytes) {
     constexpr std::size_t kConns = 1000;
     auto frames = registers(kConns);
     std::vector<Bytes> pongs(kConns + 1, Bytes(kHeaderSize + 8 + 16));
@@ -159,8 +165,8 @@ TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnderOneKiB) {
     }
     const std::int64_t idle = (g_live_bytes.load() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().window_messages, 0U);
-    EXPECT_LE(idle, 1024) << "bytes per idle registered connection after traffic (busy: " << busy
-                          << ")";
+    EXPECT_LE(idle, kCoreIdleBytes)
+        << "bytes per idle registered connection after traffic (busy: " << busy << ")";
     std::printf("bytes per connection: %lld with full windows, %lld idle after PONG\n",
                 static_cast<long long>(busy), static_cast<long long>(idle));
 }
