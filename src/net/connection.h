@@ -5,9 +5,13 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,20 +34,67 @@ namespace tundra::net {
 // public members; the connection reaches back into the server for the loop, the counters, the
 // segment pool, the data callback and scheduleClose().
 //
-// Memory of an idle connection (x86-64, g++ 12): the object is 128 bytes (vptr, server ref,
-// id, flush timer, empty input vector 24, empty OutputQueue 40, fd, interest, state, reason,
-// flush mark, the null TLS pointer), a 144-byte malloc chunk; the unordered_map node (next
-// pointer + id + unique_ptr) is 24 bytes, a 32-byte chunk; plus one 8-byte bucket slot. About
-// 185 bytes of heap in total, with no input or output storage: both are released as soon as
-// they become empty. heapBytes() reports the same figure without malloc rounding (160) and the
-// tests hold it below 300. A TLS connection adds its TlsState and OpenSSL's SSL object (a few
-// KiB; record buffers are released while idle, SSL_MODE_RELEASE_BUFFERS).
+// Memory of an idle connection (x86-64, g++ 12): the object is 120 bytes (vptr, server ref,
+// id, flush timer, empty InputBuffer 16, empty OutputQueue 40, fd, interest, state, reason,
+// flush mark, the null TLS pointer), a 128-byte malloc chunk, plus its ConnTable slot (a
+// pointer and an id, 16 bytes). About 144 bytes of heap in total, with no input or output
+// storage: both are released as soon as they become empty. heapBytes() reports 136 (no malloc
+// rounding) and the tests hold it below 300. A TLS connection adds its TlsState and OpenSSL's
+// SSL object (a few KiB; record buffers are released while idle, SSL_MODE_RELEASE_BUFFERS).
 //
 // A TLS connection (accepted on the TLS listener) also owns a TlsState (tls_, null for plain
 // connections, so they pay one pointer): the SSL object and the handshake phase. While
 // Handshaking the owner knows nothing of the connection (no ConnectCallback yet, no
 // CloseCallback if it dies there); reads and writes go through SSL_read/SSL_write once it is
 // Established. See "TLS" in docs/ARCHITECTURE.md.
+/// A connection's unconsumed input: 16 bytes while empty (a std::vector is 24, and every idle
+/// connection has one), grown by doubling, freed by release() once consumed. Bounded by the
+/// largest frame the consumer waits for, far below its 32-bit size.
+class InputBuffer {
+public:
+    [[nodiscard]] bool empty() const { return size_ == 0; }
+    [[nodiscard]] std::size_t size() const { return size_; }
+    [[nodiscard]] std::size_t capacity() const { return cap_; }
+    [[nodiscard]] std::span<const std::uint8_t> bytes() const { return {data_.get(), size_}; }
+    /// Appends [p, p+n).
+    void append(const std::uint8_t* p, std::size_t n) {
+        const std::size_t need = std::size_t{size_} + n;
+        if (need > cap_) {
+            if (need > UINT32_MAX) {
+                throw std::length_error("connection input over 4 GiB");
+            }
+            const std::size_t grown = std::min<std::size_t>(
+                UINT32_MAX, std::max<std::size_t>(need, std::size_t{cap_} * 2));
+            auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(grown);
+            if (size_ > 0) {
+                std::memcpy(fresh.get(), data_.get(), size_);
+            }
+            data_ = std::move(fresh);
+            cap_ = static_cast<std::uint32_t>(grown);
+        }
+        if (n > 0) {
+            std::memcpy(data_.get() + size_, p, n);
+        }
+        size_ = static_cast<std::uint32_t>(need);
+    }
+    /// Drops the first `n` bytes (n < size()); the rest moves to the front.
+    void consume(std::size_t n) {
+        std::memmove(data_.get(), data_.get() + n, size_ - n);
+        size_ -= static_cast<std::uint32_t>(n);
+    }
+    /// Forgets the contents and frees the storage.
+    void release() {
+        data_.reset();
+        size_ = 0;
+        cap_ = 0;
+    }
+
+private:
+    std::unique_ptr<std::uint8_t[]> data_;
+    std::uint32_t size_ = 0;
+    std::uint32_t cap_ = 0;
+};
+
 class TcpServer::Connection final : public IoHandler {
 public:
     enum class State : std::uint8_t {
@@ -75,7 +126,7 @@ public:
     TcpServer& server_;
     const ConnId id_;
     TimerId flush_timer_ = 0;
-    std::vector<std::uint8_t> input_;  // unconsumed tail of earlier reads; capacity 0 if empty
+    InputBuffer input_;  // unconsumed tail of earlier reads; no storage while empty
     OutputQueue output_;
     const int fd_;
     std::uint32_t interest_ = EPOLLIN;
@@ -110,7 +161,7 @@ private:
     void onReadableTls();
     int writeQueuedTls();
     void deliver(const std::uint8_t* data, std::size_t n);
-    void releaseInput() { std::vector<std::uint8_t>().swap(input_); }
+    void releaseInput() { input_.release(); }
 };
 
 struct TcpServer::Connection::TlsState {
