@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -35,7 +36,7 @@ struct StoredFrame {
 
 // A growable circular buffer kept sorted by id. It allocates on the first push, doubles up to
 // what is needed, and frees its storage whenever it becomes empty, so an idle user with nothing
-// stored costs 24 bytes per ring; refilled, it takes back the capacity it had in one allocation.
+// stored costs 16 bytes per ring; refilled, it takes back the capacity it had in one allocation.
 // Sizes are bounded by CoreConfig::max_buffered (a few dozen by default), so the O(n) sorted insert
 // and single erase are cheaper than any tree; removing many entries at once (a dead connection's
 // unwritten deliveries) goes through extractSorted, one pass whatever the count, so raised limits
@@ -51,7 +52,7 @@ public:
     [[nodiscard]] std::size_t size() const { return size_; }
     [[nodiscard]] bool empty() const { return size_ == 0; }
     /// Entries the storage holds now (0 while empty: the storage is freed).
-    [[nodiscard]] std::size_t capacity() const { return cap_; }
+    [[nodiscard]] std::size_t capacity() const { return cap(); }
     /// i-th oldest entry, 0 <= i < size().
     [[nodiscard]] const StoredFrame& at(std::size_t i) const { return buf_[slot(i)]; }
     [[nodiscard]] const StoredFrame& front() const { return at(0); }
@@ -71,7 +72,7 @@ public:
     void pushBack(StoredFrame e) {
         reserveOneMore();
         buf_[slot(size_)] = std::move(e);
-        ++size_;
+        setSize(size_ + 1U);
     }
 
     /// Inserts keeping id order (usually at the back).
@@ -83,13 +84,13 @@ public:
             --pos;
         }
         buf_[slot(pos)] = std::move(e);
-        ++size_;
+        setSize(size_ + 1U);
     }
 
     StoredFrame popFront() {
         StoredFrame e = std::move(buf_[head_]);
-        head_ = (head_ + 1) & (cap_ - 1);
-        --size_;
+        head_ = (head_ + 1U) & mask();
+        setSize(size_ - 1U);
         releaseIfEmpty();
         return e;
     }
@@ -100,7 +101,7 @@ public:
         for (std::size_t k = i; k + 1 < size_; ++k) {
             buf_[slot(k)] = std::move(buf_[slot(k + 1)]);
         }
-        --size_;
+        setSize(size_ - 1U);
         buf_[slot(size_)] = StoredFrame{};
         releaseIfEmpty();
         return e;
@@ -132,7 +133,7 @@ public:
         for (std::size_t i = kept; i < size_; ++i) {
             buf_[slot(i)] = StoredFrame{};  // drop moved-from slots' references for good
         }
-        size_ = static_cast<std::uint32_t>(kept);
+        setSize(kept);
         releaseIfEmpty();
         return out.size() - before;
     }
@@ -168,32 +169,44 @@ public:
     }
 
     void clear() {
-        buf_.reset();
-        if (cap_ != 0) {
-            last_cap_ = cap_;
+        if (buf_) {
+            last_log2_ = cap_log2_;
         }
-        cap_ = 0;
+        buf_.reset();
+        cap_log2_ = 0;
         head_ = 0;
         size_ = 0;
     }
 
+    /// Entries a ring can hold at most (its counts are 24-bit fields; max_buffered is far below).
+    static constexpr std::size_t kMaxEntries = (std::size_t{1} << 23);
+
 private:
-    // cap_ is a power of two, so the wrap is a mask.
-    [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) & (cap_ - 1); }
+    static constexpr std::uint32_t kMinLog2 = 2;  // 4 entries
+
+    [[nodiscard]] std::uint32_t cap() const { return buf_ ? 1U << cap_log2_ : 0U; }
+    [[nodiscard]] std::uint32_t mask() const { return (1U << cap_log2_) - 1U; }
+    // The capacity is a power of two, so the wrap is a mask.
+    [[nodiscard]] std::size_t slot(std::size_t i) const { return (head_ + i) & mask(); }
+    void setSize(std::size_t n) { size_ = static_cast<std::uint32_t>(n) & 0xFFFFFFU; }
 
     void reserveOneMore() {
-        if (size_ < cap_) {
+        if (size_ < cap()) {
             return;
         }
         // Refilled after it emptied: straight to the size it had, one allocation instead of a
         // doubling series (a delivery window empties and refills all the time).
-        std::uint32_t new_cap = cap_ == 0 ? std::max<std::uint32_t>(4, last_cap_) : cap_ * 2;
-        auto fresh = std::make_unique<StoredFrame[]>(new_cap);
+        const std::uint32_t new_log2 =
+            buf_ ? cap_log2_ + 1U : std::max<std::uint32_t>(kMinLog2, last_log2_);
+        if ((std::size_t{1} << new_log2) > kMaxEntries) {
+            throw std::length_error("FrameRing: more than 2^23 entries");
+        }
+        auto fresh = std::make_unique<StoredFrame[]>(std::size_t{1} << new_log2);
         for (std::size_t i = 0; i < size_; ++i) {
             fresh[i] = std::move(buf_[slot(i)]);
         }
         buf_ = std::move(fresh);
-        cap_ = new_cap;
+        cap_log2_ = new_log2 & 0xFFU;
         head_ = 0;
     }
 
@@ -203,11 +216,12 @@ private:
         }
     }
 
+    // 16 bytes: every user has two rings (window and offline buffer), most of them empty.
     std::unique_ptr<StoredFrame[]> buf_;
-    std::uint32_t cap_ = 0;
-    std::uint32_t head_ = 0;
-    std::uint32_t size_ = 0;
-    std::uint32_t last_cap_ = 0;  // capacity before the storage was last freed (a power of two)
+    std::uint32_t head_ : 24 = 0;      // slot of the oldest entry
+    std::uint32_t cap_log2_ : 8 = 0;   // capacity 1 << cap_log2_ while buf_ is set
+    std::uint32_t size_ : 24 = 0;      // entries held
+    std::uint32_t last_log2_ : 8 = 0;  // capacity (log2) before the storage was last freed
 };
 
 }  // namespace tundra::core

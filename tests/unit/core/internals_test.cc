@@ -108,6 +108,38 @@ TEST(FrameRingTest, ReleasesFramesWhenEmptied) {
     EXPECT_EQ(frame.use_count(), 1);
 }
 
+// The ring keeps its counts in 24-bit fields to stay at 16 bytes (two per user): it still
+// holds max_buffered's upper limit (100,000) in order, wraps, and refills at the capacity it
+// had before it emptied.
+TEST(FrameRingTest, HoldsTheLargestBufferAndIsSixteenBytes) {
+    static_assert(sizeof(void*) != 8 || sizeof(FrameRing) == 16);
+    FrameRing r;
+    constexpr std::uint64_t kMax = 100'000;
+    auto frame = std::make_shared<const Bytes>(Bytes(4, 0));
+    for (std::uint64_t id = 1; id <= kMax; ++id) {
+        r.pushBack(StoredFrame{frame, id});
+    }
+    EXPECT_EQ(r.size(), kMax);
+    EXPECT_EQ(r.capacity(), 131'072U);
+    for (std::uint64_t id = 1; id <= kMax / 2; ++id) {
+        ASSERT_EQ(r.popFront().id, id);
+    }
+    for (std::uint64_t id = kMax + 1; id <= kMax + kMax / 2; ++id) {
+        r.pushBack(StoredFrame{frame, id});  // wraps around the end of the storage
+    }
+    EXPECT_EQ(r.size(), kMax);
+    EXPECT_EQ(r.find(kMax + 7), kMax - kMax / 2 + 6);
+    for (std::uint64_t id = kMax / 2 + 1; id <= kMax + kMax / 2; ++id) {
+        ASSERT_EQ(r.popFront().id, id);
+    }
+    EXPECT_TRUE(r.empty());
+    EXPECT_EQ(r.capacity(), 0U) << "freed when empty";
+    r.pushBack(StoredFrame{frame, 1});
+    EXPECT_EQ(r.capacity(), 131'072U) << "refilled at the capacity it had";
+    r.clear();
+    EXPECT_EQ(frame.use_count(), 1);
+}
+
 TEST(DeadlineWheelTest, FiresExactlyAtTheDeadline) {
     DeadlineWheel<int> w(100, 16, 0);
     w.schedule(1, 250);
