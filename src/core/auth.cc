@@ -57,11 +57,8 @@ void SessionManager::Impl::applyIdentity(Conn& c, const AuthResult& r) {
     // The token's end in wall time becomes a steady deadline (a wall clock step later does not
     // move it; the leeway absorbs the difference).
     const std::int64_t left_ms = r.expires_at_s * 1000 - clock_.wallMs();
-    c.auth_deadline_ms = now() + std::max<std::int64_t>(left_ms, 0);
-    if (c.auth_filed_ms == 0 || c.auth_deadline_ms < c.auth_filed_ms) {
-        c.auth_filed_ms = c.auth_deadline_ms;  // an earlier entry, if any, is now stale
-        auth_wheel_.schedule(c.id, c.auth_filed_ms);
-    }
+    c.auth_deadline_ms = std::max<std::int64_t>(now() + std::max<std::int64_t>(left_ms, 0), 1);
+    fileConn(c);
 }
 
 bool SessionManager::Impl::authenticate(Conn& c, std::uint16_t seq, const msg::Register& r) {
@@ -106,23 +103,13 @@ void SessionManager::Impl::handleAuthRefresh(Conn& c, std::uint16_t seq, ByteSpa
     send(c, share(msg::encode(msg::Ack{0, 0, 0}, seq)));
 }
 
-void SessionManager::Impl::onAuthTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
-    Conn* found = conns_.find(id);
-    if (found == nullptr) {
-        return;
+bool SessionManager::Impl::checkToken(Conn& c, std::int64_t t) {
+    if (c.auth_deadline_ms == 0 || t < c.auth_deadline_ms) {
+        return true;
     }
-    Conn& c = *found;
-    if (c.closed || deadline != c.auth_filed_ms) {
-        return;  // gone, or a stale entry
-    }
-    if (c.auth_deadline_ms > t) {
-        c.auth_filed_ms = c.auth_deadline_ms;  // refreshed since: file the new deadline
-        auth_wheel_.schedule(id, c.auth_filed_ms);
-        return;
-    }
-    c.auth_filed_ms = 0;
-    if (!c.registered() || c.auth_deadline_ms == 0) {
-        return;  // its REGISTER failed after the token was checked; register_timeout applies
+    if (!c.registered()) {
+        c.auth_deadline_ms = 0;  // its REGISTER failed after the token was checked
+        return true;             // register_timeout applies
     }
     ++metrics().auth_expired_total;
     std::uint64_t held = 0;
@@ -132,6 +119,7 @@ void SessionManager::Impl::onAuthTimer(ConnId id, std::int64_t deadline, std::in
     }
     sendError(c, 0, ErrorCode::AuthFailed, "token expired");
     closeConn(c);
+    return false;
 }
 
 bool SessionManager::Impl::permitted(Conn& c, std::uint16_t seq, std::uint32_t need,

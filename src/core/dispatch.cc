@@ -25,10 +25,10 @@ bool SessionManager::Impl::onFrame(ConnId id, const FrameHeader& header, ByteSpa
 bool SessionManager::Impl::admitFrame(Conn& c, const FrameHeader& header,
                                       std::size_t payload_size) {
     const std::int64_t t = now();
-    const bool ok =
-        c.rate_frames.take(1, cfg().rate_messages_per_s, cfg().rate_messages_burst, t) &&
-        c.rate_bytes.take(kHeaderSize + payload_size, cfg().rate_bytes_per_s,
-                          cfg().rate_bytes_burst, t);
+    const bool ok = c.rate.take(
+        {{{1, cfg().rate_messages_per_s, cfg().rate_messages_burst},
+          {kHeaderSize + payload_size, cfg().rate_bytes_per_s, cfg().rate_bytes_burst}}},
+        t);
     if (ok) {
         return true;
     }
@@ -53,7 +53,7 @@ void SessionManager::Impl::checkBadFrames(Conn& c) {
     if (bad_frame_log_.allow(now(), held_back)) {
         spdlog::warn(
             "conn={} session={} closed after {} bad frames ({} more such closes held back)", c.id,
-            sessionText(c.user), c.bad_frames, held_back);
+            sessionText(c.user), std::uint32_t{c.bad_frames}, held_back);
     }
     closeConn(c);
 }

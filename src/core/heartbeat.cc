@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Heartbeats and timers: PING/PONG (echo, RTT, window confirmation), the connection wheel
-// (server PINGs, heartbeat timeouts), the REGISTER deadline, the session wheel (expiry of
-// detached sessions), and the per-tick presence flush (JOINED/LEFT coalesced per tick).
+// Heartbeats and timers: PING/PONG (echo, RTT, window confirmation), the connection wheel (one
+// entry per connection for its REGISTER deadline, token expiry, server PINGs and heartbeat
+// timeout), the session wheel (expiry of detached sessions), and the per-tick presence flush
+// (JOINED/LEFT coalesced per tick).
 #include <spdlog/spdlog.h>
 
 #include "core/session_state.h"
@@ -44,12 +45,9 @@ void SessionManager::Impl::handlePong(Conn& c, std::uint16_t seq, ByteSpan paylo
 
 void SessionManager::Impl::tick() {
     const std::int64_t t = now();
-    conn_wheel_.advance(t, [&](ConnId id, std::int64_t) { onConnTimer(id, t); });
-    register_wheel_.advance(
-        t, [&](ConnId id, std::int64_t deadline) { onRegisterTimer(id, deadline, t); });
+    conn_wheel_.advance(t, [&](ConnId id, std::int64_t deadline) { onConnTimer(id, deadline, t); });
     session_wheel_.advance(
         t, [&](const Uuid& sid, std::int64_t deadline) { onSessionTimer(sid, deadline, t); });
-    auth_wheel_.advance(t, [&](ConnId id, std::int64_t deadline) { onAuthTimer(id, deadline, t); });
     flushPresence();
     sweepSources(t);
     probeStore();
@@ -112,64 +110,82 @@ void SessionManager::Impl::flushPresence() {
     }
 }
 
-// ---- REGISTER deadline ----------------------------------------------------------------------
+// ---- the connection wheel: REGISTER deadline, token expiry, heartbeat -----------------------
 
-void SessionManager::Impl::onRegisterTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
-    Conn* found = conns_.find(id);
-    if (found == nullptr || cfg().register_timeout_ms <= 0) {
+std::int64_t SessionManager::Impl::connWake(const Conn& c) const {
+    std::int64_t wake = INT64_MAX;
+    if (heartbeatsOn()) {
+        wake = connDeadline(c);
+    }
+    if (c.awaiting_register && cfg().register_timeout_ms > 0) {
+        wake = std::min(wake, c.connected_ms + cfg().register_timeout_ms);
+    }
+    if (c.auth_deadline_ms != 0) {
+        wake = std::min(wake, c.auth_deadline_ms);
+    }
+    return wake == INT64_MAX ? 0 : std::max<std::int64_t>(wake, 1);
+}
+
+void SessionManager::Impl::fileConn(Conn& c) {
+    if (c.closed) {
         return;
     }
-    Conn& c = *found;
-    if (c.closed || !c.awaiting_register ||
-        c.connected_ms + cfg().register_timeout_ms != deadline) {
-        return;  // registered, closing, or a newer entry exists (the timeout was changed)
+    const std::int64_t wake = connWake(c);
+    if (wake != 0 && (c.wake_ms == 0 || wake < c.wake_ms)) {
+        c.wake_ms = wake;  // an entry filed for later, if any, is now stale
+        conn_wheel_.schedule(c.id, wake);
     }
-    if (t < deadline) {
-        register_wheel_.schedule(id, deadline);
-        return;
+}
+
+bool SessionManager::Impl::checkRegisterDeadline(Conn& c, std::int64_t t) {
+    if (!c.awaiting_register || cfg().register_timeout_ms <= 0 ||
+        t < c.connected_ms + cfg().register_timeout_ms) {
+        return true;
     }
     ++metrics().register_timeouts_total;
     std::uint64_t held = 0;
     if (log_register_timeout_.allow(t, held)) {
-        spdlog::info("conn={} closed: no REGISTER within {} ms ({} more not logged)", id,
+        spdlog::info("conn={} closed: no REGISTER within {} ms ({} more not logged)", c.id,
                      cfg().register_timeout_ms, held);
     }
     sendError(c, 0, ErrorCode::NotRegistered, "no REGISTER in time");
     closeConn(c);
+    return false;
 }
 
-void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
+void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
     Conn* found = conns_.find(id);
-    if (found == nullptr || found->closed || !heartbeatsOn()) {
-        return;  // gone (or heartbeats turned off): its entry just lapses
+    if (found == nullptr || found->closed || deadline != found->wake_ms) {
+        return;  // gone, closing, or a stale entry (an earlier one was filed since)
     }
     Conn& c = *found;
-    const std::int64_t due = connDeadline(c);
-    if (t < due) {
-        conn_wheel_.schedule(id, due);  // it was active since this entry was filed
+    c.wake_ms = 0;
+    if (!checkRegisterDeadline(c, t) || !checkToken(c, t)) {
         return;
     }
-    if (c.awaiting_pong) {
-        ++metrics().heartbeat_timeouts_total;
-        spdlog::info("conn={} session={} heartbeat timeout (silent {} ms)", id, sessionText(c.user),
-                     t - c.last_activity_ms);
-        closeConn(c);
-        if (c.user != nullptr && c.user->conn == &c) {
-            detach(c, reasonName(DisconnectReason::HeartbeatTimeout));
+    if (heartbeatsOn() && t >= connDeadline(c)) {
+        if (c.awaiting_pong) {
+            ++metrics().heartbeat_timeouts_total;
+            spdlog::info("conn={} session={} heartbeat timeout (silent {} ms)", id,
+                         sessionText(c.user), t - c.last_activity_ms);
+            closeConn(c);
+            if (c.user != nullptr && c.user->conn == &c) {
+                detach(c, reasonName(DisconnectReason::HeartbeatTimeout));
+            }
+            return;
         }
-        return;
-    }
-    c.ping_token = static_cast<std::uint32_t>(next_token_++);
-    if (c.ping_token == 0) {  // wrapped: 0 means none
         c.ping_token = static_cast<std::uint32_t>(next_token_++);
+        if (c.ping_token == 0) {  // wrapped: 0 means none
+            c.ping_token = static_cast<std::uint32_t>(next_token_++);
+        }
+        c.ping_sent_us = clock_.steadyUs();  // the deadline is this in ms (t, on the loop's clock)
+        c.ping_window_mark = c.user != nullptr && c.user->conn == &c && !c.user->window.empty()
+                                 ? c.user->window.back().id
+                                 : 0;
+        c.awaiting_pong = true;
+        send(c, share(msg::encodePing(MsgType::Ping, c.ping_token, 0)));
     }
-    c.ping_sent_us = clock_.steadyUs();  // the deadline is this in ms (t, on the loop's clock)
-    c.ping_window_mark = c.user != nullptr && c.user->conn == &c && !c.user->window.empty()
-                             ? c.user->window.back().id
-                             : 0;
-    c.awaiting_pong = true;
-    send(c, share(msg::encodePing(MsgType::Ping, c.ping_token, 0)));
-    conn_wheel_.schedule(id, connDeadline(c));
+    fileConn(c);  // the next deadline: later than t (the due ones were handled above)
 }
 
 void SessionManager::Impl::onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t) {
@@ -190,14 +206,9 @@ void SessionManager::Impl::onSessionTimer(const Uuid& sid, std::int64_t deadline
 void SessionManager::Impl::rebuildTimers() {
     conn_wheel_.clear();
     session_wheel_.clear();
-    register_wheel_.clear();
     conns_.forEach([this](Conn& c) {
-        if (!c.closed && heartbeatsOn()) {
-            conn_wheel_.schedule(c.id, connDeadline(c));
-        }
-        if (!c.closed && c.awaiting_register && cfg().register_timeout_ms > 0) {
-            register_wheel_.schedule(c.id, c.connected_ms + cfg().register_timeout_ms);
-        }
+        c.wake_ms = 0;
+        fileConn(c);
     });
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {
         for (User* u : users_.detached(kind)) {

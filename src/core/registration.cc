@@ -64,12 +64,7 @@ void SessionManager::Impl::onConnect(ConnId id, std::string_view source,
     ++live_conns_;
     ++unregistered_;
     c.awaiting_register = true;
-    if (heartbeatsOn()) {
-        conn_wheel_.schedule(id, connDeadline(c));
-    }
-    if (cfg().register_timeout_ms > 0) {
-        register_wheel_.schedule(id, c.connected_ms + cfg().register_timeout_ms);
-    }
+    fileConn(c);
 }
 
 void SessionManager::Impl::refuse(Conn& c, std::uint64_t& counter, common::LogThrottle& throttle,

@@ -44,8 +44,6 @@ SessionManager::Impl::Impl(SessionManager& self, Outbox& outbox, const common::C
       users_(self.metrics_, recorder_),
       conn_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       session_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
-      register_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
-      auth_wheel_(kTickMs, kWheelSlots, clock.steadyMs()),
       start_ms_(clock.steadyMs()),
       last_id_(static_cast<std::uint64_t>(clock.wallMs()) << 12) {}
 
@@ -66,7 +64,7 @@ void SessionManager::Impl::sendError(Conn& c, std::uint16_t seq, ErrorCode code,
     if (raw <= kMaxErrorCode) {
         ++metrics().errors_total[raw];
     }
-    if (isBadFrameError(code)) {
+    if (isBadFrameError(code) && c.bad_frames < kBadFramesCap) {
         ++c.bad_frames;  // dispatch closes the connection at max_bad_frames
     }
     spdlog::debug("conn={} session={} ERROR {} ({}): {}", c.id, sessionText(c.user), raw,

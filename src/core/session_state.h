@@ -104,10 +104,14 @@ struct SourceEntry {
 /// For logs: "peer closed", "heartbeat timeout", ...
 const char* reasonName(DisconnectReason r);
 
-// Per-connection state: 152 bytes (x86-64) in one malloc chunk of 160 (ConnMap), nothing else
-// allocated while idle.
-// Ordered by size so nothing is padding; tests/unit/core/memory_test.cc holds the whole
-// per-connection footprint of the core.
+/// Most malformed frames a connection's count keeps (Conn::bad_frames is 24 bits; the
+/// max_bad_frames setting stops at 1,000,000).
+inline constexpr std::uint32_t kBadFramesCap = (1U << 24) - 1;
+
+// Per-connection state: 136 bytes (x86-64) in one malloc chunk of 144 (ConnMap), nothing else
+// allocated while idle. Ordered by size so nothing is padding (the flags share a word with
+// bad_frames); tests/unit/core/memory_test.cc holds the whole per-connection footprint of the
+// core.
 struct Conn {
     ConnId id = 0;
     User* user = nullptr;  ///< set by REGISTER; kept after the core closed it (for unwritten)
@@ -120,29 +124,31 @@ struct Conn {
     std::uint64_t frames_out = 0;
     /// When its token stops being valid (steady ms), 0 = never; AUTH_REFRESH moves it.
     std::int64_t auth_deadline_ms = 0;
-    /// The deadline of its one live auth_wheel_ entry, 0 = none (other entries are stale).
-    std::int64_t auth_filed_ms = 0;
-    /// Per-connection rate limits: rate_messages_per_s/_burst and rate_bytes_per_s/_burst.
-    TokenBucket rate_frames;
-    TokenBucket rate_bytes;
+    /// The deadline of its one live conn_wheel_ entry, 0 = none (other entries are stale): the
+    /// earliest of its REGISTER, token and heartbeat deadlines when it was filed.
+    std::int64_t wake_ms = 0;
+    /// Per-connection rate limits, refilled together: frames (rate_messages_per_s/_burst) and
+    /// bytes (rate_bytes_per_s/_burst).
+    TokenBuckets<2> rate;
     /// Token of the last server PING not yet answered, 0 = none (sent as 8 bytes; the server
     /// only ever issues 32-bit ones).
     std::uint32_t ping_token = 0;
-    /// Frames answered with a bad-frame ERROR so far (closed at max_bad_frames).
-    std::uint32_t bad_frames = 0;
     /// What its identity may do (core::perm bits); everything without an Authenticator.
     std::uint32_t perms = perm::kAll;
-    float rtt_ms = -1;           ///< last PING/PONG round trip, < 0 = none yet
-    bool awaiting_pong = false;  ///< a PING went out and no frame has arrived since
+    float rtt_ms = -1;  ///< last PING/PONG round trip, < 0 = none yet
+    /// Frames answered with a bad-frame ERROR so far (closed at max_bad_frames; stops at
+    /// kBadFramesCap).
+    std::uint32_t bad_frames : 24 = 0;
+    bool awaiting_pong : 1 = false;  ///< a PING went out and no frame has arrived since
     /// The core closed it (closeConn); onDisconnect() will follow. This is the one place that
     /// decides a chat connection is closing: the server keeps no set of its own, and net only
     /// executes the close-after-flush.
-    bool closed = false;
-    bool counted = true;             ///< counts toward max_clients (false for SERVER_FULL refusals)
-    bool awaiting_register = false;  ///< counted, and no REGISTER has succeeded on it yet
+    bool closed : 1 = false;
+    bool counted : 1 = true;  ///< counts toward max_clients (false for SERVER_FULL refusals)
+    bool awaiting_register : 1 = false;  ///< counted, and no REGISTER has succeeded on it yet
     /// Its REGISTER carried EPHEMERAL and created the user: after LOGOUT, once this connection
     /// is gone, the user is forgotten if nothing is buffered for it.
-    bool forget_at_logout = false;
+    bool forget_at_logout : 1 = false;
     Conn* map_next = nullptr;  ///< chain link in the ConnMap
 
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
@@ -284,7 +290,9 @@ struct SessionManager::Impl {
     /// Applies a verified identity's permissions and expiry to `c`.
     void applyIdentity(Conn& c, const AuthResult& r);
     void handleAuthRefresh(Conn& c, std::uint16_t seq, ByteSpan payload);
-    void onAuthTimer(ConnId id, std::int64_t deadline, std::int64_t t);
+    /// From onConnTimer: false (and the connection closed, ERROR AUTH_FAILED) once the token of
+    /// a registered connection has expired at `t`.
+    bool checkToken(Conn& c, std::int64_t t);
     /// False (and ERROR FORBIDDEN, the connection stays open) unless `c` holds all of `need`.
     bool permitted(Conn& c, std::uint16_t seq, std::uint32_t need, std::string_view what);
 
@@ -350,16 +358,26 @@ struct SessionManager::Impl {
 
     /// ping_interval_ms <= 0 turns heartbeats off (no PINGs, nobody declared dead).
     bool heartbeatsOn() const { return cfg().ping_interval_ms > 0; }
+    /// The heartbeat deadline: a PING is due (or, awaiting a PONG, the connection is dead).
     std::int64_t connDeadline(const Conn& c) const {
         return (c.awaiting_pong ? c.ping_sent_us / 1000 : c.last_activity_ms) +
                cfg().ping_interval_ms;
     }
+    /// The earliest of the connection's deadlines (REGISTER while awaiting it, token expiry,
+    /// heartbeat), 0 = none.
+    std::int64_t connWake(const Conn& c) const;
+    /// Files the connection's next wake-up unless its live entry comes no later (one entry per
+    /// connection; a deadline that only moved later is re-filed when the entry fires).
+    void fileConn(Conn& c);
     void handlePing(Conn& c, std::uint16_t seq, ByteSpan payload);
     void handlePong(Conn& c, std::uint16_t seq, ByteSpan payload);
     void tick();
-    void onConnTimer(ConnId id, std::int64_t t);
+    /// The connection's wheel entry fired: REGISTER timeout, token expiry, PING or heartbeat
+    /// timeout, whichever are due; then its next wake-up is filed.
+    void onConnTimer(ConnId id, std::int64_t deadline, std::int64_t t);
     void onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t);
-    void onRegisterTimer(ConnId id, std::int64_t deadline, std::int64_t t);
+    /// From onConnTimer: false (and the connection closed) once its REGISTER is overdue at `t`.
+    bool checkRegisterDeadline(Conn& c, std::int64_t t);
     /// Re-files every deadline (after the intervals changed).
     void rebuildTimers();
 
@@ -383,10 +401,9 @@ struct SessionManager::Impl {
     UserRegistry users_;
     ConnMap conns_;
     SessionTable sessions_;  // online and detached sessions only
+    // One entry per connection (Conn::wake_ms): its REGISTER, token and heartbeat deadlines.
     DeadlineWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
-    DeadlineWheel<ConnId> register_wheel_;
-    DeadlineWheel<ConnId> auth_wheel_;           // token deadlines (not rebuilt on reload)
     std::shared_ptr<const Authenticator> auth_;  // null: auth = none
     // TLS client certificate names of the connections that have one (few: kept aside so a
     // Conn does not grow for them).

@@ -36,10 +36,10 @@ namespace tundra::net {
 //
 // Memory of an idle connection (x86-64, g++ 12): the object is 120 bytes (vptr, server ref,
 // id, flush timer, empty InputBuffer 16, empty OutputQueue 40, fd, interest, state, reason,
-// flush mark, the null TLS pointer), a 128-byte malloc chunk, plus its ConnTable slot (a
-// pointer and an id, 16 bytes). About 144 bytes of heap in total, with no input or output
-// storage: both are released as soon as they become empty. heapBytes() reports 136 (no malloc
-// rounding) and the tests hold it below 300. A TLS connection adds its TlsState and OpenSSL's
+// flush mark, the null TLS pointer), a 128-byte malloc chunk, plus its ConnTable slot (one
+// pointer, 8 bytes). About 136 bytes of heap in total, with no input or output storage: both
+// are released as soon as they become empty. heapBytes() reports 128 (no malloc rounding) and
+// the tests hold it below 300. A TLS connection adds its TlsState and OpenSSL's
 // SSL object (a few KiB; record buffers are released while idle, SSL_MODE_RELEASE_BUFFERS).
 //
 // A TLS connection (accepted on the TLS listener) also owns a TlsState (tls_, null for plain

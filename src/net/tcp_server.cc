@@ -458,9 +458,7 @@ std::size_t TcpServer::heapBytes(ConnId id) const {
         return 0;
     }
     const Connection& c = *found;
-    // its slot in the table: a pointer and its id
-    constexpr std::size_t kSlot = ConnTable::kSlotBytes + sizeof(ConnId);
-    return sizeof(Connection) + kSlot + c.input_.capacity() + c.output_.heapBytes();
+    return sizeof(Connection) + ConnTable::kSlotBytes + c.input_.capacity() + c.output_.heapBytes();
 }
 
 // Marks `c` closed (once), takes it out of epoll so no later event of this batch reaches it,
@@ -544,51 +542,45 @@ ConnId TcpServer::ConnTable::reserve() {
         }
         slot = static_cast<std::uint32_t>(slots_.size());
         slots_.emplace_back();
-        ids_.push_back(0);
     }
-    const ConnId id = (++issued_ << kSlotBits) | slot;
-    ids_[slot] = id;
-    return id;
+    return (++issued_ << kSlotBits) | slot;
 }
 
 void TcpServer::ConnTable::put(ConnId id, std::unique_ptr<Connection> c) {
     const auto slot = static_cast<std::size_t>(id & kSlotMask);
-    assert(slot < slots_.size() && ids_[slot] == id && !slots_[slot]);
+    assert(slot < slots_.size() && !slots_[slot] && c->id_ == id);
     slots_[slot] = std::move(c);
     ++size_;
 }
 
 void TcpServer::ConnTable::release(ConnId id) {
     const auto slot = static_cast<std::size_t>(id & kSlotMask);
-    if (slot >= slots_.size() || ids_[slot] != id || slots_[slot]) {
-        return;
-    }
-    ids_[slot] = 0;
+    assert(slot < slots_.size() && !slots_[slot]);
     free_.push_back(static_cast<std::uint32_t>(slot));
 }
 
 TcpServer::Connection* TcpServer::ConnTable::find(ConnId id) const {
     const auto slot = static_cast<std::size_t>(id & kSlotMask);
-    if (slot >= slots_.size() || ids_[slot] != id) {
+    if (slot >= slots_.size()) {
         return nullptr;
     }
-    return slots_[slot].get();
+    Connection* c = slots_[slot].get();
+    return c != nullptr && c->id_ == id ? c : nullptr;
 }
 
 std::unique_ptr<TcpServer::Connection> TcpServer::ConnTable::take(ConnId id) {
-    const auto slot = static_cast<std::size_t>(id & kSlotMask);
-    if (slot >= slots_.size() || ids_[slot] != id || !slots_[slot]) {
+    if (find(id) == nullptr) {
         return nullptr;
     }
+    const auto slot = static_cast<std::size_t>(id & kSlotMask);
     std::unique_ptr<Connection> c = std::move(slots_[slot]);
     --size_;
-    release(id);
+    free_.push_back(static_cast<std::uint32_t>(slot));
     return c;
 }
 
 void TcpServer::ConnTable::clear() {
     slots_.clear();
-    ids_.clear();
     free_.clear();
     size_ = 0;
 }

@@ -193,10 +193,11 @@ private:
     // send while traffic is steady). Declared before conns_: it outlives the queues.
     SegmentPool pool_;
     // Connections by id, in a slot vector indexed by the id's low kSlotBits bits: a lookup is
-    // one index and one compare, no hashing (a fan-out looks up every recipient), and a
-    // connection costs one pointer here instead of a hash node and bucket. The high bits count
-    // connections, so an id is never reused: a stale id finds its slot empty or holding a newer
-    // connection (another id), and gets nothing.
+    // one index and one compare against the connection's own id, no hashing (a fan-out looks up
+    // every recipient), and a connection costs one pointer here instead of a hash node and
+    // bucket. The high bits count connections, so an id is never reused: a stale id finds its
+    // slot empty or holding a newer connection (another id), and gets nothing. A reserved slot
+    // (reserve() to put(), within one onAccept) is empty and out of the free list.
     class ConnTable {
     public:
         static constexpr unsigned kSlotBits = 24;  // 16 M connections at once
@@ -225,7 +226,6 @@ private:
         static constexpr ConnId kSlotMask = (ConnId{1} << kSlotBits) - 1;
         std::vector<std::unique_ptr<Connection>> slots_;
         std::vector<std::uint32_t> free_;  // empty slots, reused last-freed first
-        std::vector<ConnId> ids_;          // id reserved or held in each slot (0: free)
         std::uint64_t issued_ = 0;
         std::size_t size_ = 0;
     };

@@ -126,7 +126,9 @@ TEST_F(RateLimitTest, AFloodIsRefusedWithRateLimitedWhileOthersChat) {
     }
     EXPECT_EQ(acks + limited, kFrames);
     EXPECT_GE(limited, 1000) << "acks " << acks;
-    EXPECT_GE(acks, 2000);
+    // The burst of 2000 less the token its REGISTER took; a refill of one token a millisecond
+    // adds whatever the loop's clock moved on since then (often nothing).
+    EXPECT_GE(acks, 1999);
     // The well-behaved clients on the same server are not affected.
     auto ack = say(*alice, "bob", "hello bob");
     ASSERT_TRUE(ack);

@@ -42,6 +42,26 @@ TEST_F(AbuseTest, ConnectionWithoutRegisterIsClosedAtTheDeadline) {
     EXPECT_EQ(sm().gauges().connections, 1U);
 }
 
+// The REGISTER deadline shares the connection's one timer entry with the heartbeat: it holds
+// with heartbeats off, and a reload that lengthens it moves it.
+TEST_F(AbuseTest, RegisterDeadlineHoldsWithoutHeartbeatsAndFollowsAReload) {
+    config.register_timeout_ms = 1000;
+    config.ping_interval_ms = 0;
+    connectFrom(1, "10.0.0.1");
+    advance(1100);
+    ASSERT_EQ(take(1).size(), 1U);
+    EXPECT_TRUE(out.isClosing(1));
+    connectFrom(2, "10.0.0.2");
+    auto c = config;
+    c.register_timeout_ms = 5000;
+    sm().reconfigure(c);
+    advance(1100);
+    EXPECT_FALSE(out.isClosing(2));
+    advance(4000);
+    EXPECT_TRUE(out.isClosing(2));
+    EXPECT_EQ(sm().metrics().register_timeouts_total, 2U);
+}
+
 TEST_F(AbuseTest, RegisterDeadlineCanBeTurnedOff) {
     config.register_timeout_ms = 0;
     connect(1);

@@ -177,6 +177,19 @@ TEST_F(CoreAuthTest, AConnectionIsClosedWhenItsTokenExpires) {
     EXPECT_EQ(sm().metrics().auth_expired_total, 1U);
 }
 
+TEST_F(CoreAuthTest, ATokenExpiresWithHeartbeatsOffToo) {
+    config.ping_interval_ms = 0;
+    useAuth();
+    registerWith(1, "alice", tok("alice", perm::kAll, nowS() + 3));
+    clock.setWall(clock.wallMs() + 2900);
+    advance(2900);
+    EXPECT_EQ(out.closeCount(1), 0U);
+    clock.setWall(clock.wallMs() + 200);
+    advance(200);
+    EXPECT_EQ(std::string(asError(one(1)).text), "token expired");
+    EXPECT_EQ(out.closeCount(1), 1U);
+}
+
 TEST_F(CoreAuthTest, AuthRefreshMovesTheDeadlineAndAFailedRefreshKeepsTheOldOne) {
     useAuth();
     registerWith(1, "alice", tok("alice", perm::kAll, nowS() + 5));

@@ -24,6 +24,22 @@ TEST(SessionText, ShowsTheFirstFourHexDigitsOrADash) {
     EXPECT_EQ(uuidToString(u.session).substr(0, 4), "0af3");
 }
 
+// The per-connection state stays in a 144-byte malloc chunk: its flags share a word with the
+// 24-bit bad-frame count, which stops at its cap instead of wrapping.
+TEST(ConnLayout, FitsIn136BytesAndTheBadFrameCountSaturates) {
+    if constexpr (sizeof(void*) == 8) {
+        EXPECT_LE(sizeof(Conn), 136U);
+    }
+    Conn c;
+    c.bad_frames = kBadFramesCap;
+    c.closed = true;
+    EXPECT_EQ(std::uint32_t{c.bad_frames}, kBadFramesCap);
+    EXPECT_TRUE(c.closed);
+    EXPECT_TRUE(c.counted);
+    EXPECT_FALSE(c.awaiting_pong);
+    EXPECT_GE(kBadFramesCap, 1'000'000U) << "the largest max_bad_frames must be reachable";
+}
+
 StoredFrame entry(std::uint64_t id, std::size_t size = 10) {
     return StoredFrame{std::make_shared<const Bytes>(Bytes(size, 0)), id};
 }

@@ -41,6 +41,33 @@ TEST(TokenBucket, SlowRatesRefillInFractions) {
     EXPECT_TRUE(b.take(1, 3, 1, 334));
 }
 
+// A connection's frame and byte buckets share one timestamp, and a frame takes from both or
+// from neither: a frame refused for its size costs no frame token.
+TEST(TokenBuckets, TakeFromEveryBucketOrFromNone) {
+    core::TokenBuckets<2> b;
+    using T = core::TokenBuckets<2>::Take;
+    EXPECT_TRUE(b.take({T{1, 10, 3}, T{60, 100, 100}}, 0));
+    EXPECT_FALSE(b.take({T{1, 10, 3}, T{60, 100, 100}}, 0));  // 40 bytes left: refused
+    EXPECT_TRUE(b.take({T{1, 10, 3}, T{40, 100, 100}}, 0));
+    EXPECT_TRUE(b.take({T{1, 10, 3}, T{0, 100, 100}}, 0));     // the refused one took no token
+    EXPECT_FALSE(b.take({T{1, 10, 3}, T{0, 100, 100}}, 0));    // 3 frames: all taken
+    EXPECT_TRUE(b.take({T{1, 10, 3}, T{10, 100, 100}}, 100));  // 100 ms: 1 frame, 10 bytes
+    EXPECT_FALSE(b.take({T{0, 10, 3}, T{1, 100, 100}}, 100));
+    EXPECT_EQ(sizeof(b), 24U);
+}
+
+TEST(TokenBuckets, ABucketGivenARateLaterStartsFull) {
+    core::TokenBuckets<2> b;
+    using T = core::TokenBuckets<2>::Take;
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_TRUE(b.take({T{1, 1, 100}, T{1'000'000, 0, 1}}, 5));  // bytes unlimited
+    }
+    EXPECT_FALSE(b.take({T{1, 1, 100}, T{0, 0, 1}}, 5));
+    // A reload limits the bytes: that bucket starts with its whole burst.
+    EXPECT_TRUE(b.take({T{0, 1, 100}, T{500, 1, 500}}, 5));
+    EXPECT_FALSE(b.take({T{0, 1, 100}, T{1, 1, 500}}, 5));
+}
+
 class CoreRateLimitTest : public CoreTest {
 protected:
     CoreRateLimitTest() { config.presence_events = false; }
