@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,7 +21,7 @@ public:
     [[nodiscard]] bool on() const { return on_; }
     void setOn(bool on) { on_ = on; }
 
-    void putEntry(const std::string& user, const StoredFrame& e, bool written) {
+    void putEntry(std::string_view user, const StoredFrame& e, bool written) {
         if (!on_) {
             return;
         }
@@ -32,7 +33,7 @@ public:
         op.written = written;
         batch_.ops.push_back(std::move(op));
     }
-    void deleteEntry(const std::string& user, std::uint64_t id) {
+    void deleteEntry(std::string_view user, std::uint64_t id) {
         if (!on_) {
             return;
         }
@@ -43,7 +44,7 @@ public:
         batch_.ops.push_back(std::move(op));
     }
     /// The window of `user` lost its entries up to `id` (they are popped from its front).
-    void trimWindow(const std::string& user, std::uint64_t id) {
+    void trimWindow(std::string_view user, std::uint64_t id) {
         if (!on_) {
             return;
         }
@@ -55,7 +56,7 @@ public:
     }
     /// A broadcast, stored once: it is in the window of every user online with a broadcast
     /// range when it was sent (UserRegistry::openBroadcasts), without an entry of its own.
-    void putBroadcast(const std::string& sender, const StoredFrame& e, bool agents_only) {
+    void putBroadcast(std::string_view sender, const StoredFrame& e, bool agents_only) {
         if (!on_) {
             return;
         }
@@ -78,9 +79,9 @@ public:
         batch_.ops.push_back(std::move(op));
     }
     /// `user` has a window trim pending (written once per batch, see UserRegistry).
-    void noteTrim(const std::string& user) { trim_users_.push_back(user); }
+    void noteTrim(std::string_view user) { trim_users_.emplace_back(user); }
     std::vector<std::string>& trimUsers() { return trim_users_; }
-    void deleteUser(const std::string& user) {
+    void deleteUser(std::string_view user) {
         if (!on_) {
             return;
         }
@@ -91,12 +92,12 @@ public:
     }
     /// The user's row changed (created, kind, session, presence, DROPPED): written once, with
     /// its state at the end of the iteration. `dirty` is the user's own flag.
-    void touchUser(const std::string& user, bool& dirty) {
+    void touchUser(std::string_view user, bool& dirty) {
         if (!on_ || dirty) {
             return;
         }
         dirty = true;
-        dirty_users_.push_back(user);
+        dirty_users_.emplace_back(user);
     }
     void reserveIds(std::uint64_t reserve) {
         if (on_) {

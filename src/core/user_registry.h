@@ -16,6 +16,7 @@
 
 #include "common/intrusive_hash.h"
 #include "common/keyed_hash.h"
+#include "common/short_string.h"
 #include "core/frame_ring.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
@@ -28,9 +29,10 @@ struct Conn;  // a connection's state, owned by the SessionManager
 
 /// A remembered user. Users outlive sessions: the buffer and window belong here. At most one
 /// session per user exists (a second REGISTER for an online or detached name is refused), so
-/// the session lives inside the user too. About 200 bytes when idle with nothing stored.
+/// the session lives inside the user too. 184 bytes when idle with nothing stored (x86-64), a
+/// 192-byte malloc chunk, and nothing else for a name of up to 15 bytes.
 struct User {
-    std::string name;
+    common::ShortString name;
     Uuid session{};              ///< nil while Offline
     Conn* conn = nullptr;        ///< the live connection while Online
     std::int64_t since_ms = 0;   ///< steady ms: Detached since / Offline since (last seen)
