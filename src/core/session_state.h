@@ -23,6 +23,7 @@
 #include "common/keyed_hash.h"
 #include "common/log_throttle.h"
 #include "common/ring_queue.h"
+#include "common/slab_pool.h"
 #include "core/deadline_wheel.h"
 #include "core/metrics.h"
 #include "core/rate_limit.h"
@@ -108,8 +109,8 @@ const char* reasonName(DisconnectReason r);
 /// max_bad_frames setting stops at 1,000,000).
 inline constexpr std::uint32_t kBadFramesCap = (1U << 24) - 1;
 
-// Per-connection state: 136 bytes (x86-64) in one malloc chunk of 144 (ConnMap), nothing else
-// allocated while idle. Ordered by size so nothing is padding (the flags share a word with
+// Per-connection state: 136 bytes (x86-64) in the ConnMap's slab pool, nothing else allocated
+// while idle. Ordered by size so nothing is padding (the flags share a word with
 // bad_frames); tests/unit/core/memory_test.cc holds the whole per-connection footprint of the
 // core.
 struct Conn {
@@ -154,13 +155,13 @@ struct Conn {
     [[nodiscard]] bool registered() const { return user != nullptr && !closed; }
 };
 
-/// The core's connections by id. Each Conn is its own allocation, linked into an intrusive
-/// table (one chunk per connection, no map node), and stays at the same address until erased.
+/// The core's connections by id. Each Conn lives in the map's slab pool (no malloc header),
+/// linked into an intrusive table (no map node), and stays at the same address until erased.
 class ConnMap {
 public:
     ConnMap() = default;
     ~ConnMap() {
-        table_.forEach([](Conn& c) { delete &c; });  // NOLINT(cppcoreguidelines-owning-memory)
+        table_.forEach([](Conn& c) { common::SlabPool::destroy(&c); });
         table_.clear();
     }
     ConnMap(const ConnMap&) = delete;
@@ -172,15 +173,15 @@ public:
         if (table_.contains(id)) {
             return nullptr;
         }
-        auto c = std::make_unique<Conn>();
+        Conn* c = pool_.make<Conn>();
         c->id = id;
         table_.insert(*c);
-        return c.release();
+        return c;
     }
     /// Removes and destroys `c`.
     void erase(Conn& c) {
         table_.erase(c);
-        delete &c;  // NOLINT(cppcoreguidelines-owning-memory): the table's elements are owned here
+        common::SlabPool::destroy(&c);
     }
     [[nodiscard]] std::size_t size() const { return table_.size(); }
     /// Calls f(Conn&) for each connection; `f` must not add or erase any.
@@ -202,6 +203,7 @@ private:
             return static_cast<std::size_t>(x);
         }
     };
+    common::SlabPool pool_{sizeof(Conn), alignof(Conn)};  // before the table of its objects
     common::IntrusiveHashTable<Conn, Key, Hash, &Conn::map_next> table_;
 };
 

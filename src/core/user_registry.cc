@@ -18,7 +18,7 @@ constexpr std::uint8_t kLruDirty = 2;
 }  // namespace
 
 UserRegistry::~UserRegistry() {
-    users_.forEach([](User& u) { delete &u; });  // NOLINT(cppcoreguidelines-owning-memory)
+    users_.forEach([](User& u) { common::SlabPool::destroy(&u); });
     users_.clear();
 }
 
@@ -28,11 +28,10 @@ User& UserRegistry::create(std::string_view name, ClientKind kind, std::size_t m
                            std::int64_t now_ms) {
     while (users_.size() >= max_users && forgetOne()) {
     }
-    auto u = std::make_unique<User>();
-    u->name.assign(name);
-    u->kind = kind;
-    u->since_ms = now_ms;
-    User& ref = *u.release();  // owned by the table from here on (deleted by forget())
+    User& ref = *pool_.make<User>();  // owned by the table (destroyed by forget())
+    ref.name.assign(name);
+    ref.kind = kind;
+    ref.since_ms = now_ms;
     users_.insert(ref);
     lruRelink(ref);
     touch(ref);
@@ -173,7 +172,7 @@ void UserRegistry::forget(User& u, const char* why) {
     }
     rec_.deleteUser(u.name);
     users_.erase(u);
-    delete &u;  // NOLINT(cppcoreguidelines-owning-memory): the table's elements are owned here
+    common::SlabPool::destroy(&u);
 }
 
 // ---- stored deliveries ----------------------------------------------------------------------

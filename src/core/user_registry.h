@@ -17,6 +17,7 @@
 #include "common/intrusive_hash.h"
 #include "common/keyed_hash.h"
 #include "common/short_string.h"
+#include "common/slab_pool.h"
 #include "core/frame_ring.h"
 #include "core/metrics.h"
 #include "core/outbox.h"
@@ -29,8 +30,8 @@ struct Conn;  // a connection's state, owned by the SessionManager
 
 /// A remembered user. Users outlive sessions: the buffer and window belong here. At most one
 /// session per user exists (a second REGISTER for an online or detached name is refused), so
-/// the session lives inside the user too. 184 bytes when idle with nothing stored (x86-64), a
-/// 192-byte malloc chunk, and nothing else for a name of up to 15 bytes.
+/// the session lives inside the user too. 184 bytes when idle with nothing stored (x86-64), in
+/// the registry's slab pool, and nothing else for a name of up to 15 bytes.
 struct User {
     common::ShortString name;
     Uuid session{};              ///< nil while Offline
@@ -105,7 +106,8 @@ struct BufferLimits {
 class UserRegistry {
 public:
     /// Users by name, hashed with the per-process key; linked through User::name_next (no node
-    /// per user). The registry owns the users: create() allocates, forget() deletes.
+    /// per user). The registry owns the users: create() makes one in its slab pool, forget()
+    /// destroys it.
     using UserTable =
         common::IntrusiveHashTable<User, UserName, common::KeyedStringHash, &User::name_next>;
 
@@ -249,6 +251,8 @@ private:
     Metrics& metrics_;
     StoreRecorder own_recorder_;  // off; used only without a recorder of the manager's
     StoreRecorder& rec_;
+    // The users' storage (no malloc header per user); declared before the table that links them.
+    common::SlabPool pool_{sizeof(User), alignof(User)};
     UserTable users_;
     std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes (while heap_live_)
     bool heap_live_ = false;

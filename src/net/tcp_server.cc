@@ -124,7 +124,7 @@ bool TcpServer::onAccept(int fd, std::string peer, bool tls) {
         spdlog::debug("setsockopt(SO_SNDBUF) failed for {}", info.peer);
     }
     const ConnId id = conns_.reserve();
-    auto conn = std::make_unique<Connection>(*this, id, fd);
+    auto conn = conns_.make(*this, id, fd);
     int err = 0;
     if (!loop_.tryAdd(fd, EPOLLIN, conn.get(), err)) {
         spdlog::warn("epoll_ctl(ADD) for a new connection from {}: {}", info.peer,
@@ -510,7 +510,7 @@ void TcpServer::reap() {
     std::vector<ConnId> ids;
     ids.swap(to_reap_);
     for (ConnId id : ids) {
-        std::unique_ptr<Connection> conn = conns_.take(id);
+        ConnTable::Ptr conn = conns_.take(id);
         if (!conn) {
             continue;
         }
@@ -531,6 +531,8 @@ void TcpServer::reap() {
 
 // ---- ConnTable ------------------------------------------------------------------------------
 
+TcpServer::ConnTable::ConnTable() : pool_(sizeof(Connection), alignof(Connection)) {}
+
 ConnId TcpServer::ConnTable::reserve() {
     std::uint32_t slot = 0;
     if (!free_.empty()) {
@@ -546,7 +548,7 @@ ConnId TcpServer::ConnTable::reserve() {
     return (++issued_ << kSlotBits) | slot;
 }
 
-void TcpServer::ConnTable::put(ConnId id, std::unique_ptr<Connection> c) {
+void TcpServer::ConnTable::put(ConnId id, Ptr c) {
     const auto slot = static_cast<std::size_t>(id & kSlotMask);
     assert(slot < slots_.size() && !slots_[slot] && c->id_ == id);
     slots_[slot] = std::move(c);
@@ -568,12 +570,12 @@ TcpServer::Connection* TcpServer::ConnTable::find(ConnId id) const {
     return c != nullptr && c->id_ == id ? c : nullptr;
 }
 
-std::unique_ptr<TcpServer::Connection> TcpServer::ConnTable::take(ConnId id) {
+TcpServer::ConnTable::Ptr TcpServer::ConnTable::take(ConnId id) {
     if (find(id) == nullptr) {
         return nullptr;
     }
     const auto slot = static_cast<std::size_t>(id & kSlotMask);
-    std::unique_ptr<Connection> c = std::move(slots_[slot]);
+    Ptr c = std::move(slots_[slot]);
     --size_;
     free_.push_back(static_cast<std::uint32_t>(slot));
     return c;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/log_throttle.h"
+#include "common/slab_pool.h"
 #include "net/event_loop.h"
 #include "net/output_queue.h"
 
@@ -201,14 +202,21 @@ private:
     class ConnTable {
     public:
         static constexpr unsigned kSlotBits = 24;  // 16 M connections at once
+        using Ptr = std::unique_ptr<Connection, common::SlabDelete>;
+        ConnTable();
         /// A new id; its slot stays empty (find() gives null) until put(), or release() it.
         ConnId reserve();
-        void put(ConnId id, std::unique_ptr<Connection> c);
+        /// A new connection in the table's slab pool (no malloc header), to be put() or dropped.
+        template <class... Args>
+        Ptr make(Args&&... args) {
+            return Ptr(pool_.make<Connection>(std::forward<Args>(args)...));
+        }
+        void put(ConnId id, Ptr c);
         /// Frees the slot of `id` (which must be empty, reserved or taken).
         void release(ConnId id);
         [[nodiscard]] Connection* find(ConnId id) const;
         /// Removes the connection with `id` and frees its slot; null if there is none.
-        std::unique_ptr<Connection> take(ConnId id);
+        Ptr take(ConnId id);
         [[nodiscard]] std::size_t size() const { return size_; }
         template <class F>
         void forEach(F&& f) const {
@@ -220,11 +228,12 @@ private:
         }
         void clear();
         /// Heap per connection held: its slot.
-        static constexpr std::size_t kSlotBytes = sizeof(std::unique_ptr<Connection>);
+        static constexpr std::size_t kSlotBytes = sizeof(Ptr);
 
     private:
         static constexpr ConnId kSlotMask = (ConnId{1} << kSlotBits) - 1;
-        std::vector<std::unique_ptr<Connection>> slots_;
+        common::SlabPool pool_;  // before slots_: it outlives the connections
+        std::vector<Ptr> slots_;
         std::vector<std::uint32_t> free_;  // empty slots, reused last-freed first
         std::uint64_t issued_ = 0;
         std::size_t size_ = 0;

@@ -116,13 +116,14 @@ bool tuneAllocator() {
 }
 
 bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
-    if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_) {
-        return false;  // too soon: a walk of a large heap is not free
-    }
     const auto info = ::mallinfo2();
     const std::size_t free_now = info.fordblks;
     // Free space that was reused since the last trim counts as freed again when it comes back.
     free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
+    if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_ &&
+        free_now - free_after_last_trim_ < urgent_growth_) {
+        return false;  // too soon: a walk of a large heap is not free
+    }
     if (free_now < info.arena / 4) {
         return false;  // mostly in use: the walk would give little back
     }

@@ -43,19 +43,25 @@ bool tuneAllocator();
 /// the previous trim (or than the lowest free figure seen since, if the space was reused), so a
 /// fragmented heap is not walked again and again for nothing.
 // malloc_trim walks the whole heap on the loop thread, so its cost is bounded by doing it
-// rarely and only when it pays: at least `min_interval_ms` apart, only when `min_growth` bytes
-// were freed since the last trim, and only when free space is at least a quarter of the heap
-// (a large, busy heap with little free is not walked for nothing). A helper thread was not
-// chosen: the trim holds the arena lock, so the loop's own allocations would wait on it anyway.
+// rarely and only when it pays: at least `min_interval_ms` apart (unless `urgent_growth` bytes
+// were freed since the last trim: the end of a traffic burst that freed every delivery window
+// is given back at once, not up to a minute later), only when `min_growth` bytes were freed
+// since the last trim, and only when free space is at least a quarter of the heap (a large,
+// busy heap with little free is not walked for nothing). A helper thread was not chosen: the
+// trim holds the arena lock, so the loop's own allocations would wait on it anyway.
 class HeapTrimmer {
 public:
-    explicit HeapTrimmer(std::size_t min_growth = 1U << 20, std::int64_t min_interval_ms = 0)
-        : min_growth_(min_growth), min_interval_ms_(min_interval_ms) {}
+    explicit HeapTrimmer(std::size_t min_growth = 1U << 20, std::int64_t min_interval_ms = 0,
+                         std::size_t urgent_growth = SIZE_MAX)
+        : min_growth_(min_growth),
+          urgent_growth_(urgent_growth),
+          min_interval_ms_(min_interval_ms) {}
     /// True if it trimmed. `now_ms`: a monotonic time for the interval.
     bool maybeTrim(std::int64_t now_ms = 0);
 
 private:
     std::size_t min_growth_;
+    std::size_t urgent_growth_;
     std::int64_t min_interval_ms_;
     std::int64_t last_trim_ms_ = 0;
     bool trimmed_ = false;
@@ -145,10 +151,13 @@ private:
     std::shared_ptr<net::TlsContext> tls_ctx_;
     bool config_error_ = false;
     // Checked every 10 s; trims at most once a minute, once 1 MiB more is free than after the
-    // last trim and free space is a quarter of the heap (see HeapTrimmer). 1 MiB: what a burst
-    // of 10,000 connections leaves behind (the timer wheels' emptied slots, old hash bucket
-    // arrays) is 3 to 4 MiB, a third of the heap, and stayed resident under a 16 MiB threshold.
-    HeapTrimmer heap_trimmer_{1U << 20, 60'000};
+    // last trim and free space is a quarter of the heap (see HeapTrimmer); at the next check
+    // once 8 MiB more is free. 1 MiB: what a burst of 10,000 connections leaves behind (the
+    // timer wheels' emptied slots, old hash bucket arrays) is 3 to 4 MiB, a third of the heap,
+    // and stayed resident under a 16 MiB threshold. 8 MiB: the delivery windows 10,000 idle
+    // clients free once their PONGs confirm a burst (17 MiB) were kept up to a minute when a
+    // trim had just happened.
+    HeapTrimmer heap_trimmer_{1U << 20, 60'000, 8U << 20};
     bool draining_ = false;
     bool drain_waits_for_store_ = false;  // draining: held ACKs wait for their commit first
     std::unique_ptr<storage::Store> store_;

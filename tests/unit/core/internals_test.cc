@@ -24,7 +24,7 @@ TEST(SessionText, ShowsTheFirstFourHexDigitsOrADash) {
     EXPECT_EQ(uuidToString(u.session).substr(0, 4), "0af3");
 }
 
-// The per-connection state stays in a 144-byte malloc chunk: its flags share a word with the
+// The per-connection state stays within 136 bytes: its flags share a word with the
 // 24-bit bad-frame count, which stops at its cap instead of wrapping.
 TEST(ConnLayout, FitsIn136BytesAndTheBadFrameCountSaturates) {
     if constexpr (sizeof(void*) == 8) {

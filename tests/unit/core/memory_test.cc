@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Core unit tests that count heap use through a replaced global operator new: the per-connection
-// footprint of idle registered sessions, and that a broadcast allocates per message, not per
-// recipient. Own binary, so the replacement affects nothing else.
+// Core unit tests that count heap use through a replaced global operator new, plus the slabs of
+// the core's object pools (common::SlabPool, whole slabs counted): the per-connection footprint
+// of idle registered sessions, and that a broadcast allocates per message, not per recipient.
+// Own binary, so the replacement affects nothing else.
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "common/slab_pool.h"
 #include "core/session_manager.h"
 #include "support/fake_clock.h"
 #include "tundra/messages.h"
@@ -37,6 +39,11 @@ void countedFree(void* p) {
     void* base = static_cast<char*>(p) - kPrefix;
     g_live_bytes -= static_cast<std::int64_t>(*static_cast<std::size_t*>(base));
     std::free(base);
+}
+
+/// Heap through operator new and the pools' slabs.
+std::int64_t liveBytes() {
+    return g_live_bytes.load() + static_cast<std::int64_t>(tundra::common::SlabPool::totalBytes());
 }
 
 }  // namespace
@@ -126,12 +133,12 @@ TEST_F(CoreMemoryTest, IdleRegisteredConnectionCostsUnder420Bytes) {
     constexpr std::size_t kConns = 5000;
     auto frames = registers(kConns);
     auto sm = make();
-    const std::int64_t before = g_live_bytes.load();
+    const std::int64_t before = liveBytes();
     for (std::size_t i = 0; i < kConns; ++i) {
         sm->onConnect(i + 1);
         feed(*sm, i + 1, frames[i]);
     }
-    const std::int64_t per_conn = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    const std::int64_t per_conn = (liveBytes() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().sessions_online, kConns);
     EXPECT_LE(per_conn, kCoreIdleBytes) << "bytes per idle registered connection";
     RecordProperty("bytes_per_idle_connection", static_cast<int>(per_conn));
@@ -147,7 +154,7 @@ TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnder420Bytes) {
     outbox.ping_tokens.assign(kConns + 1, 0);
     Bytes hello = msg::encode(msg::Message{"", "hello everyone"}, 2);
     auto sm = make();
-    const std::int64_t before = g_live_bytes.load();
+    const std::int64_t before = liveBytes();
     for (std::size_t i = 0; i < kConns; ++i) {
         sm->onConnect(i + 1);
         feed(*sm, i + 1, frames[i]);
@@ -155,7 +162,7 @@ TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnder420Bytes) {
     for (std::size_t i = 0; i < config.max_buffered; ++i) {
         feed(*sm, 1, hello);  // every window fills up
     }
-    const std::int64_t busy = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    const std::int64_t busy = (liveBytes() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().window_messages, (kConns - 1) * config.max_buffered);
 
     clock.advance(config.ping_interval_ms);
@@ -164,7 +171,7 @@ TEST_F(CoreMemoryTest, IdleConnectionAfterTrafficReturnsUnder420Bytes) {
         ASSERT_NE(outbox.ping_tokens[i], 0U) << "conn " << i << " was not pinged";
         feed(*sm, i, msg::encodePing(MsgType::Pong, outbox.ping_tokens[i], 0));
     }
-    const std::int64_t idle = (g_live_bytes.load() - before) / std::int64_t{kConns};
+    const std::int64_t idle = (liveBytes() - before) / std::int64_t{kConns};
     EXPECT_EQ(sm->gauges().window_messages, 0U);
     EXPECT_LE(idle, kCoreIdleBytes)
         << "bytes per idle registered connection after traffic (busy: " << busy << ")";

@@ -57,6 +57,41 @@ TEST(HeapTrimmer, ReturnsFreedPagesOnceAndOnlyWhenEnoughWasFreed) {
     EXPECT_LT(residentBytes() + (4U << 20), resident_busy_again);
 }
 
+// Trims are at least min_interval apart, unless urgent_growth bytes were freed since the last
+// one: the end of a burst is given back at once.
+TEST(HeapTrimmer, WithinTheIntervalOnlyALargeFreeTrims) {
+#ifdef __SANITIZE_ADDRESS__
+    GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to trim";
+#endif
+    HeapTrimmer trimmer(1U << 20, 60'000, 8U << 20);
+    // A first trim at t = 1 s.
+    auto first = burst(4'000, 1536);
+    auto first_pins = burst(4'000, 32);
+    first.clear();
+    ASSERT_TRUE(trimmer.maybeTrim(1000));
+
+    // 3 MiB freed: more than min_growth, less than urgent_growth: it waits for the interval.
+    auto small = burst(2'000, 1536);
+    auto small_pins = burst(2'000, 32);
+    EXPECT_FALSE(trimmer.maybeTrim(6'000));  // in use
+    small.clear();
+    EXPECT_FALSE(trimmer.maybeTrim(11'000));
+    // 15 MiB freed: trimmed at once, still within the minute.
+    auto large = burst(10'000, 1536);
+    auto large_pins = burst(10'000, 32);
+    EXPECT_FALSE(trimmer.maybeTrim(16'000));  // in use
+    const std::uint64_t resident_busy = residentBytes();
+    large.clear();
+    EXPECT_TRUE(trimmer.maybeTrim(21'000));
+    EXPECT_LT(residentBytes() + (4U << 20), resident_busy);
+    // 3 MiB used and freed again: that waits for the interval again.
+    small = burst(2'000, 1536);
+    EXPECT_FALSE(trimmer.maybeTrim(31'000));  // in use
+    small.clear();
+    EXPECT_FALSE(trimmer.maybeTrim(41'000));
+    EXPECT_TRUE(trimmer.maybeTrim(81'000)) << "a minute after the last trim";
+}
+
 // tuneAllocator(): memory freed at the top of the heap stays for the next burst instead of
 // being given back (and faulted in again, page by page) every time; blocks up to 4 MiB come
 // from the heap; the trimmer still gives it all back once traffic stops.
