@@ -17,11 +17,16 @@ namespace tundra::common {
 // (a T*), and finds them by the key `KeyOf{}(element)` returns. An element's key must not
 // change while it is in the table. Buckets are a power of two (the hash's low bits pick one),
 // so `Hash` must mix its low bits well (SipHash, or a multiplicative mix). The table doubles
-// when it holds more than two elements per bucket and halves below a quarter of one, and
-// frees its buckets when it empties: 4 to 8 bytes of buckets per element, and a lookup walks
-// a chain of one to two elements on average.
-template <class T, class KeyOf, class Hash, T* T::*Next, class Eq = std::equal_to<>>
+// when it holds more than `MaxLoad` elements per bucket (2 by default) and halves below an
+// eighth of that, and frees its buckets when it empties: with the default 4 to 8 bytes of
+// buckets per element, and a lookup walks a chain of one to two elements on average. A table
+// looked up rarely (sessions by id: a resume, an expiry) takes a larger MaxLoad for fewer
+// bucket bytes.
+template <class T, class KeyOf, class Hash, T* T::*Next, class Eq = std::equal_to<>,
+          std::size_t MaxLoad = 2>
 class IntrusiveHashTable {
+    static_assert(MaxLoad >= 1);
+
 public:
     using hasher = Hash;
 
@@ -56,7 +61,7 @@ public:
 
     /// Links `t`, whose key no element in the table has (the caller checks with find()).
     void insert(T& t) {
-        if (size_ + 1 > 2 * bucketCount()) {
+        if (size_ + 1 > MaxLoad * bucketCount()) {
             rehash(buckets_ ? (mask_ + 1) * 2 : kMinBuckets);
         }
         T*& head = buckets_[hash_(KeyOf{}(t)) & mask_];
@@ -83,7 +88,7 @@ public:
         if (size_ == 0) {
             buckets_.reset();
             mask_ = 0;
-        } else if (mask_ + 1 > kMinBuckets && size_ < (mask_ + 1) / 4) {
+        } else if (mask_ + 1 > kMinBuckets && size_ * 8 < (mask_ + 1) * MaxLoad) {
             rehash((mask_ + 1) / 2);
         }
         return true;

@@ -315,7 +315,7 @@ void SessionManager::Impl::attach(Conn& c, User& u, const msg::Register& r, std:
     c.user = &u;
     markRegistered(c);
     u.window_replayed = r.last_id > 0;
-    u.resume_last_id = r.last_id;
+    u.phase.replay.resume_last_id = r.last_id;
 
     // Replay plan (docs/PROTOCOL.md, "Replay order after WELCOME"): kept window deliveries
     // above last_id, then every never-written offline entry; both are in id order and the
@@ -325,7 +325,7 @@ void SessionManager::Impl::attach(Conn& c, User& u, const msg::Register& r, std:
     const std::size_t pending = win_count + u.offline.size();
     // Window entries from here on are replayed now; anything older the window no longer
     // holds (requeueUnwritten() counts such entries as lost).
-    u.replay_floor = win_count > 0 ? u.window.at(win_from).id : UINT64_MAX;
+    u.phase.replay.replay_floor = win_count > 0 ? u.window.at(win_from).id : UINT64_MAX;
 
     msg::System w;
     w.event = SystemEvent::Welcome;
@@ -397,7 +397,7 @@ void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
         // not replayed is lost: counted, and reported at once in SYSTEM DROPPED.
         Conn& live = *u.conn;
         for (auto id : ids) {
-            if (id == 0 || (u.window_replayed && id <= u.resume_last_id)) {
+            if (id == 0 || (u.window_replayed && id <= u.phase.replay.resume_last_id)) {
                 continue;  // the client has it (or it was no delivery)
             }
             std::size_t idx = u.window.find(id);
@@ -407,7 +407,7 @@ void SessionManager::Impl::requeueUnwritten(User& u, const Conn& c,
                 }
                 continue;
             }
-            if (u.window_replayed && id >= u.replay_floor) {
+            if (u.window_replayed && id >= u.phase.replay.replay_floor) {
                 continue;  // replayed after WELCOME, gone from the window since
             }
             ++lost;

@@ -87,8 +87,10 @@ struct UserSession {
 };
 
 /// Online and detached sessions by id, linked through User::session_next. Session ids are
-/// random (chosen here, never by a client), so UuidHash's mix is enough.
-using SessionTable = common::IntrusiveHashTable<User, UserSession, UuidHash, &User::session_next>;
+/// random (chosen here, never by a client), so UuidHash's mix is enough. Looked up only on a
+/// resume and a session expiry: 8 sessions per bucket (1 to 2 bytes of buckets per session).
+using SessionTable = common::IntrusiveHashTable<User, UserSession, UuidHash, &User::session_next,
+                                                std::equal_to<>, 8>;
 
 /// What the core keeps per source address (SessionManager::onConnect's `source`): open
 /// connections and the REGISTER token bucket. Kept while it has connections or its bucket is not

@@ -91,9 +91,7 @@ void UserRegistry::setOffline(User& u, std::int64_t now_ms) {
     u.conn = nullptr;
     u.session = Uuid{};
     u.since_ms = now_ms;
-    u.window_replayed = false;
-    u.resume_last_id = 0;
-    u.replay_floor = UINT64_MAX;
+    u.window_replayed = false;  // (phase.replay is attach()'s; phase.lru is written next)
     lruRelink(u);
     touch(u);
 }
@@ -110,18 +108,18 @@ void UserRegistry::lruUnlink(User& u) {
         return;
     }
     auto& list = lru_[u.lru];
-    (u.lru_prev != nullptr ? u.lru_prev->lru_next : list.head) = u.lru_next;
-    (u.lru_next != nullptr ? u.lru_next->lru_prev : list.tail) = u.lru_prev;
-    u.lru_prev = nullptr;
-    u.lru_next = nullptr;
+    (u.phase.lru.prev != nullptr ? u.phase.lru.prev->phase.lru.next : list.head) = u.phase.lru.next;
+    (u.phase.lru.next != nullptr ? u.phase.lru.next->phase.lru.prev : list.tail) = u.phase.lru.prev;
+    u.phase.lru.prev = nullptr;
+    u.phase.lru.next = nullptr;
     u.lru = kLruNone;
 }
 
 void UserRegistry::lruAppend(User& u) {
     auto& list = lru_[u.lru];
-    u.lru_prev = list.tail;
-    u.lru_next = nullptr;
-    (list.tail != nullptr ? list.tail->lru_next : list.head) = &u;
+    u.phase.lru.prev = list.tail;
+    u.phase.lru.next = nullptr;
+    (list.tail != nullptr ? list.tail->phase.lru.next : list.head) = &u;
     list.tail = &u;
 }
 
@@ -140,7 +138,7 @@ void UserRegistry::lruRelink(User& u) {
 
 bool UserRegistry::forgetOne() {
     for (std::uint8_t l : {kLruClean, kLruDirty}) {
-        for (User* u = lru_[l].head; u != nullptr; u = u->lru_next) {
+        for (User* u = lru_[l].head; u != nullptr; u = u->phase.lru.next) {
             if (u->lingering == 0) {
                 forget(*u);
                 return true;

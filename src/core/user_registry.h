@@ -30,7 +30,7 @@ struct Conn;  // a connection's state, owned by the SessionManager
 
 /// A remembered user. Users outlive sessions: the buffer and window belong here. At most one
 /// session per user exists (a second REGISTER for an online or detached name is refused), so
-/// the session lives inside the user too. 184 bytes when idle with nothing stored (x86-64), in
+/// the session lives inside the user too. 168 bytes when idle with nothing stored (x86-64), in
 /// the registry's slab pool, and nothing else for a name of up to 15 bytes.
 struct User {
     common::ShortString name;
@@ -59,11 +59,22 @@ struct User {
     /// Online with a store: the window holds every broadcast from this id on without an entry
     /// per delivery (StoreOp::bcast_since); 0 = every window entry is stored as an entry.
     std::uint64_t bcast_since = 0;
-    std::uint64_t resume_last_id = 0;  ///< last_id of the current registration
-    /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
-    std::uint64_t replay_floor = UINT64_MAX;
-    User* lru_prev = nullptr;
-    User* lru_next = nullptr;
+    /// Online: the current registration's replay bounds (read by the core when a replaced
+    /// connection reports what it never wrote). Offline or detached: the links of the LRU list
+    /// that holds it (`lru`). Never both at once, so they share 16 bytes: setOnline() takes the
+    /// user out of its list before attach() writes `replay`, and `replay` is read only while
+    /// the user is online.
+    union Phase {
+        struct Links {
+            User* prev;
+            User* next;
+        } lru;
+        struct Replay {
+            std::uint64_t resume_last_id;  ///< last_id of the current registration
+            /// Oldest window id replayed after the current WELCOME (UINT64_MAX: none)
+            std::uint64_t replay_floor;
+        } replay;
+    } phase{};
     User* name_next = nullptr;     ///< chain link in the registry's table of users by name
     User* session_next = nullptr;  ///< chain link in the SessionManager's table by session id
 };

@@ -98,6 +98,27 @@ TEST(IntrusiveHashTable, BucketsShrinkWithTheTableAndAreFreedWhenEmpty) {
     EXPECT_EQ(t.heapBytes(), 0U);
 }
 
+// A larger MaxLoad keeps proportionally fewer buckets, grows and shrinks on the same rule, and
+// finds everything through its longer chains.
+TEST(IntrusiveHashTable, ALargerMaxLoadKeepsFewerBuckets) {
+    IntrusiveHashTable<Item, ItemKey, MixHash, &Item::next, std::equal_to<>, 8> t;
+    std::vector<Item> items(10'000);
+    for (std::uint64_t i = 0; i < items.size(); ++i) {
+        items[i].key = i;
+        t.insert(items[i]);
+    }
+    EXPECT_GE(8 * t.bucketCount(), items.size());
+    EXPECT_LE(4 * t.bucketCount(), items.size()) << "at least four elements per bucket";
+    for (const auto& item : items) {
+        ASSERT_EQ(t.find(item.key), &item);
+    }
+    for (std::size_t i = 0; i + 100 < items.size(); ++i) {
+        ASSERT_TRUE(t.erase(items[i]));
+    }
+    EXPECT_LE(t.bucketCount(), 128U) << "100 elements left";
+    EXPECT_GE(8 * t.bucketCount(), 100U);
+}
+
 template <class Hash>
 void randomAgainstUnorderedMap(std::uint32_t seed) {
     std::mt19937 rng(seed);
