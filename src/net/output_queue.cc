@@ -2,7 +2,9 @@
 // OutputQueue: pending output as shared segments (see output_queue.h).
 #include "net/output_queue.h"
 
+#include <algorithm>
 #include <cassert>
+#include <cstddef>
 #include <iterator>
 #include <utility>
 
@@ -20,7 +22,22 @@ std::vector<OutputSegment> SegmentPool::take() {
     std::vector<OutputSegment> v = std::move(spares_.back());
     spares_.pop_back();
     slots_ -= v.capacity();
+    low_water_ = std::min(low_water_, spares_.size());
     return v;
+}
+
+std::size_t SegmentPool::trimUnused() {
+    // Taken from the back, so the front ones are those that sat unused the longest.
+    const std::size_t unused = std::min(low_water_, spares_.size());
+    for (std::size_t i = 0; i < unused; ++i) {
+        slots_ -= spares_[i].capacity();
+    }
+    spares_.erase(spares_.begin(), spares_.begin() + static_cast<std::ptrdiff_t>(unused));
+    if (spares_.empty()) {
+        std::vector<std::vector<OutputSegment>>().swap(spares_);
+    }
+    low_water_ = spares_.size();
+    return unused;
 }
 
 void SegmentPool::give(std::vector<OutputSegment>&& v) {

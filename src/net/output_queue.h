@@ -38,6 +38,11 @@ public:
 
     /// Spare vectors held.
     [[nodiscard]] std::size_t spares() const { return spares_.size(); }
+    /// Frees the spares that were not needed since the previous call (the fewest held at any
+    /// time since then, oldest first), so a pool that filled up in a burst does not keep its
+    /// storage while the server is quiet, and one in steady use keeps what it uses. Returns
+    /// how many it freed. Called from a periodic timer.
+    std::size_t trimUnused();
     /// Heap the pool holds: the spare vectors' slots and its own index of them.
     [[nodiscard]] std::size_t heapBytes() const {
         return slots_ * sizeof(OutputSegment) +
@@ -52,7 +57,8 @@ private:
     void give(std::vector<OutputSegment>&& v);
 
     std::vector<std::vector<OutputSegment>> spares_;
-    std::size_t slots_ = 0;  // total capacity of spares_
+    std::size_t slots_ = 0;      // total capacity of spares_
+    std::size_t low_water_ = 0;  // fewest spares held since the last trimUnused()
 };
 
 // FIFO of segments. `head_` indexes the oldest unwritten one; written segments before it have

@@ -144,6 +144,9 @@ public:
     [[nodiscard]] std::size_t outputPaused() const { return paused_; }
     /// Connections closed (SlowConsumer) because the total was over the hard cap.
     [[nodiscard]] std::uint64_t outputCuts() const { return output_cuts_; }
+    /// Frees the spare output-queue storage not used since the previous call (see
+    /// SegmentPool::trimUnused); returns how many spare vectors it freed. From a periodic timer.
+    std::size_t trimIdleStorage() { return pool_.trimUnused(); }
     /// Heap attributable to one connection: its object, its map node and bucket slot, and its
     /// input/output storage (malloc rounding not included); 0 if unknown. See connection.h
     /// for the idle figure.

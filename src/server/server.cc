@@ -401,7 +401,12 @@ bool Server::start(std::string& error) {
         },
         true);
     loop_.addTimer(
-        kHeapTrimIntervalMs, [this] { heap_trimmer_.maybeTrim(loop_.nowMs()); }, true);
+        kHeapTrimIntervalMs,
+        [this] {
+            tcp_.trimIdleStorage();  // spare queue storage unused for an interval, then the heap
+            heap_trimmer_.maybeTrim(loop_.nowMs());
+        },
+        true);
     spdlog::info(
         "tundrad {} listening on {} (max_clients={} max_payload={} ping_interval={}ms "
         "session_timeout={}ms)",

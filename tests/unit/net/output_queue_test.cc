@@ -161,6 +161,36 @@ TEST(OutputQueueTest, PoolKeepsOnlySmallVectorsUpToItsBound) {
     EXPECT_EQ(pool.spares(), SegmentPool::kMaxSegments / 4) << "bounded by kMaxSegments slots";
 }
 
+// trimUnused() frees the spares nobody took since the previous call and keeps the working set.
+TEST(OutputQueueTest, PoolTrimFreesOnlyWhatWasNotUsedSinceTheLastTrim) {
+    SegmentPool pool;
+    std::vector<OutputQueue> queues(10);
+    auto fill = [&](std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            queues[i].push(bytesOf("q"), 0, 0, &pool);
+        }
+    };
+    auto drain = [&](std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            queues[i].clear(&pool);
+        }
+    };
+    fill(10);
+    drain(10);
+    ASSERT_EQ(pool.spares(), 10U);
+    EXPECT_EQ(pool.trimUnused(), 0U) << "the first call only starts the interval";
+    fill(3);  // 3 spares in use at once during this interval
+    drain(3);
+    EXPECT_EQ(pool.trimUnused(), 7U) << "7 spares sat unused for a whole interval";
+    EXPECT_EQ(pool.spares(), 3U);
+    EXPECT_EQ(pool.trimUnused(), 3U) << "an interval without sends frees the rest";
+    EXPECT_EQ(pool.spares(), 0U);
+    EXPECT_EQ(pool.heapBytes(), 0U);
+    fill(2);
+    drain(2);
+    EXPECT_EQ(pool.spares(), 2U) << "still a pool afterwards";
+}
+
 TEST(OutputQueueTest, WithoutAPoolDrainingFreesTheStorage) {
     SegmentPool pool;
     OutputQueue q;
