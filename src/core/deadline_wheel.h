@@ -10,6 +10,26 @@
 
 namespace tundra::core {
 
+/// Frees the storage of an empty vector and halves one holding less than a quarter of it
+/// (small ones are left alone: refiling them would cost more than they hold).
+template <class E>
+void fitStorage(std::vector<E>& v) {
+    constexpr std::size_t kKeep = 8;
+    if (v.capacity() <= kKeep) {
+        return;
+    }
+    if (v.empty()) {
+        std::vector<E>().swap(v);
+    } else if (v.size() < v.capacity() / 4) {
+        std::vector<E> smaller;
+        smaller.reserve(v.capacity() / 2);
+        for (auto& e : v) {
+            smaller.push_back(std::move(e));
+        }
+        v.swap(smaller);
+    }
+}
+
 // Design. Time is cut into slots of `slot_ms` (the tick interval, 100 ms); slot k of the
 // wheel holds every entry whose deadline falls into a tick t with t % slots == k, so entries
 // more than one revolution away share a slot with nearer ones and are simply kept when the slot
@@ -73,10 +93,10 @@ public:
                     slot.push_back(std::move(e));
                 }
             }
-            fit(slot);
+            fitStorage(slot);
         }
         scratch_.clear();
-        fit(scratch_);
+        fitStorage(scratch_);
     }
 
     void clear() {
@@ -102,25 +122,6 @@ private:
         std::int64_t deadline_ms;
     };
 
-    /// Frees the storage of an empty vector and halves one holding less than a quarter of it
-    /// (small ones are left alone: refiling them would cost more than they hold).
-    static void fit(std::vector<Entry>& v) {
-        constexpr std::size_t kKeep = 8;
-        if (v.capacity() <= kKeep) {
-            return;
-        }
-        if (v.empty()) {
-            std::vector<Entry>().swap(v);
-        } else if (v.size() < v.capacity() / 4) {
-            std::vector<Entry> smaller;
-            smaller.reserve(v.capacity() / 2);
-            for (auto& e : v) {
-                smaller.push_back(std::move(e));
-            }
-            v.swap(smaller);
-        }
-    }
-
     [[nodiscard]] std::size_t index(std::int64_t tick) const {
         return static_cast<std::size_t>(tick) % slots_.size();
     }
@@ -129,6 +130,101 @@ private:
     std::vector<std::vector<Entry>> slots_;
     std::int64_t tick_;  // the last tick advance() visited
     std::vector<Entry> scratch_;
+    std::size_t size_ = 0;
+};
+
+/// DeadlineWheel's sibling for keys whose owner keeps each key's one live deadline (the core's
+/// connections: Conn::wake_ms). An entry is only the key, 8 bytes for a ConnId instead of 16.
+/// When advance() visits a slot it asks due(key) for the key's live deadline: 0 (none, or the
+/// key is gone) drops the entry; a deadline <= now fires it (fire(key, deadline), after which
+/// the owner must have moved that deadline past now or to 0: a second entry of the key in the
+/// same visit then finds nothing due); a later deadline whose tick falls into this slot stays
+/// (it is a revolution or more away); any other later deadline was filed into its own slot, so
+/// this entry is stale and dropped. Same slots, ticks and storage rules as DeadlineWheel.
+template <class Key>
+class KeyWheel {
+public:
+    KeyWheel(std::int64_t slot_ms, std::size_t slots, std::int64_t now_ms)
+        : slot_ms_(slot_ms > 0 ? slot_ms : 1),
+          slots_(slots > 0 ? slots : 1),
+          tick_(now_ms / slot_ms_) {}
+
+    /// Files `key` to be looked at when `deadline_ms` comes (one in the past: on the next
+    /// advance).
+    void schedule(Key key, std::int64_t deadline_ms) {
+        std::int64_t t = deadline_ms / slot_ms_;
+        if (t < tick_) {
+            t = tick_;
+        }
+        slots_[index(t)].push_back(std::move(key));
+        ++size_;
+    }
+
+    /// Visits the slots of every tick since the previous call (at most one revolution); see
+    /// the class comment for due() and fire(). `fire` may schedule() again (even the same key).
+    template <class Due, class Fire>
+    void advance(std::int64_t now_ms, Due&& due, Fire&& fire) {
+        const std::int64_t now_tick = now_ms / slot_ms_;
+        if (now_tick < tick_) {
+            return;
+        }
+        std::int64_t first = tick_;
+        if (now_tick - first >= static_cast<std::int64_t>(slots_.size())) {
+            first = now_tick - static_cast<std::int64_t>(slots_.size()) + 1;
+        }
+        tick_ = now_tick;
+        for (std::int64_t t = first; t <= now_tick; ++t) {
+            const std::size_t here = index(t);
+            auto& slot = slots_[here];
+            if (slot.empty()) {
+                continue;
+            }
+            scratch_.clear();
+            scratch_.swap(slot);  // fire() may push into `slot`
+            for (auto& key : scratch_) {
+                const std::int64_t deadline = due(key);
+                if (deadline != 0 && deadline <= now_ms) {
+                    --size_;
+                    fire(key, deadline);
+                } else if (deadline != 0 && index(deadline / slot_ms_) == here) {
+                    slot.push_back(std::move(key));
+                } else {
+                    --size_;  // no deadline any more, or a stale entry
+                }
+            }
+            fitStorage(slot);
+        }
+        scratch_.clear();
+        fitStorage(scratch_);
+    }
+
+    void clear() {
+        for (auto& s : slots_) {
+            s.clear();
+        }
+        size_ = 0;
+    }
+
+    /// Entries filed, stale ones included.
+    [[nodiscard]] std::size_t size() const { return size_; }
+    /// Entries the wheel has storage for (tests).
+    [[nodiscard]] std::size_t capacity() const {
+        std::size_t n = scratch_.capacity();
+        for (const auto& s : slots_) {
+            n += s.capacity();
+        }
+        return n;
+    }
+
+private:
+    [[nodiscard]] std::size_t index(std::int64_t tick) const {
+        return static_cast<std::size_t>(tick) % slots_.size();
+    }
+
+    std::int64_t slot_ms_;
+    std::vector<std::vector<Key>> slots_;
+    std::int64_t tick_;
+    std::vector<Key> scratch_;
     std::size_t size_ = 0;
 };
 

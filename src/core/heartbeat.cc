@@ -45,7 +45,13 @@ void SessionManager::Impl::handlePong(Conn& c, std::uint16_t seq, ByteSpan paylo
 
 void SessionManager::Impl::tick() {
     const std::int64_t t = now();
-    conn_wheel_.advance(t, [&](ConnId id, std::int64_t deadline) { onConnTimer(id, deadline, t); });
+    conn_wheel_.advance(
+        t,
+        [&](ConnId id) {
+            const Conn* c = conns_.find(id);
+            return c != nullptr && !c->closed ? c->wake_ms : 0;
+        },
+        [&](ConnId id, std::int64_t) { onConnTimer(id, t); });
     session_wheel_.advance(
         t, [&](const Uuid& sid, std::int64_t deadline) { onSessionTimer(sid, deadline, t); });
     flushPresence();
@@ -153,13 +159,13 @@ bool SessionManager::Impl::checkRegisterDeadline(Conn& c, std::int64_t t) {
     return false;
 }
 
-void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t deadline, std::int64_t t) {
+void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
     Conn* found = conns_.find(id);
-    if (found == nullptr || found->closed || deadline != found->wake_ms) {
-        return;  // gone, closing, or a stale entry (an earlier one was filed since)
+    if (found == nullptr || found->closed) {
+        return;  // the wheel asked just before: cannot happen, but costs nothing to check
     }
     Conn& c = *found;
-    c.wake_ms = 0;
+    c.wake_ms = 0;  // spent; fileConn() below files the next one (or none)
     if (!checkRegisterDeadline(c, t) || !checkToken(c, t)) {
         return;
     }

@@ -127,8 +127,9 @@ struct Conn {
     std::uint64_t frames_out = 0;
     /// When its token stops being valid (steady ms), 0 = never; AUTH_REFRESH moves it.
     std::int64_t auth_deadline_ms = 0;
-    /// The deadline of its one live conn_wheel_ entry, 0 = none (other entries are stale): the
-    /// earliest of its REGISTER, token and heartbeat deadlines when it was filed.
+    /// The deadline its conn_wheel_ entry is filed for, 0 = none: the earliest of its REGISTER,
+    /// token and heartbeat deadlines when it was filed. The wheel holds only the id and asks
+    /// for this (an entry in another deadline's slot is stale).
     std::int64_t wake_ms = 0;
     /// Per-connection rate limits, refilled together: frames (rate_messages_per_s/_burst) and
     /// bytes (rate_bytes_per_s/_burst).
@@ -378,7 +379,7 @@ struct SessionManager::Impl {
     void tick();
     /// The connection's wheel entry fired: REGISTER timeout, token expiry, PING or heartbeat
     /// timeout, whichever are due; then its next wake-up is filed.
-    void onConnTimer(ConnId id, std::int64_t deadline, std::int64_t t);
+    void onConnTimer(ConnId id, std::int64_t t);
     void onSessionTimer(const Uuid& sid, std::int64_t deadline, std::int64_t t);
     /// From onConnTimer: false (and the connection closed) once its REGISTER is overdue at `t`.
     bool checkRegisterDeadline(Conn& c, std::int64_t t);
@@ -405,8 +406,9 @@ struct SessionManager::Impl {
     UserRegistry users_;
     ConnMap conns_;
     SessionTable sessions_;  // online and detached sessions only
-    // One entry per connection (Conn::wake_ms): its REGISTER, token and heartbeat deadlines.
-    DeadlineWheel<ConnId> conn_wheel_;
+    // One live entry per connection, the connection's id only (Conn::wake_ms is its deadline):
+    // its REGISTER, token and heartbeat deadlines.
+    KeyWheel<ConnId> conn_wheel_;
     DeadlineWheel<Uuid> session_wheel_;
     std::shared_ptr<const Authenticator> auth_;  // null: auth = none
     // TLS client certificate names of the connections that have one (few: kept aside so a

@@ -156,6 +156,58 @@ TEST(FrameRingTest, HoldsTheLargestBufferAndIsSixteenBytes) {
     EXPECT_EQ(frame.use_count(), 1);
 }
 
+// KeyWheel: entries are keys only; the owner's live deadline decides what fires, stays or goes.
+TEST(KeyWheelTest, FiresAtTheOwnersDeadlineAndDropsStaleEntries) {
+    KeyWheel<int> w(100, 16, 0);  // one revolution = 1.6 s
+    std::map<int, std::int64_t> deadline{{1, 250}, {2, 1000}, {3, 5'050}};
+    for (auto [k, d] : deadline) {
+        w.schedule(k, d);
+    }
+    EXPECT_EQ(w.size(), 3U);
+    // Key 2's deadline moves earlier to 420: filed again; its entry at 1000 is now stale.
+    deadline[2] = 420;
+    w.schedule(2, 420);
+    std::vector<std::pair<int, std::int64_t>> fired;
+    auto due = [&](int k) { return deadline.count(k) != 0 ? deadline[k] : 0; };
+    auto fire = [&](int k, std::int64_t d) {
+        fired.emplace_back(k, d);
+        deadline.erase(k);  // the owner's deadline is spent
+    };
+    std::int64_t now = 0;
+    for (; now <= 6'000; now += 10) {
+        w.advance(now, due, fire);
+    }
+    using P = std::pair<int, std::int64_t>;
+    EXPECT_EQ(fired, (std::vector<P>{P{1, 250}, P{2, 420}, P{3, 5'050}}))
+        << "each once, at its deadline, key 3 after several revolutions";
+    EXPECT_EQ(w.size(), 0U) << "the stale entry was dropped";
+}
+
+TEST(KeyWheelTest, OverdueAndDuplicateEntriesFireOnce) {
+    KeyWheel<int> w(100, 8, 1'000);
+    std::map<int, std::int64_t> deadline{{1, 500}};  // already past: the next advance
+    w.schedule(1, 500);
+    w.schedule(1, 500);  // a duplicate entry for the same deadline
+    int fires = 0;
+    auto due = [&](int k) { return deadline.count(k) != 0 ? deadline[k] : 0; };
+    w.advance(1'000, due, [&](int k, std::int64_t d) {
+        ++fires;
+        EXPECT_EQ(d, 500);
+        deadline[k] = 1'050;  // the next deadline, later in the same tick
+        w.schedule(k, 1'050);
+    });
+    EXPECT_EQ(fires, 1) << "the duplicate found the new deadline not due";
+    w.advance(1'040, due, [&](int, std::int64_t) { ++fires; });
+    EXPECT_EQ(fires, 1);
+    w.advance(1'050, due, [&](int k, std::int64_t d) {
+        ++fires;
+        EXPECT_EQ(d, 1'050);
+        deadline.erase(k);
+    });
+    EXPECT_EQ(fires, 2);
+    EXPECT_EQ(w.size(), 0U) << "the leftover entry found no deadline and was dropped";
+}
+
 TEST(DeadlineWheelTest, FiresExactlyAtTheDeadline) {
     DeadlineWheel<int> w(100, 16, 0);
     w.schedule(1, 250);
