@@ -2,10 +2,11 @@
 // SlabPool: fixed-size objects carved from 64 KiB slabs, for the few kinds the server keeps one
 // of per connection or per user (the core's Conn and User, the reactor's Connection).
 //
-// Why: malloc adds an 8-byte header to every chunk and rounds it to 16 bytes, so a 184-byte
-// User costs 192 and a 120-byte Connection 128; at 10,000 idle connections that is about 24
-// bytes each of the ~500 the server holds. Objects of one kind also stay together, away from
-// the short-lived allocations of traffic, so a burst does not leave them scattered.
+// Why: malloc adds an 8-byte header to every chunk and rounds it to 16 bytes, so a 136-byte
+// Conn costs 144 and a 120-byte Connection 128: 8 to 16 bytes per object, three objects per
+// idle connection, out of the ~500 bytes a connection costs the server in all. Objects of one kind
+// also stay together, away from the short-lived allocations of traffic, so a burst does not leave
+// them scattered.
 //
 // Design. A slab is one aligned mapping of kSlabBytes: a header, then objects. Objects are
 // handed out from the slab's free list (freed objects, linked through their first bytes), else
