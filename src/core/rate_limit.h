@@ -68,18 +68,4 @@ private:
     }
 };
 
-/// One bucket (see TokenBuckets): 16 bytes.
-class TokenBucket {
-public:
-    /// Takes `cost` tokens if the bucket holds them (true); otherwise takes nothing (false).
-    /// `rate_per_s` 0 means unlimited (always true).
-    bool take(std::uint64_t cost, std::uint64_t rate_per_s, std::uint64_t burst,
-              std::int64_t now_ms) {
-        return b_.take({{{cost, rate_per_s, burst}}}, now_ms);
-    }
-
-private:
-    TokenBuckets<1> b_;
-};
-
 }  // namespace tundra::core
