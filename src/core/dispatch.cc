@@ -14,6 +14,10 @@ bool SessionManager::Impl::onFrame(ConnId id, const FrameHeader& header, ByteSpa
         return true;  // nothing to decide for it here (the server never reports one)
     }
     Conn& c = *found;  // stays valid: only onDisconnect() erases connections
+    const auto t = static_cast<MsgType>(header.type);
+    if (t != MsgType::Message && t != MsgType::AgentCommand && t != MsgType::Image) {
+        flushBroadcasts();  // only broadcasts wait for each other (SessionManager::beginInput)
+    }
     dispatch(c, header, payload);
     checkBadFrames(c);
     return !c.closed;

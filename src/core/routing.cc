@@ -56,6 +56,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
     }
     User* target = nullptr;
     if (!d.to.empty()) {
+        flushBroadcasts();  // a direct message goes after the broadcasts accepted before it
         target = users_.find(d.to);
         if (target == nullptr) {
             sendError(c, seq, ErrorCode::UnknownRecipient, "unknown recipient");
@@ -73,84 +74,146 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
     d.time_ms = static_cast<std::uint64_t>(clock_.wallMs());
     ++metrics().messages_in_total;
 
-    std::uint32_t delivered = 0;
-    std::uint32_t buffered = 0;
-    // With a store: whose buffer it went to (no allocation for a direct message's one).
-    std::string buffered_first;
-    std::vector<std::string> buffered_more;
-    const bool hold = want_ack && storeOn();
-    auto tally = [&](const User& r, Outcome o) {
-        delivered += o == Outcome::Delivered ? 1U : 0U;
-        if (o == Outcome::Buffered) {
-            ++buffered;
-            if (hold) {
-                (buffered == 1 ? buffered_first : buffered_more.emplace_back()) = r.name;
-            }
+    if (target == &sender) {  // a message to oneself is accepted and delivered to nobody
+        spdlog::debug("conn={} session={} {} id={} to itself", c.id, sessionText(&sender),
+                      msgTypeName(static_cast<std::uint8_t>(d.type)), d.id);
+        if (want_ack) {
+            send(c, share(msg::encode(msg::Ack{d.id, 0, 0}, seq)));
         }
-    };
+        return;
+    }
+    Bytes bytes = msg::encode(d);
+    if (bytes.empty()) {
+        sendError(c, seq, ErrorCode::ServerError, "could not encode the delivery");
+        return;
+    }
+    // One frame for every recipient: the same shared_ptr goes to every outbox queue, window
+    // and offline buffer.
+    StoredFrame e{share(std::move(bytes)), d.id};
+    if (target == nullptr) {
+        if (storeOn()) {
+            // Stored once: the windows of the online recipients refer to it by id.
+            recorder_.putBroadcast(sender.name, e, audience == Audience::AgentsOnly);
+            bcast_last_ = e.id;
+        }
+        PendingBroadcast& p = pending_bcasts_.emplace_back();
+        p.e = std::move(e);
+        p.from = &c;
+        p.sender = &sender;
+        p.seq = seq;
+        p.want_ack = want_ack;
+        p.all = audience == Audience::Everyone;
+        p.type = d.type;
+        if (!batching_) {
+            flushBroadcasts();  // one at a time (tests, and the core driven frame by frame)
+        }
+        return;
+    }
     const std::uint64_t evictions_before = metrics().budget_evictions_total;
-    if (target != &sender) {  // a message to oneself is accepted and delivered to nobody
-        Bytes bytes = msg::encode(d);
-        if (bytes.empty()) {
-            sendError(c, seq, ErrorCode::ServerError, "could not encode the delivery");
-            return;
+    const Outcome o = deliver(*target, e);
+    noteBudgetEvictions(evictions_before);
+    const std::uint32_t delivered = o == Outcome::Delivered ? 1U : 0U;
+    const std::uint32_t buffered = o == Outcome::Buffered ? 1U : 0U;
+    spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
+                  sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
+                  delivered, buffered);
+    if (!want_ack) {
+        return;
+    }
+    if (storeOn() && buffered > 0) {
+        // "buffered" means stored: the ACK leaves once this iteration's batch commits.
+        held_acks_.push_back(HeldAck{c.id,
+                                     recorder_.openSeq(),
+                                     seq,
+                                     d.id,
+                                     delivered,
+                                     buffered,
+                                     std::string(target->name),
+                                     {}});
+    } else {
+        send(c, share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq)));
+    }
+}
+
+// Recipient-major fan-out: every recipient's cold state (user, window, connection, output
+// queue) is fetched once for all pending broadcasts, not once per broadcast.
+void SessionManager::Impl::flushBroadcasts() {
+    if (pending_bcasts_.empty() || flushing_bcasts_) {
+        return;
+    }
+    flushing_bcasts_ = true;
+    const std::uint64_t evictions_before = metrics().budget_evictions_total;
+    bool any_all = false;
+    for (const PendingBroadcast& p : pending_bcasts_) {
+        any_all = any_all || p.all;
+    }
+    for (auto kind : {ClientKind::User, ClientKind::Agent}) {
+        if (!any_all && kind != ClientKind::Agent) {
+            continue;  // agents-only broadcasts: users get none of them
         }
-        // One frame for every recipient: the same shared_ptr goes to every outbox queue,
-        // window and offline buffer.
-        const StoredFrame e{share(std::move(bytes)), d.id};
-        if (target != nullptr) {
-            tally(*target, deliver(*target, e));
-        } else {
-            const bool all = audience == Audience::Everyone;
-            if (storeOn()) {
-                // Stored once: the windows of the online recipients refer to it by id.
-                recorder_.putBroadcast(sender.name, e, !all);
-                bcast_last_ = e.id;
+        const std::vector<User*>& online = users_.online(kind);
+        const std::size_t n = online.size();
+        for (std::size_t i = 0; i < n; ++i) {
+            // Every recipient's state is cold by the time a fan-out reaches it: fetch the users
+            // a few steps ahead, then their windows and connections.
+            if (i + kPrefetchUser < n) {
+                prefetch(online[i + kPrefetchUser]);
             }
-            for (auto kind : {ClientKind::User, ClientKind::Agent}) {
-                if (!all && kind != ClientKind::Agent) {
-                    continue;
-                }
-                const std::vector<User*>& online = users_.online(kind);
-                const std::size_t n = online.size();
-                for (std::size_t i = 0; i < n; ++i) {
-                    // Every recipient's state is cold by the time a fan-out reaches it: fetch
-                    // the users a few steps ahead, then their windows and connections.
-                    if (i + kPrefetchUser < n) {
-                        prefetch(online[i + kPrefetchUser]);
-                    }
-                    if (i + kPrefetchState < n) {
-                        const User* ahead = online[i + kPrefetchState];
-                        ahead->window.prefetchEnds();
-                        prefetch(ahead->conn);
-                    }
-                    User* r = online[i];
-                    if (r != &sender) {
-                        tally(*r, deliver(*r, e, /*broadcast=*/true));
-                    }
-                }
-                // Detached sessions buffer broadcasts; logged-out users get none.
-                for (User* r : users_.detached(kind)) {
-                    if (degraded_) {
-                        break;  // nothing can be stored: only the online get it
-                    }
-                    tally(*r,
-                          users_.storeOffline(*r, e, limits()) ? Outcome::Buffered : Outcome::None);
-                }
+            if (i + kPrefetchState < n) {
+                const User* ahead = online[i + kPrefetchState];
+                ahead->window.prefetchEnds();
+                prefetch(ahead->conn);
+            }
+            fanOutTo(*online[i], kind);
+        }
+        // Detached sessions buffer broadcasts; logged-out users get none.
+        if (!degraded_) {  // nothing can be stored: only the online get it
+            for (User* r : users_.detached(kind)) {
+                fanOutTo(*r, kind);
             }
         }
     }
     noteBudgetEvictions(evictions_before);
-    spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
-                  sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
-                  delivered, buffered);
-    if (want_ack) {
-        if (hold && buffered > 0) {
+    const bool hold = storeOn();
+    for (PendingBroadcast& p : pending_bcasts_) {
+        spdlog::debug("conn={} session={} {} id={} to='' delivered={} buffered={}", p.from->id,
+                      sessionText(p.sender), msgTypeName(static_cast<std::uint8_t>(p.type)), p.e.id,
+                      p.delivered, p.buffered);
+        if (!p.want_ack) {
+            continue;
+        }
+        if (hold && p.buffered > 0) {
             // "buffered" means stored: the ACK leaves once this iteration's batch commits.
-            held_acks_.push_back(HeldAck{c.id, recorder_.openSeq(), seq, d.id, delivered, buffered,
-                                         std::move(buffered_first), std::move(buffered_more)});
+            held_acks_.push_back(HeldAck{p.from->id, recorder_.openSeq(), p.seq, p.e.id,
+                                         p.delivered, p.buffered, std::move(p.buffered_first),
+                                         std::move(p.buffered_more)});
         } else {
-            send(c, share(msg::encode(msg::Ack{d.id, delivered, buffered}, seq)));
+            send(*p.from, share(msg::encode(msg::Ack{p.e.id, p.delivered, p.buffered}, p.seq)));
+        }
+    }
+    pending_bcasts_.clear();
+    flushing_bcasts_ = false;
+}
+
+void SessionManager::Impl::fanOutTo(User& r, ClientKind kind) {
+    const bool online = r.state == UserState::Online;
+    for (PendingBroadcast& p : pending_bcasts_) {
+        if (&r == p.sender || (!p.all && kind != ClientKind::Agent)) {
+            continue;
+        }
+        Outcome o = Outcome::None;
+        if (online) {
+            o = deliver(r, p.e, /*broadcast=*/true);
+        } else if (!degraded_ && users_.storeOffline(r, p.e, limits())) {
+            o = Outcome::Buffered;
+        }
+        if (o == Outcome::Delivered) {
+            ++p.delivered;
+        } else if (o == Outcome::Buffered) {
+            ++p.buffered;
+            if (p.want_ack && storeOn()) {
+                (p.buffered == 1 ? p.buffered_first : p.buffered_more.emplace_back()) = r.name;
+            }
         }
     }
 }

@@ -50,6 +50,7 @@ SessionManager::Impl::Impl(SessionManager& self, Outbox& outbox, const common::C
 // ---- output helpers -------------------------------------------------------------------------
 
 bool SessionManager::Impl::send(Conn& c, SharedFrame frame, std::uint64_t delivery_id) {
+    flushBroadcasts();  // what was accepted before goes out before anything sent after it
     if (!outbox_.send(c.id, std::move(frame), delivery_id)) {
         return false;
     }
@@ -81,6 +82,7 @@ void SessionManager::Impl::closeConn(Conn& c) {
     if (c.closed) {
         return;
     }
+    flushBroadcasts();  // their deliveries and ACKs are queued before the close
     c.closed = true;
     if (c.user != nullptr) {
         ++c.user->lingering;  // keeps the user from being forgotten until onDisconnect
@@ -111,6 +113,7 @@ SessionManager::SessionManager(CoreConfig config, Outbox& outbox, const common::
 SessionManager::~SessionManager() = default;
 
 void SessionManager::onConnect(ConnId conn, std::string_view source, std::string_view cert_name) {
+    impl_->flushBroadcasts();
     impl_->onConnect(conn, source, cert_name);
 }
 
@@ -118,21 +121,36 @@ bool SessionManager::onFrame(ConnId conn, const FrameHeader& header, ByteSpan pa
     return impl_->onFrame(conn, header, payload);
 }
 
+void SessionManager::beginInput() { impl_->batching_ = true; }
+
+void SessionManager::endInput() {
+    impl_->batching_ = false;
+    impl_->flushBroadcasts();
+}
+
 void SessionManager::onHeaderError(ConnId conn, std::uint16_t sequence, ErrorCode code,
                                    std::string_view why) {
+    impl_->flushBroadcasts();
     impl_->onHeaderError(conn, sequence, code, why);
 }
 
 void SessionManager::onDisconnect(ConnId conn, DisconnectReason reason,
                                   const std::vector<std::uint64_t>& unwritten) {
+    impl_->flushBroadcasts();
     impl_->onDisconnect(conn, reason, unwritten);
 }
 
-void SessionManager::tick() { impl_->tick(); }
+void SessionManager::tick() {
+    impl_->flushBroadcasts();
+    impl_->tick();
+}
 
 std::int64_t SessionManager::tickIntervalMs() const { return kTickMs; }
 
-void SessionManager::shutdown(std::uint16_t retry_after_s) { impl_->shutdown(retry_after_s); }
+void SessionManager::shutdown(std::uint16_t retry_after_s) {
+    impl_->flushBroadcasts();
+    impl_->shutdown(retry_after_s);
+}
 
 void SessionManager::setAuthenticator(std::shared_ptr<const Authenticator> auth) {
     impl_->auth_ = std::move(auth);
@@ -142,6 +160,7 @@ void SessionManager::reconfigure(const CoreConfig& config) {
     const bool timers_changed = config.ping_interval_ms != config_.ping_interval_ms ||
                                 config.session_timeout_ms != config_.session_timeout_ms ||
                                 config.register_timeout_ms != config_.register_timeout_ms;
+    impl_->flushBroadcasts();
     config_ = config;
     if (timers_changed) {
         impl_->rebuildTimers();
@@ -164,9 +183,15 @@ bool SessionManager::storePending() const {
 
 std::size_t SessionManager::acksHeld() const { return impl_->held_acks_.size(); }
 
-StoreBatch SessionManager::takeStoreBatch() { return impl_->takeStoreBatch(); }
+StoreBatch SessionManager::takeStoreBatch() {
+    impl_->flushBroadcasts();
+    return impl_->takeStoreBatch();
+}
 
-void SessionManager::onStoreResult(BatchResult& result) { impl_->onStoreResult(result); }
+void SessionManager::onStoreResult(BatchResult& result) {
+    impl_->flushBroadcasts();
+    impl_->onStoreResult(result);
+}
 
 bool SessionManager::storageDegraded() const { return impl_->degraded_; }
 

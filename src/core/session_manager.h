@@ -120,6 +120,14 @@ public:
     /// or earlier): the caller then ignores the rest of its input. The core alone decides that
     /// a chat connection is closing; the caller keeps no state of its own for it.
     bool onFrame(ConnId conn, const FrameHeader& header, ByteSpan payload);
+    /// The frames of one read follow (onFrame() calls until endInput()): a broadcast among them
+    /// may have its fan-out and ACK wait until endInput() or until anything else would send,
+    /// close or handle another kind of frame first, so consecutive broadcasts reach each
+    /// recipient in one pass over its state. Nothing a client can observe changes: every
+    /// connection gets the same frames in the same order as with one onFrame() at a time.
+    void beginInput();
+    /// Ends what beginInput() began: the waiting broadcasts go out now.
+    void endInput();
     /// decodeFrame() reported a header error: ERROR with `code` and the header's sequence,
     /// then closeAfterFlush, requested exactly once (also for a connection it does not know).
     /// The caller must not close the connection itself.

@@ -320,6 +320,30 @@ struct SessionManager::Impl {
     /// A throttled log line if storing took entries from the heaviest user since `before`.
     void noteBudgetEvictions(std::uint64_t before);
 
+    /// A broadcast accepted (id, frame, store record) whose fan-out and ACK wait in
+    /// `pending_bcasts_` until flushBroadcasts().
+    struct PendingBroadcast {
+        StoredFrame e;
+        Conn* from = nullptr;  ///< the sender's connection (the ACK's destination)
+        User* sender = nullptr;
+        std::uint16_t seq = 0;
+        bool want_ack = false;
+        bool all = true;  ///< Audience::Everyone (else agents only)
+        MsgType type = MsgType::BroadcastMessage;
+        std::uint32_t delivered = 0;
+        std::uint32_t buffered = 0;
+        /// With a store and an ACK asked for: whose offline buffers it went to (HeldAck).
+        std::string buffered_first;
+        std::vector<std::string> buffered_more;
+    };
+    /// Fans the pending broadcasts out, recipient by recipient (each online or detached
+    /// recipient takes all of them, in id order, before the next one is touched), then sends
+    /// their ACKs in order. Every path that could send to anyone, close a connection or handle
+    /// a frame other than a broadcast calls it first, so no connection can observe the delay.
+    void flushBroadcasts();
+    /// One recipient's share of the pending broadcasts.
+    void fanOutTo(User& r, ClientKind kind);
+
     // ---- durability (store.cc) ---------------------------------------------------------------
 
     /// An ACK reporting buffered > 0, held until the batch that stored it commits.
@@ -442,6 +466,10 @@ struct SessionManager::Impl {
     common::LogThrottle bad_frame_log_;
     // Durability: ACKs waiting for their batch, the persisted id reserve, degraded mode.
     common::RingQueue<HeldAck> held_acks_;  // in batch order; storage kept between batches
+    // Broadcasts accepted but not yet fanned out (SessionManager::beginInput): id order.
+    std::vector<PendingBroadcast> pending_bcasts_;
+    bool batching_ = false;         // between beginInput() and endInput()
+    bool flushing_bcasts_ = false;  // inside flushBroadcasts() (its own sends must not recurse)
     std::uint64_t id_reserve_ = 0;
     bool degraded_ = false;
     std::uint64_t resync_seq_ = 0;  // the full batch in flight, 0 = none

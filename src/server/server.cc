@@ -474,6 +474,14 @@ void Server::closeAfterFlush(core::ConnId conn) { tcp_.closeAfterFlush(conn); }
 
 std::size_t feedFrames(core::SessionManager& core, core::ConnId id,
                        std::span<const std::uint8_t> bytes, std::size_t max_payload) {
+    // Broadcasts of this read wait for each other (SessionManager::beginInput).
+    struct Batch {
+        core::SessionManager& core;
+        explicit Batch(core::SessionManager& c) : core(c) { core.beginInput(); }
+        ~Batch() { core.endInput(); }
+        Batch(const Batch&) = delete;
+        Batch& operator=(const Batch&) = delete;
+    } batch(core);
     std::size_t used = 0;
     while (used < bytes.size()) {
         auto r = decodeFrame(bytes.subspan(used), max_payload);
