@@ -144,8 +144,23 @@ void SessionManager::Impl::flushBroadcasts() {
     flushing_bcasts_ = true;
     const std::uint64_t evictions_before = metrics().budget_evictions_total;
     bool any_all = false;
+    std::size_t all_count = 0;
+    User* sole_sender = pending_bcasts_.front().sender;
     for (const PendingBroadcast& p : pending_bcasts_) {
         any_all = any_all || p.all;
+        all_count += p.all ? 1U : 0U;
+        sole_sender = p.sender == sole_sender ? sole_sender : nullptr;
+    }
+    // Two or more for the same recipients: one joined copy of their frames goes to each
+    // connection as one output segment (agents get every pending broadcast, users those to
+    // everyone).
+    SharedFrame joined_all;
+    SharedFrame joined_users;
+    if (sole_sender != nullptr && pending_bcasts_.size() >= 2) {
+        joined_all = joinFrames(false);
+        joined_users = all_count == pending_bcasts_.size() ? joined_all
+                       : all_count >= 2                    ? joinFrames(true)
+                                                           : nullptr;
     }
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {
         if (!any_all && kind != ClientKind::Agent) {
@@ -164,7 +179,11 @@ void SessionManager::Impl::flushBroadcasts() {
                 ahead->window.prefetchEnds();
                 prefetch(ahead->conn);
             }
-            fanOutTo(*online[i], kind);
+            User& r = *online[i];
+            const SharedFrame& joined = kind == ClientKind::Agent ? joined_all : joined_users;
+            if (!joined || &r == sole_sender || !deliverJoined(r, kind, joined)) {
+                fanOutTo(r, kind);
+            }
         }
         // Detached sessions buffer broadcasts; logged-out users get none.
         if (!degraded_) {  // nothing can be stored: only the online get it
@@ -193,6 +212,40 @@ void SessionManager::Impl::flushBroadcasts() {
     }
     pending_bcasts_.clear();
     flushing_bcasts_ = false;
+}
+
+SharedFrame SessionManager::Impl::joinFrames(bool everyone_only) const {
+    std::size_t size = 0;
+    for (const PendingBroadcast& p : pending_bcasts_) {
+        size += everyone_only && !p.all ? 0 : p.e.bytes();
+    }
+    Bytes out;
+    out.reserve(size);
+    for (const PendingBroadcast& p : pending_bcasts_) {
+        if (!everyone_only || p.all) {
+            out.insert(out.end(), p.e.frame->begin(), p.e.frame->end());
+        }
+    }
+    return share(std::move(out));
+}
+
+bool SessionManager::Impl::deliverJoined(User& r, ClientKind kind, const SharedFrame& joined) {
+    if (r.conn == nullptr || r.conn->closed || !outbox_.sendJoined(r.conn->id, joined)) {
+        return false;  // one by one: each goes to the offline buffer
+    }
+    std::uint32_t n = 0;
+    const bool ranged = r.bcast_since != 0;
+    for (PendingBroadcast& p : pending_bcasts_) {
+        if (p.all || kind == ClientKind::Agent) {
+            users_.storeWindow(r, p.e, limits(), ranged);
+            ++p.delivered;
+            ++n;
+        }
+    }
+    r.conn->frames_out += n;
+    metrics().frames_out_total += n;
+    metrics().messages_out_total += n;
+    return true;
 }
 
 void SessionManager::Impl::fanOutTo(User& r, ClientKind kind) {

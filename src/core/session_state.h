@@ -341,8 +341,13 @@ struct SessionManager::Impl {
     /// their ACKs in order. Every path that could send to anyone, close a connection or handle
     /// a frame other than a broadcast calls it first, so no connection can observe the delay.
     void flushBroadcasts();
-    /// One recipient's share of the pending broadcasts.
+    /// One recipient's share of the pending broadcasts, one frame at a time.
     void fanOutTo(User& r, ClientKind kind);
+    /// The pending broadcasts' frames back to back (`everyone_only`: those to everyone).
+    SharedFrame joinFrames(bool everyone_only) const;
+    /// An online recipient's share as one joined unit (Outbox::sendJoined); false if its
+    /// connection did not take it (then nothing was done).
+    bool deliverJoined(User& r, ClientKind kind, const SharedFrame& joined);
 
     // ---- durability (store.cc) ---------------------------------------------------------------
 

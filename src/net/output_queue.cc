@@ -95,11 +95,16 @@ void OutputQueue::consume(std::size_t n, SegmentPool* pool) {
     }
 }
 
-std::vector<std::uint64_t> OutputQueue::unwrittenTags() const {
+std::vector<std::uint64_t> OutputQueue::unwrittenTags(const JoinedTagReader* joined) const {
     std::vector<std::uint64_t> tags;
     for (std::size_t i = head_; i < segs_.size(); ++i) {
-        if (segs_[i].tag != 0) {
-            tags.push_back(segs_[i].tag);
+        const Segment& s = segs_[i];
+        if (s.tag == kJoinedTag) {
+            if (joined != nullptr && *joined) {
+                (*joined)(std::span<const std::uint8_t>(*s.bytes), s.offset, tags);
+            }
+        } else if (s.tag != 0) {
+            tags.push_back(s.tag);
         }
     }
     return tags;

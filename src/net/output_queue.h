@@ -8,13 +8,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace tundra::net {
 
 /// Immutable bytes shared by every queue (and owner) that holds them, never copied.
 using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
+
+/// The tag of a segment that holds several tagged messages back to back (a batch of
+/// deliveries queued as one segment): its tags are read from its bytes by a JoinedTagReader.
+inline constexpr std::uint64_t kJoinedTag = UINT64_MAX;
+
+/// Appends to `out` the tags of the messages in a kJoinedTag segment that end after `offset`
+/// (the part already written), oldest first. Supplied by the owner, which knows the framing.
+using JoinedTagReader = std::function<void(std::span<const std::uint8_t> segment,
+                                           std::size_t offset, std::vector<std::uint64_t>& out)>;
 
 struct OutputSegment {
     SharedBytes bytes;
@@ -98,8 +109,10 @@ public:
     /// Marks `n` bytes (at most bytes()) as written, dropping the references of completed
     /// segments; releases the storage when the queue becomes empty (to `pool` if given).
     void consume(std::size_t n, SegmentPool* pool = nullptr);
-    /// Non-zero tags of the segments not completely written, oldest first.
-    [[nodiscard]] std::vector<std::uint64_t> unwrittenTags() const;
+    /// Non-zero tags of the segments not completely written, oldest first; a kJoinedTag
+    /// segment contributes what `joined` reads from it (nothing without a reader).
+    [[nodiscard]] std::vector<std::uint64_t> unwrittenTags(
+        const JoinedTagReader* joined = nullptr) const;
     /// Drops everything and releases the storage (to `pool` if given).
     void clear(SegmentPool* pool = nullptr);
     /// Heap owned by the queue itself (not the shared segments).

@@ -521,7 +521,7 @@ void TcpServer::reap() {
         } else if (!announced) {
             --unannounced_;
         }
-        std::vector<std::uint64_t> unwritten = conn->output_.unwrittenTags();
+        std::vector<std::uint64_t> unwritten = conn->output_.unwrittenTags(&joined_tags_);
         conn.reset();  // closes the fd
         if (on_close_ && announced) {
             on_close_(id, reason, std::move(unwritten));

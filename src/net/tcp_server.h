@@ -104,6 +104,8 @@ public:
     void setConnectCallback(ConnectCallback cb) { on_connect_ = std::move(cb); }
     void setDataCallback(DataCallback cb) { on_data_ = std::move(cb); }
     void setCloseCallback(CloseCallback cb) { on_close_ = std::move(cb); }
+    /// Reads the tags of kJoinedTag segments for unwritten_tags (none reported without one).
+    void setJoinedTagReader(JoinedTagReader reader) { joined_tags_ = std::move(reader); }
 
     /// Queues `bytes` (shared, not copied) for `id` and marks the connection for the flush at
     /// the end of this loop iteration (a deferred callback), which offers everything queued in
@@ -111,7 +113,8 @@ public:
     /// Nothing is written inside send() itself, except when the queue would exceed output_cap
     /// before this iteration's flush: then it is flushed first, so the cap counts only what the
     /// kernel refused. `tag` (non-zero) is reported back in unwritten_tags if the connection
-    /// closes before the segment is fully written. Returns false if the connection is unknown
+    /// closes before the segment is fully written (kJoinedTag: the tags of its messages, read
+    /// by the JoinedTagReader). Returns false if the connection is unknown
     /// or closing. If queued output exceeds output_cap the connection is closed as
     /// SlowConsumer (still returns true: the segment was queued, and its tag will be reported).
     bool send(ConnId id, SharedBytes bytes, std::uint64_t tag = 0);
@@ -269,6 +272,7 @@ private:
     ConnectCallback on_connect_;
     DataCallback on_data_;
     CloseCallback on_close_;
+    JoinedTagReader joined_tags_;
 };
 
 }  // namespace tundra::net

@@ -201,6 +201,11 @@ Server::Server(Config config, std::vector<std::string> args, SdNotifier notifier
     tcp_.setCloseCallback(
         [this](net::ConnId id, net::CloseReason reason,
                const std::vector<std::uint64_t>& unwritten) { onClosed(id, reason, unwritten); });
+    // Joined deliveries (sendJoined): the ids of those not fully written, from their frames.
+    tcp_.setJoinedTagReader([](std::span<const std::uint8_t> frames, std::size_t written,
+                               std::vector<std::uint64_t>& out) {
+        core::Outbox::joinedDeliveryIds(frames, written, out);
+    });
 }
 
 Server::~Server() = default;
@@ -468,6 +473,10 @@ std::uint16_t Server::port() const { return tcp_.port(); }
 // The glue keeps no closing state of its own.
 bool Server::send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) {
     return tcp_.send(conn, std::move(frame), delivery_id);
+}
+
+bool Server::sendJoined(core::ConnId conn, SharedFrame frames) {
+    return tcp_.send(conn, std::move(frames), net::kJoinedTag);
 }
 
 void Server::closeAfterFlush(core::ConnId conn) { tcp_.closeAfterFlush(conn); }

@@ -114,6 +114,9 @@ public:
 
     // core::Outbox
     bool send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) override;
+    /// One output segment (net::kJoinedTag); its delivery ids are read back from the frames if
+    /// the connection closes before they are written.
+    bool sendJoined(core::ConnId conn, SharedFrame frames) override;
     void closeAfterFlush(core::ConnId conn) override;
 
 private:

@@ -3,6 +3,7 @@
 // clients still chat.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -188,6 +189,83 @@ TEST_F(HostileTest, ClientThatNeverReadsIsCutOffAndItsMessagesAreBuffered) {
     ASSERT_EQ(msg::parse(f->span(), list), nullptr);
     ASSERT_EQ(list.users.size(), 1U);
     EXPECT_EQ(list.users[0].state, UserState::Detached);
+    expectOthersStillChat();
+}
+
+// Broadcasts that arrive in one read reach each connection as one joined output segment
+// (docs/ARCHITECTURE.md, "Fan-out"): when a subscriber that never reads is cut off, the ids of
+// every delivery of such a segment it did not receive still go back to its offline buffer.
+class JoinedCutTest : public ServerTest {
+protected:
+    std::vector<std::string> serverArgs() override {
+        return {"--no-presence",
+                "--output-cap",
+                "131072",
+                "--max-buffered",
+                "5000",
+                "--rate-messages-per-s",
+                "0",
+                "--rate-bytes-per-s",
+                "0",
+                "--user-buffer-bytes",
+                "67108864"};
+    }
+};
+
+TEST_F(JoinedCutTest, ANeverReadingSubscriberCutMidBatchLosesNoBroadcast) {
+    auto sink = std::make_unique<RawClient>(server_->port(), 4096);
+    auto welcome = sink->registerAs("sink");
+    ASSERT_TRUE(welcome);
+    const Uuid session = asSystem(*welcome).welcome.session;
+    auto a = login("alice");
+    const std::string text(900, 'z');
+    std::vector<std::uint64_t> ids;  // every broadcast accepted, in order
+    bool cut_off = false;
+    for (int round = 0; round < 400 && !cut_off; ++round) {
+        Bytes batch;  // eight broadcasts in one write: one read, one joined segment
+        for (std::uint16_t k = 0; k < 8; ++k) {
+            const Bytes f = msg::encode(msg::Message{"", text}, k + 1, flags::kAck);
+            batch.insert(batch.end(), f.begin(), f.end());
+        }
+        ASSERT_TRUE(a->send(batch));
+        for (int k = 0; k < 8; ++k) {
+            auto ack = a->readUntil(MsgType::Ack);
+            ASSERT_TRUE(ack);
+            const auto am = asAck(*ack);
+            ids.push_back(am.id);
+            cut_off = cut_off || am.buffered == 1;  // sink is detached: its share is buffered
+        }
+    }
+    ASSERT_TRUE(cut_off) << "sink was never cut off";
+    // What the server wrote before the cut is still in the sink's socket: read it to the end.
+    auto idOf = [](const RawFrame& f) {
+        msg::Delivery d;
+        EXPECT_EQ(msg::parse(MsgType::BroadcastMessage, f.span(), d), nullptr);
+        return d.id;
+    };
+    std::vector<std::uint64_t> got;
+    while (auto f = sink->read()) {
+        if (f->type() == MsgType::BroadcastMessage) {
+            got.push_back(idOf(*f));
+        }
+    }
+    EXPECT_TRUE(sink->eof());
+    EXPECT_FALSE(got.empty()) << "some were written before the cut";
+    // The sink comes back on its session: everything it did not receive is replayed, so what
+    // it got and what is replayed are every accepted broadcast, once each, in order.
+    auto back = std::make_unique<RawClient>(server_->port());
+    auto w = back->registerAs("sink", ClientKind::User, session);
+    ASSERT_TRUE(w);
+    ASSERT_EQ(w->type(), MsgType::System);
+    const auto wm = asSystem(*w).welcome;
+    EXPECT_TRUE(wm.resumed);
+    ASSERT_GT(wm.pending, 0U);
+    for (std::uint32_t i = 0; i < wm.pending; ++i) {
+        auto f = back->readUntil(MsgType::BroadcastMessage);
+        ASSERT_TRUE(f);
+        got.push_back(idOf(*f));
+    }
+    EXPECT_EQ(got, ids);
     expectOthersStillChat();
 }
 

@@ -13,6 +13,63 @@
 namespace tundra::core {
 namespace {
 
+// ---- Outbox::sendJoined / joinedDeliveryIds ---------------------------------------------------
+
+Bytes joinedOf(std::initializer_list<std::uint64_t> ids, std::vector<std::size_t>& ends) {
+    Bytes all;
+    for (std::uint64_t id : ids) {
+        msg::Delivery d;
+        d.id = id;
+        d.from = "alice";
+        d.text = "hi";
+        const Bytes f = msg::encode(d);
+        all.insert(all.end(), f.begin(), f.end());
+        ends.push_back(all.size());
+    }
+    return all;
+}
+
+TEST(JoinedDeliveries, IdsOfTheFramesNotFullyWritten) {
+    std::vector<std::size_t> ends;
+    const Bytes all = joinedOf({41, 42, 43}, ends);
+    auto ids = [&all](std::size_t written) {
+        std::vector<std::uint64_t> out;
+        Outbox::joinedDeliveryIds(ByteSpan(all.data(), all.size()), written, out);
+        return out;
+    };
+    EXPECT_EQ(ids(0), (std::vector<std::uint64_t>{41, 42, 43}));
+    EXPECT_EQ(ids(ends[0] - 1), (std::vector<std::uint64_t>{41, 42, 43}));
+    EXPECT_EQ(ids(ends[0]), (std::vector<std::uint64_t>{42, 43}));
+    EXPECT_EQ(ids(ends[1] + 1), (std::vector<std::uint64_t>{43}));
+    EXPECT_TRUE(ids(all.size()).empty());
+}
+
+// The default sendJoined is a send() of each frame with its delivery id.
+TEST(JoinedDeliveries, TheDefaultSendJoinedSendsEachFrameWithItsId) {
+    struct Log final : Outbox {
+        std::vector<std::pair<Bytes, std::uint64_t>> sent;
+        bool refuse = false;
+        bool send(ConnId, SharedFrame f, std::uint64_t id) override {
+            if (refuse) {
+                return false;
+            }
+            sent.emplace_back(*f, id);
+            return true;
+        }
+        void closeAfterFlush(ConnId) override {}
+    } log;
+    std::vector<std::size_t> ends;
+    const Bytes all = joinedOf({7, 8}, ends);
+    ASSERT_TRUE(log.sendJoined(1, std::make_shared<const Bytes>(all)));
+    ASSERT_EQ(log.sent.size(), 2U);
+    EXPECT_EQ(log.sent[0].second, 7U);
+    EXPECT_EQ(log.sent[1].second, 8U);
+    EXPECT_EQ(log.sent[0].first, Bytes(all.begin(), all.begin() + static_cast<long>(ends[0])));
+    EXPECT_EQ(log.sent[1].first, Bytes(all.begin() + static_cast<long>(ends[0]), all.end()));
+    log.refuse = true;
+    EXPECT_FALSE(log.sendJoined(1, std::make_shared<const Bytes>(all)));
+}
+
 // Logs name a session by its first 4 hex digits only, and the text is built only when a line
 // is written.
 TEST(SessionText, ShowsTheFirstFourHexDigitsOrADash) {

@@ -62,6 +62,30 @@ TEST(OutputQueueTest, UnwrittenTagsIncludePartlyWrittenSegmentsAndSkipZeroTags) 
     EXPECT_EQ(q.unwrittenTags(), (std::vector<std::uint64_t>{9, 11}));
 }
 
+TEST(OutputQueueTest, AJoinedSegmentsTagsComeFromTheReaderWithTheWrittenOffset) {
+    OutputQueue q;
+    q.push(bytesOf("aaaa"), 0, 7);
+    q.push(bytesOf("xxyyzz"), 0, kJoinedTag);  // three two-byte messages tagged 1, 2, 3
+    q.push(bytesOf("bbbb"), 0, 9);
+    std::vector<std::size_t> offsets;
+    const JoinedTagReader reader = [&offsets](std::span<const std::uint8_t> seg, std::size_t off,
+                                              std::vector<std::uint64_t>& out) {
+        EXPECT_EQ(seg.size(), 6U);
+        offsets.push_back(off);
+        for (std::size_t end = 2; end <= seg.size(); end += 2) {
+            if (end > off) {
+                out.push_back(end / 2);
+            }
+        }
+    };
+    EXPECT_EQ(q.unwrittenTags(&reader), (std::vector<std::uint64_t>{7, 1, 2, 3, 9}));
+    q.consume(7);  // "aaaa" and "xxy" written: "y" is the second message's
+    EXPECT_EQ(q.unwrittenTags(&reader), (std::vector<std::uint64_t>{2, 3, 9}));
+    EXPECT_EQ(offsets, (std::vector<std::size_t>{0, 3}));
+    // Without a reader a joined segment reports nothing (and never its marker tag).
+    EXPECT_EQ(q.unwrittenTags(), (std::vector<std::uint64_t>{9}));
+}
+
 TEST(OutputQueueTest, FullyWrittenOrEmptySegmentsAreNotQueued) {
     OutputQueue q;
     q.push(bytesOf("abc"), 3, 5);
