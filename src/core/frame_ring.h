@@ -69,7 +69,12 @@ public:
     }
 
     /// Appends an entry whose id is >= every stored id.
-    void pushBack(StoredFrame e) {
+    void pushBack(const StoredFrame& e) {
+        reserveOneMore();
+        buf_[slot(size_)] = e;
+        setSize(size_ + 1U);
+    }
+    void pushBack(StoredFrame&& e) {
         reserveOneMore();
         buf_[slot(size_)] = std::move(e);
         setSize(size_ + 1U);
@@ -194,6 +199,10 @@ private:
         if (size_ < cap()) {
             return;
         }
+        grow();
+    }
+
+    void grow() {
         // Refilled after it emptied: straight to the size it had, one allocation instead of a
         // doubling series (a delivery window empties and refills all the time).
         const std::uint32_t new_log2 =

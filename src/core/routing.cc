@@ -25,7 +25,7 @@ SessionManager::Impl::Outcome SessionManager::Impl::deliver(User& r, const Store
     if (r.state == UserState::Online && r.conn != nullptr && !r.conn->closed &&
         send(*r.conn, e.frame, e.id)) {
         ++metrics().messages_out_total;
-        users_.storeWindow(r, e, limits(), broadcast && r.bcast_since != 0);
+        users_.storeNewestWindow(r, e, limits(), broadcast && r.bcast_since != 0);
         return Outcome::Delivered;
     }
     if (degraded_) {
@@ -235,9 +235,10 @@ bool SessionManager::Impl::deliverJoined(User& r, ClientKind kind, const SharedF
     }
     std::uint32_t n = 0;
     const bool ranged = r.bcast_since != 0;
+    const BufferLimits lim = limits();
     for (PendingBroadcast& p : pending_bcasts_) {
         if (p.all || kind == ClientKind::Agent) {
-            users_.storeWindow(r, p.e, limits(), ranged);
+            users_.storeNewestWindow(r, p.e, lim, ranged);
             ++p.delivered;
             ++n;
         }

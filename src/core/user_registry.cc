@@ -22,7 +22,18 @@ UserRegistry::~UserRegistry() {
     users_.clear();
 }
 
-User* UserRegistry::find(std::string_view name) const { return users_.find(name); }
+User* UserRegistry::find(std::string_view name) const {
+    // A sender usually writes to the same name many times in a row: one compare instead of a
+    // keyed hash of the name and a chain walk.
+    if (last_found_ != nullptr && std::string_view(last_found_->name) == name) {
+        return last_found_;
+    }
+    User* u = users_.find(name);
+    if (u != nullptr) {
+        last_found_ = u;
+    }
+    return u;
+}
 
 User& UserRegistry::create(std::string_view name, ClientKind kind, std::size_t max_users,
                            std::int64_t now_ms) {
@@ -169,6 +180,9 @@ void UserRegistry::forget(User& u, const char* why) {
         rec_.deleteEntry(u.name, u.offline.at(i).id);  // DeleteUser covers the written ones
     }
     rec_.deleteUser(u.name);
+    if (last_found_ == &u) {
+        last_found_ = nullptr;
+    }
     users_.erase(u);
     common::SlabPool::destroy(&u);
 }

@@ -162,6 +162,30 @@ public:
     /// Keeps a delivery just queued to the user's live connection in its window. `ranged`: a
     /// broadcast covered by the user's broadcast range (stored once for all, no entry).
     void storeWindow(User& u, StoredFrame e, const BufferLimits& limits, bool ranged = false);
+    /// storeWindow() for a delivery newer than everything stored (a broadcast just accepted:
+    /// ids only grow), with the same result; inline, and without the sorted insert, while
+    /// nothing has to be evicted for it but the oldest window entry.
+    void storeNewestWindow(User& u, const StoredFrame& e, const BufferLimits& limits, bool ranged) {
+        const std::size_t need = e.bytes();
+        if (limits.max_buffered == 0 || heap_live_ || u.window.size() > limits.max_buffered) {
+            storeWindow(u, e, limits, ranged);
+            return;
+        }
+        if (u.window.size() == limits.max_buffered) {
+            popWindowFront(u);
+        }
+        if (u.bytes + need > limits.user_bytes || total_bytes_ + need > limits.total_bytes) {
+            storeWindow(u, e, limits, ranged);  // evicts more first (the budgets' rules)
+            return;
+        }
+        if (!ranged) {
+            recordPut(u, e, true);
+        }
+        u.window.pushBack(e);
+        u.bytes += need;
+        total_bytes_ += need;
+        ++window_count_;
+    }
     /// With a store: from id `since` on, the broadcasts `u` receives are stored once for all
     /// recipients, not as entries of its log (called when it comes online). Closes a range
     /// of another client kind first.
@@ -265,6 +289,7 @@ private:
     // The users' storage (no malloc header per user); declared before the table that links them.
     common::SlabPool pool_{sizeof(User), alignof(User)};
     UserTable users_;
+    mutable User* last_found_ = nullptr;  // find()'s last hit (forget() clears it)
     std::vector<User*> heap_;  // users with bytes > 0, max-heap by bytes (while heap_live_)
     bool heap_live_ = false;
     std::array<std::vector<User*>, 2> online_;

@@ -5,6 +5,7 @@
 #include "tundra/codec.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace tundra {
@@ -106,23 +107,30 @@ FrameWriter& FrameWriter::u8(std::uint8_t v) {
     return *this;
 }
 
+namespace {
+// Appends the low N bytes of `v`, most significant first, in one insert (one capacity check).
+template <std::size_t N>
+void putBigEndian(Bytes& buf, std::uint64_t v) {
+    std::array<std::uint8_t, N> b{};
+    for (std::size_t i = 0; i < N; ++i) {
+        b[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
+    }
+    buf.insert(buf.end(), b.begin(), b.end());
+}
+}  // namespace
+
 FrameWriter& FrameWriter::u16(std::uint16_t v) {
-    buf_.push_back(static_cast<std::uint8_t>(v >> 8));
-    buf_.push_back(static_cast<std::uint8_t>(v & 0xFF));
+    putBigEndian<2>(buf_, v);
     return *this;
 }
 
 FrameWriter& FrameWriter::u32(std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        buf_.push_back(static_cast<std::uint8_t>((v >> shift) & 0xFF));
-    }
+    putBigEndian<4>(buf_, v);
     return *this;
 }
 
 FrameWriter& FrameWriter::u64(std::uint64_t v) {
-    for (int shift = 56; shift >= 0; shift -= 8) {
-        buf_.push_back(static_cast<std::uint8_t>((v >> shift) & 0xFF));
-    }
+    putBigEndian<8>(buf_, v);
     return *this;
 }
 

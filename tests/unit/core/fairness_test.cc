@@ -344,6 +344,22 @@ TEST(FrameRingExtract, ReleasesTheFramesItDoesNotReturn) {
     EXPECT_EQ(frame.use_count(), 3);
 }
 
+// find() remembers its last hit; forgetting that user must not leave it findable.
+TEST_F(FairnessTest, FindNeverReturnsAForgottenUser) {
+    User& amy = offlineUser("amy");
+    offlineUser("ben");
+    EXPECT_EQ(reg.find("amy"), &amy);
+    EXPECT_EQ(reg.find("amy"), &amy);
+    EXPECT_EQ(reg.find("ben")->name, std::string_view("ben"));
+    EXPECT_EQ(reg.find("amy"), &amy);
+    EXPECT_TRUE(reg.forgetUnused(amy));
+    EXPECT_EQ(reg.find("amy"), nullptr);
+    EXPECT_EQ(reg.find("am"), nullptr);
+    User& again = offlineUser("amy");  // may reuse the same slot: found by name, not by address
+    EXPECT_EQ(reg.find("amy"), &again);
+    EXPECT_EQ(again.kind, ClientKind::User);
+}
+
 // ---- hash flooding --------------------------------------------------------------------------
 
 TEST(KeyedTables, UsersAreHashedWithThePerProcessKey) {
