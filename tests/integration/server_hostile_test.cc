@@ -3,7 +3,6 @@
 // clients still chat.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -193,8 +192,9 @@ TEST_F(HostileTest, ClientThatNeverReadsIsCutOffAndItsMessagesAreBuffered) {
 }
 
 // Broadcasts that arrive in one read reach each connection as one joined output segment
-// (docs/ARCHITECTURE.md, "Fan-out"): when a subscriber that never reads is cut off, the ids of
-// every delivery of such a segment it did not receive still go back to its offline buffer.
+// (docs/ARCHITECTURE.md, "One loop iteration"): when a subscriber that never reads is cut off,
+// the ids of every delivery of such a segment it did not receive still go back to its offline
+// buffer.
 class JoinedCutTest : public ServerTest {
 protected:
     std::vector<std::string> serverArgs() override {
