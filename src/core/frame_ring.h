@@ -69,12 +69,7 @@ public:
     }
 
     /// Appends an entry whose id is >= every stored id.
-    void pushBack(const StoredFrame& e) {
-        reserveOneMore();
-        buf_[slot(size_)] = e;
-        setSize(size_ + 1U);
-    }
-    void pushBack(StoredFrame&& e) {
+    void pushBack(StoredFrame e) {
         reserveOneMore();
         buf_[slot(size_)] = std::move(e);
         setSize(size_ + 1U);
