@@ -360,6 +360,7 @@ void UserRegistry::closeBroadcasts(User& u) {
 
 StoredFrame UserRegistry::popWindowFront(User& u) {
     StoredFrame e = u.window.popFront();
+    u.window.prefetchNextPops();
     if (rec_.on() && u.store_written_max != 0) {
         // The window is popped from its front only: every written entry up to this id is
         // gone, so one trim per user and batch stands for all of them.

@@ -227,7 +227,25 @@ int TcpServer::Connection::writeQueued() {
             offered += iov[k].iov_len;
         }
         ++server_.write_calls_;
-        auto r = sockets::sendVec(fd_, iov, count);
+        sockets::IoResult r{};
+        std::vector<std::uint8_t>& stage = server_.stage_;
+        // Several segments that fit the staging buffer are copied into it and written as one
+        // iovec: the kernel copies each iovec of a sendmsg on its own, at a fixed cost that is
+        // larger than the copy itself for the ~100-byte deliveries of a chat server (pairs of
+        // direct messages, docs/BENCHMARKS.md). Bigger output is offered as it is: there the
+        // copy would cost more than it saves.
+        if (count > 1 && offered <= stage.size()) {
+            std::uint8_t* to = stage.data();
+            for (std::size_t k = 0; k < count; ++k) {
+                std::memcpy(to, iov[k].iov_base, iov[k].iov_len);
+                to += iov[k].iov_len;
+            }
+            ++server_.gathered_writes_;
+            const iovec one{stage.data(), offered};
+            r = sockets::sendVec(fd_, &one, 1);
+        } else {
+            r = sockets::sendVec(fd_, iov, count);
+        }
         if (r.n < 0) {
             return sockets::wouldBlock(r.err) ? 0 : r.err;
         }
@@ -272,7 +290,7 @@ void TcpServer::Connection::flush() {
 // wants the socket again is repeated with the same bytes (the queue's front does not change
 // until it succeeds; SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows the copy to move).
 int TcpServer::Connection::writeQueuedTls() {
-    std::vector<std::uint8_t>& stage = server_.tls_stage_;
+    std::vector<std::uint8_t>& stage = server_.stage_;
     iovec iov[kMaxIov];
     for (int i = 0; i < kMaxWritesPerWakeup && !output_.empty(); ++i) {
         std::size_t want = tls_->retry_len > 0 ? static_cast<std::size_t>(tls_->retry_len)

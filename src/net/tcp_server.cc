@@ -88,7 +88,6 @@ bool TcpServer::listenTls(std::uint16_t port, std::string& error) {
         return false;
     }
     tls_port_ = sockets::localPort(fd);
-    tls_stage_.resize(16U << 10);  // one TLS record of plaintext
     tls_acceptor_ = std::make_unique<Acceptor>(loop_, fd, [this](int conn_fd, std::string peer) {
         return onAccept(conn_fd, std::move(peer), true);
     });

@@ -159,6 +159,9 @@ public:
     /// Write syscalls (sendmsg) made so far, successful or not: one per connection per loop
     /// iteration when the kernel takes everything offered.
     std::uint64_t writeCalls() const { return write_calls_; }
+    /// Of those, the plaintext writes whose segments were first copied into one buffer (see
+    /// TcpServer::Connection::writeQueued).
+    std::uint64_t gatheredWrites() const { return gathered_writes_; }
     /// Accept failures, including connections shed with the spare-fd trick under EMFILE.
     [[nodiscard]] std::uint64_t acceptErrors() const;
     /// Connections shed at the fd limit (accepted and closed at once): one per real peer.
@@ -191,9 +194,11 @@ private:
     std::unique_ptr<Acceptor> acceptor_;
     std::unique_ptr<Acceptor> tls_acceptor_;
     std::shared_ptr<TlsContext> tls_ctx_;
-    // Plaintext staged for one SSL_write (at most one 16 KiB record with partial writes);
-    // shared by every connection: writes are synchronous on the loop thread.
-    std::vector<std::uint8_t> tls_stage_;
+    // Output staged for one write, shared by every connection (writes are synchronous on the
+    // loop thread): the plaintext of one SSL_write (at most one 16 KiB record with partial
+    // writes), or a plaintext queue of small segments gathered into one buffer.
+    static constexpr std::size_t kStageBytes = 16U << 10;
+    std::vector<std::uint8_t> stage_ = std::vector<std::uint8_t>(kStageBytes);
     common::LogThrottle tls_fail_log_;
     common::LogThrottle tls_timeout_log_;
     // Segment storage of drained output queues, reused by the next ones (no allocation per
@@ -262,6 +267,7 @@ private:
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     std::uint64_t write_calls_ = 0;
+    std::uint64_t gathered_writes_ = 0;
     std::size_t queued_total_ = 0;  // sum of every connection's charged_
     std::size_t paused_ = 0;
     bool reads_held_ = false;  // holdReads(): no connection is read

@@ -90,6 +90,7 @@ protected:
         std::size_t bytes = 0;
         std::size_t queued_inside_callback = 0;
         std::uint64_t write_calls = 0;
+        std::uint64_t gathered = 0;  // of write_calls, those that copied segments into one buffer
     };
 
     // Connects a reading client; when its first bytes arrive, the server sends `pieces`
@@ -109,11 +110,13 @@ protected:
         r.client = connect();
         r.client->startReading();
         const std::uint64_t writes_before = server_->writeCalls();
+        const std::uint64_t gathered_before = server_->gatheredWrites();
         r.client->sendAll("go");
         EXPECT_TRUE(runUntil(loop_, [&] { return r.client->received().size() == all.size(); }));
         EXPECT_TRUE(r.client->received() == all) << "bytes lost, duplicated or reordered";
         r.bytes = r.client->received().size();
         r.write_calls = server_->writeCalls() - writes_before;
+        r.gathered = server_->gatheredWrites() - gathered_before;
         on_data_ = nullptr;
         return r;
     }
@@ -664,6 +667,45 @@ TEST_F(TcpServerTest, HundredsOfSmallFramesOfOneIterationLeaveInOneWritev) {
     const PiecesSent sent = sendPieces(800, 10);
     ASSERT_EQ(sent.bytes, 8000U);
     EXPECT_EQ(sent.write_calls, 1U) << "800 frames, one sendmsg";
+}
+
+// Small segments are copied into one buffer and leave as one iovec (the kernel's cost per iovec
+// is larger than the copy); output too big for the staging buffer is offered as it is.
+TEST_F(TcpServerTest, SmallSegmentsOfOneIterationAreGatheredIntoOneBuffer) {
+    start();
+    const PiecesSent small = sendPieces(100, 120);  // 12,000 bytes: fits the 16 KiB buffer
+    EXPECT_EQ(small.write_calls, 1U);
+    EXPECT_EQ(small.gathered, 1U);
+    const PiecesSent big = sendPieces(20, 1000);  // 20,000 bytes
+    EXPECT_EQ(big.write_calls, 1U);
+    EXPECT_EQ(big.gathered, 0U) << "too big to gather: the segments go out as they are";
+    const PiecesSent one = sendPieces(1, 100);
+    EXPECT_EQ(one.gathered, 0U) << "a single segment is never copied";
+}
+
+// A gathered write the kernel takes only part of: the rest stays queued, and what follows
+// (gathered again from the middle of a segment) continues exactly where it stopped.
+TEST_F(TcpServerTest, PartlyWrittenGatheredOutputContinuesWhereTheKernelStopped) {
+    start(backedUp());
+    auto c = connect(4096);  // the client does not read yet
+    const std::uint64_t gathered_before = server_->gatheredWrites();
+    constexpr std::size_t kPiece = 97;  // odd, so the cut falls inside a segment
+    constexpr std::size_t kPieces = 2000;
+    const std::string all = pattern(kPiece * kPieces);
+    for (std::size_t i = 0; i < kPieces; ++i) {
+        ASSERT_TRUE(
+            server_->send(id_, bytesOf(std::string_view(all).substr(i * kPiece, kPiece)), i + 1));
+        if (i % 100 == 99) {
+            idle(0);  // one flush per 100 pieces (9,700 bytes: gathered)
+        }
+    }
+    ASSERT_GT(server_->queuedBytes(id_), 0U) << "precondition: the kernel buffer filled up";
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == all.size(); }));
+    EXPECT_TRUE(c->received() == all) << "bytes lost, duplicated or reordered";
+    EXPECT_GT(server_->gatheredWrites() - gathered_before, 1U);
+    EXPECT_EQ(server_->queuedBytes(id_), 0U);
+    EXPECT_TRUE(closes_.empty());
 }
 
 TEST_F(TcpServerTest, FanOutWithinOneIterationIsOneWritevPerRecipient) {
