@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -55,34 +56,73 @@ SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits);
 
 /// Builds a frame in one buffer: reserve the header, append fields, then finish().
 /// Appending is unchecked; finish() fails (returns empty) if the payload exceeds kMaxPayload.
+/// The field writers are inline: a delivery is a dozen of them, once per message.
 class FrameWriter {
 public:
-    /// `payload_hint`: the expected payload size, reserved up front so that the frame is one
+    /// `payload_hint`: the expected payload size, allocated up front so that the frame is one
     /// allocation (it may grow past it).
     explicit FrameWriter(MsgType type, std::uint16_t sequence = 0, std::uint8_t flags = 0,
                          std::size_t payload_hint = 57);
 
-    FrameWriter& u8(std::uint8_t v);
-    FrameWriter& u16(std::uint16_t v);
-    FrameWriter& u32(std::uint32_t v);
-    FrameWriter& u64(std::uint64_t v);
-    /// u16 length + bytes. Caller guarantees size <= 65535.
-    FrameWriter& str(std::string_view s);
-    FrameWriter& uuid(const Uuid& id);
-    FrameWriter& tail(ByteSpan bytes);
-    FrameWriter& tail(std::string_view bytes);
+    FrameWriter& u8(std::uint8_t v) {
+        *room(1) = v;
+        return *this;
+    }
+    FrameWriter& u16(std::uint16_t v) { return bigEndian<2>(v); }
+    FrameWriter& u32(std::uint32_t v) { return bigEndian<4>(v); }
+    FrameWriter& u64(std::uint64_t v) { return bigEndian<8>(v); }
+    /// u16 length + bytes. Caller guarantees size <= 65535: a longer string still has all its
+    /// bytes appended, so the payload is over kMaxPayload and finish() refuses the frame
+    /// rather than emit a length that lies.
+    FrameWriter& str(std::string_view s) {
+        u16(static_cast<std::uint16_t>(s.size() < 0xFFFF ? s.size() : 0xFFFF));
+        return tail(s);
+    }
+    FrameWriter& uuid(const Uuid& id) { return tail(ByteSpan(id.data(), id.size())); }
+    FrameWriter& tail(ByteSpan bytes) {
+        if (!bytes.empty()) {
+            std::memcpy(room(bytes.size()), bytes.data(), bytes.size());
+        }
+        return *this;
+    }
+    FrameWriter& tail(std::string_view bytes) {
+        if (!bytes.empty()) {
+            std::memcpy(room(bytes.size()), bytes.data(), bytes.size());
+        }
+        return *this;
+    }
 
-    [[nodiscard]] std::size_t payloadSize() const { return buf_.size() - kHeaderSize; }
+    [[nodiscard]] std::size_t payloadSize() const { return end_ - kHeaderSize; }
     /// Fills in the header and returns the frame; an empty vector if the payload is too large.
     Bytes finish();
     /// finish() in a shared buffer for fan-out; never null (holds an empty vector on failure).
     SharedFrame finishShared();
 
 private:
+    /// Room for `n` more bytes at the end of what is written: a pointer to them.
+    std::uint8_t* room(std::size_t n) {
+        if (buf_.size() - end_ < n) {
+            grow(n);
+        }
+        std::uint8_t* at = buf_.data() + end_;
+        end_ += n;
+        return at;
+    }
+    void grow(std::size_t n);
+    template <std::size_t N>
+    FrameWriter& bigEndian(std::uint64_t v) {
+        std::uint8_t* at = room(N);
+        for (std::size_t i = 0; i < N; ++i) {
+            at[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
+        }
+        return *this;
+    }
+
     MsgType type_;
     std::uint8_t flags_;
     std::uint16_t sequence_;
-    Bytes buf_;
+    Bytes buf_;            // [0, end_) written; the rest is room already allocated
+    std::size_t end_ = 0;  // kHeaderSize once constructed
 };
 
 /// Reads fields from a payload. Every read checks bounds; the first failure sets ok() false and

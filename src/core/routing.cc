@@ -273,7 +273,9 @@ void SessionManager::Impl::fanOutTo(User& r, ClientKind kind) {
 }
 
 bool SessionManager::Impl::checkRecipientName(Conn& c, std::uint16_t seq, std::string_view to) {
-    if (!to.empty() && !isValidName(to)) {
+    // A remembered user's name was checked when it registered: an exact match needs no second
+    // look at every character (route() finds it again through the registry's last-hit cache).
+    if (!to.empty() && users_.find(to) == nullptr && !isValidName(to)) {
         sendError(c, seq, ErrorCode::InvalidName, "invalid recipient name");
         return false;
     }

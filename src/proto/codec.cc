@@ -97,72 +97,21 @@ SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits) {
 
 FrameWriter::FrameWriter(MsgType type, std::uint16_t sequence, std::uint8_t flags,
                          std::size_t payload_hint)
-    : type_(type), flags_(flags), sequence_(sequence) {
-    buf_.reserve(kHeaderSize + std::min(payload_hint, kMaxPayload));
-    buf_.resize(kHeaderSize);
-}
+    : type_(type),
+      flags_(flags),
+      sequence_(sequence),
+      buf_(kHeaderSize + std::min(payload_hint, kMaxPayload)),
+      end_(kHeaderSize) {}
 
-FrameWriter& FrameWriter::u8(std::uint8_t v) {
-    buf_.push_back(v);
-    return *this;
-}
-
-namespace {
-// Appends the low N bytes of `v`, most significant first, in one insert (one capacity check).
-template <std::size_t N>
-void putBigEndian(Bytes& buf, std::uint64_t v) {
-    std::array<std::uint8_t, N> b{};
-    for (std::size_t i = 0; i < N; ++i) {
-        b[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
-    }
-    buf.insert(buf.end(), b.begin(), b.end());
-}
-}  // namespace
-
-FrameWriter& FrameWriter::u16(std::uint16_t v) {
-    putBigEndian<2>(buf_, v);
-    return *this;
-}
-
-FrameWriter& FrameWriter::u32(std::uint32_t v) {
-    putBigEndian<4>(buf_, v);
-    return *this;
-}
-
-FrameWriter& FrameWriter::u64(std::uint64_t v) {
-    putBigEndian<8>(buf_, v);
-    return *this;
-}
-
-FrameWriter& FrameWriter::str(std::string_view s) {
-    // A string too long for its u16 prefix still has all its bytes appended: the payload is then
-    // necessarily over kMaxPayload, so finish() refuses the frame instead of emitting a lie.
-    const auto length = static_cast<std::uint16_t>(std::min<std::size_t>(s.size(), 0xFFFF));
-    u16(length);
-    return tail(s);
-}
-
-FrameWriter& FrameWriter::uuid(const Uuid& id) {
-    buf_.insert(buf_.end(), id.begin(), id.end());
-    return *this;
-}
-
-FrameWriter& FrameWriter::tail(ByteSpan bytes) {
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-    return *this;
-}
-
-FrameWriter& FrameWriter::tail(std::string_view bytes) {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    buf_.insert(buf_.end(), p, p + bytes.size());
-    return *this;
-}
+void FrameWriter::grow(std::size_t n) { buf_.resize(std::max(end_ + n, 2 * buf_.size())); }
 
 Bytes FrameWriter::finish() {
     if (payloadSize() > kMaxPayload) {
         buf_.clear();
+        end_ = 0;
         return {};
     }
+    buf_.resize(end_);
     encodeHeader(buf_.data(), type_, flags_, sequence_, payloadSize());
     return std::move(buf_);
 }
