@@ -98,7 +98,14 @@ public:
         }
         const Bytes* next = buf_[head_].frame.get();
         if (next != nullptr && !next->empty()) {
-            prefetch(next->data());  // its reference count was asked for by the previous pop
+            // Its reference count was asked for by the previous pop. Its bytes are what the
+            // release frees and, freed, the memory the next frame of that size is written to:
+            // every line of a frame of a typical size.
+            const std::uint8_t* at = next->data();
+            const std::size_t lines = std::min<std::size_t>(next->size(), 256) + 63;
+            for (std::size_t off = 0; off < lines; off += 64) {
+                prefetch(at + off);
+            }
         }
         if (size_ > 1) {
             const Bytes* after = buf_[slot(1)].frame.get();
