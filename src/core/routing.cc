@@ -62,6 +62,7 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
             sendError(c, seq, ErrorCode::UnknownRecipient, "unknown recipient");
             return;
         }
+        target->window.prefetchEnds();  // stored into (and popped) once the frame is encoded
     }
     if (degraded_ && target != nullptr && target != &sender &&
         !(target->state == UserState::Online && target->conn != nullptr && !target->conn->closed)) {
@@ -114,9 +115,11 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
     noteBudgetEvictions(evictions_before);
     const std::uint32_t delivered = o == Outcome::Delivered ? 1U : 0U;
     const std::uint32_t buffered = o == Outcome::Buffered ? 1U : 0U;
-    spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
-                  sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id, d.to,
-                  delivered, buffered);
+    if (spdlog::should_log(spdlog::level::debug)) {  // once per message: not even the call
+        spdlog::debug("conn={} session={} {} id={} to='{}' delivered={} buffered={}", c.id,
+                      sessionText(&sender), msgTypeName(static_cast<std::uint8_t>(d.type)), d.id,
+                      d.to, delivered, buffered);
+    }
     if (!want_ack) {
         return;
     }
@@ -194,10 +197,13 @@ void SessionManager::Impl::flushBroadcasts() {
     }
     noteBudgetEvictions(evictions_before);
     const bool hold = storeOn();
+    const bool log = spdlog::should_log(spdlog::level::debug);
     for (PendingBroadcast& p : pending_bcasts_) {
-        spdlog::debug("conn={} session={} {} id={} to='' delivered={} buffered={}", p.from->id,
-                      sessionText(p.sender), msgTypeName(static_cast<std::uint8_t>(p.type)), p.e.id,
-                      p.delivered, p.buffered);
+        if (log) {
+            spdlog::debug("conn={} session={} {} id={} to='' delivered={} buffered={}", p.from->id,
+                          sessionText(p.sender), msgTypeName(static_cast<std::uint8_t>(p.type)),
+                          p.e.id, p.delivered, p.buffered);
+        }
         if (!p.want_ack) {
             continue;
         }
