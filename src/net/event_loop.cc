@@ -22,11 +22,6 @@ namespace tundra::net {
 namespace {
 
 constexpr std::size_t kScratchBytes = 64 * 1024;
-// Ready handlers taken per epoll_wait. Everything one iteration's handlers encode waits in
-// memory until the end-of-iteration flush; with 256 (a saturated server has that many ready)
-// that was megabytes, out of the cache by the time the kernel copied it. 64 keeps it within
-// the cache: pairs of direct messages went 1.71 -> 1.89 M/s (docs/BENCHMARKS.md).
-constexpr int kMaxEventsPerWait = 64;
 // Rounds of "deferred callbacks deferred by deferred callbacks" run in one iteration before
 // the rest waits for the next (non-blocking) iteration, so a callback that keeps re-deferring
 // itself cannot starve I/O.

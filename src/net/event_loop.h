@@ -30,6 +30,13 @@ public:
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
+    /// Ready handlers taken per epoll_wait (one iteration); the others wait for the next.
+    /// Everything one iteration's handlers queue stays in memory until its deferred flush: with
+    /// 256 (a saturated server has that many ready) that was megabytes of encoded frames, out
+    /// of the cache by the time the kernel copied them; with 64 it stays in it (pairs of
+    /// direct messages 1.71 -> 1.89 M/s, docs/BENCHMARKS.md).
+    static constexpr int kMaxEventsPerWait = 64;
+
     /// Registers `fd` for `events` (EPOLLIN, EPOLLOUT...) with `handler` in epoll data.ptr.
     /// Level-triggered. Fatal if epoll_ctl fails (a bad fd is our bug); see tryAdd().
     void add(int fd, std::uint32_t events, IoHandler* handler);

@@ -262,6 +262,31 @@ TEST(EventLoopTest, HandlerRemovedAndDestroyedEarlierInTheBatchGetsNoEvent) {
     EXPECT_NE(a == nullptr, b == nullptr);
 }
 
+// One iteration takes at most kMaxEventsPerWait ready handlers, then runs its deferred work
+// (the server's flush); the other ready handlers follow in the next iterations, none lost.
+TEST(EventLoopTest, AnIterationTakesAtMostMaxEventsPerWaitReadyHandlers) {
+    EventLoop loop;
+    constexpr int kHandlers = 2 * EventLoop::kMaxEventsPerWait + 10;
+    int handled = 0;
+    std::vector<int> handled_at_deferred;
+    std::vector<std::unique_ptr<PairHandler>> handlers;
+    for (int i = 0; i < kHandlers; ++i) {
+        handlers.push_back(std::make_unique<PairHandler>(loop, [&] { ++handled; }));
+    }
+    for (auto& h : handlers) {
+        h->makeReadable();
+    }
+    for (int i = 0; i < 3; ++i) {
+        loop.defer([&] { handled_at_deferred.push_back(handled); });
+        loop.runOnce();
+    }
+    EXPECT_EQ(handled_at_deferred, (std::vector<int>{EventLoop::kMaxEventsPerWait,
+                                                     2 * EventLoop::kMaxEventsPerWait, kHandlers}));
+    for (const auto& h : handlers) {
+        EXPECT_EQ(h->events_, 1);
+    }
+}
+
 TEST(EventLoopTest, QuitFinishesTheIterationAndRunCanBeCalledAgain) {
     EventLoop loop;
     bool deferred_ran = false;
