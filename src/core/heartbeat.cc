@@ -180,16 +180,23 @@ void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
             }
             return;
         }
-        c.ping_token = static_cast<std::uint32_t>(next_token_++);
-        if (c.ping_token == 0) {  // wrapped: 0 means none
-            c.ping_token = static_cast<std::uint32_t>(next_token_++);
+        if (!tick_ping_ || tick_ping_at_ != t) {
+            // One token per tick: a PONG still proves which PING it answers (a connection is
+            // pinged at most once per tick, and tokens of later ticks differ).
+            tick_ping_token_ = static_cast<std::uint32_t>(next_token_++);
+            if (tick_ping_token_ == 0) {  // wrapped: 0 means none
+                tick_ping_token_ = static_cast<std::uint32_t>(next_token_++);
+            }
+            tick_ping_ = share(msg::encodePing(MsgType::Ping, tick_ping_token_, 0));
+            tick_ping_at_ = t;
         }
+        c.ping_token = tick_ping_token_;
         c.ping_sent_us = clock_.steadyUs();  // the deadline is this in ms (t, on the loop's clock)
         c.ping_window_mark = c.user != nullptr && c.user->conn == &c && !c.user->window.empty()
                                  ? c.user->window.back().id
                                  : 0;
         c.awaiting_pong = true;
-        send(c, share(msg::encodePing(MsgType::Ping, c.ping_token, 0)));
+        send(c, tick_ping_);
     }
     fileConn(c);  // the next deadline: later than t (the due ones were handled above)
 }

@@ -466,6 +466,12 @@ struct SessionManager::Impl {
     std::int64_t start_ms_;
     std::uint64_t last_id_;
     std::uint64_t next_token_ = 1;
+    // The PING of the current tick, one frame and one token for every connection it pings:
+    // 10,000 idle connections pinged in one tick then cost one allocation, not 20,000 short
+    // ones whose holes between the long-lived allocations of the same burst stayed resident.
+    SharedFrame tick_ping_;
+    std::uint32_t tick_ping_token_ = 0;
+    std::int64_t tick_ping_at_ = -1;  // the tick (loop time) it was made for
     common::LogThrottle budget_log_;  // one line a second at most per event kind
     common::LogThrottle rate_log_;
     common::LogThrottle bad_frame_log_;
