@@ -171,6 +171,42 @@ TEST_F(CoreHeartbeatTest, UnsolicitedOrStalePongsGiveNoSample) {
     EXPECT_EQ(asError(one(1)).code, code(ErrorCode::InvalidFormat));
 }
 
+// Connections pinged in the same tick share one PING frame (one allocation for thousands of
+// idle connections) and its token; each one's PONG with it still counts, and the next round's
+// PING has a new token, so a PONG of the old round is stale.
+TEST_F(CoreHeartbeatTest, OneTicksPingsShareOneFrameAndToken) {
+    login(1, "alice");
+    login(2, "bob");
+    login(3, "carol");
+    advance(100);  // one tick: the JOINED events go out
+    for (ConnId c : {1, 2, 3}) {
+        take(c);  // what registering sent
+    }
+    advance(kInterval - 100);
+    const auto first = out.framesFor(1);
+    ASSERT_EQ(first.size(), 1U);
+    for (ConnId c : {2, 3}) {
+        const auto frames = out.framesFor(c);
+        ASSERT_EQ(frames.size(), 1U) << c;
+        EXPECT_EQ(frames[0].frame.get(), first[0].frame.get()) << "one frame for the tick: " << c;
+    }
+    const std::uint64_t token = asPing(one(1)).token;
+    EXPECT_EQ(asPing(one(2)).token, token);
+    EXPECT_EQ(asPing(one(3)).token, token);
+    for (ConnId c : {1, 2, 3}) {
+        feed(c, msg::encodePing(MsgType::Pong, token, 0));
+    }
+    EXPECT_EQ(sm().gauges().latency_samples, 3U);
+
+    advance(kInterval);
+    const std::uint64_t next = asPing(one(1)).token;
+    EXPECT_NE(next, token);
+    feed(1, msg::encodePing(MsgType::Pong, token, 0));  // the previous round's: stale
+    EXPECT_EQ(sm().gauges().latency_samples, 3U);
+    feed(1, msg::encodePing(MsgType::Pong, next, 0));
+    EXPECT_EQ(sm().gauges().latency_samples, 4U);
+}
+
 TEST_F(CoreHeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
     connect(1);
     advance(kInterval);
