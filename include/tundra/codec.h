@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,8 +17,6 @@ namespace tundra {
 
 using Bytes = std::vector<std::uint8_t>;
 using ByteSpan = std::span<const std::uint8_t>;
-/// An encoded frame shared between many recipients (a broadcast is encoded once).
-using SharedFrame = std::shared_ptr<const Bytes>;
 
 /// Outcome of decodeFrame().
 enum class DecodeStatus {
@@ -48,11 +45,6 @@ DecodeResult decodeFrame(ByteSpan in, std::size_t max_payload);
 /// Writes a 7-byte header for a payload of `payload_size` bytes into out[0..7).
 void encodeHeader(std::uint8_t* out, MsgType type, std::uint8_t flags, std::uint16_t sequence,
                   std::size_t payload_size);
-
-/// A copy of the encoded `frame` with `flag_bits` OR-ed into its header's flags byte (e.g.
-/// flags::kReplay on a stored delivery sent again). The original is never patched: stored
-/// frames are shared between recipients. Shorter than 2 bytes (no flags byte): copied as is.
-SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits);
 
 /// Builds a frame in one buffer: reserve the header, append fields, then finish().
 /// Appending is unchecked; finish() fails (returns empty) if the payload exceeds kMaxPayload.
@@ -95,8 +87,6 @@ public:
     [[nodiscard]] std::size_t payloadSize() const { return end_ - kHeaderSize; }
     /// Fills in the header and returns the frame; an empty vector if the payload is too large.
     Bytes finish();
-    /// finish() in a shared buffer for fan-out; never null (holds an empty vector on failure).
-    SharedFrame finishShared();
 
 private:
     /// Room for `n` more bytes at the end of what is written: a pointer to them.

@@ -154,6 +154,12 @@ Bytes encodePing(MsgType type, std::uint64_t token, std::uint16_t seq);
 Bytes encodeEmpty(MsgType type, std::uint16_t seq);
 Bytes encode(const System& m, std::uint16_t seq);
 Bytes encode(const Delivery& m, std::uint16_t seq = 0, std::uint8_t flags = 0);
+/// encode() of a delivery into `out`, which must be exactly kHeaderSize +
+/// deliveryPayloadSize(m) bytes (a buffer the caller allocated once, e.g. a shared frame).
+/// False, with `out` unspecified, for a type that is no delivery, a payload over kMaxPayload or
+/// a buffer of another size.
+bool encodeInto(const Delivery& m, std::span<std::uint8_t> out, std::uint16_t seq = 0,
+                std::uint8_t flags = 0);
 Bytes encode(const Error& m, std::uint16_t seq);
 Bytes encode(const Ack& m, std::uint16_t seq);
 /// Encodes as many entries as fit one frame; `count` is the number encoded.

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/shared_frame.h"
 #include "tundra/codec.h"
 
 namespace tundra::core {
@@ -88,28 +89,25 @@ public:
     }
 
     /// Hints the CPU to fetch what the next popFront() calls touch: the frame of the next
-    /// entry (its reference count and size, and the bytes its release frees) and the reference
-    /// count of the one after it. A full window is popped once per delivery, and what it pops is
-    /// a max_buffered-old delivery, long gone from the cache; the next pop's misses then overlap
-    /// the work in between instead of stalling it. Call right after a pop.
+    /// entry (its reference count, its size, and the memory its release frees) and the
+    /// reference count of the one after it. A full window is popped once per delivery, and what
+    /// it pops is a max_buffered-old delivery, long gone from the cache; the next pop's misses
+    /// then overlap the work in between instead of stalling it. Call right after a pop.
     void prefetchNextPops() const {
         if (size_ == 0) {
             return;
         }
-        const Bytes* next = buf_[head_].frame.get();
-        if (next != nullptr && !next->empty()) {
-            // Its reference count was asked for by the previous pop. Its bytes are what the
-            // release frees and, freed, the memory the next frame of that size is written to:
-            // every line of a frame of a typical size.
-            const std::uint8_t* at = next->data();
-            const std::size_t lines = std::min<std::size_t>(next->size(), 256) + 63;
-            for (std::size_t off = 0; off < lines; off += 64) {
+        if (const SharedFrame::Block* next = buf_[head_].frame.get(); next != nullptr) {
+            // Its first line was asked for by the previous pop. Freed, its memory is where the
+            // next frame of that size is written: every line of a frame of a typical size.
+            const auto* at = reinterpret_cast<const std::uint8_t*>(next);
+            const std::size_t end = std::min<std::size_t>(next->size() + sizeof(*next), 256);
+            for (std::size_t off = 64; off < end + 63; off += 64) {
                 prefetch(at + off);
             }
         }
         if (size_ > 1) {
-            const Bytes* after = buf_[slot(1)].frame.get();
-            if (after != nullptr) {
+            if (const SharedFrame::Block* after = buf_[slot(1)].frame.get(); after != nullptr) {
                 prefetch(after);
             }
         }

@@ -18,7 +18,7 @@ void SessionManager::Impl::handlePing(Conn& c, std::uint16_t seq, ByteSpan paylo
     // The whole payload comes back, trailing bytes included.
     FrameWriter w(MsgType::Pong, seq);
     w.tail(payload);
-    send(c, w.finishShared());
+    send(c, share(w.finish()));
 }
 
 void SessionManager::Impl::handlePong(Conn& c, std::uint16_t seq, ByteSpan payload) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/shared_frame.h"
 #include "tundra/codec.h"
 
 namespace tundra::core {
@@ -28,11 +29,7 @@ public:
     virtual bool sendJoined(ConnId conn, SharedFrame frames) {
         bool queued = false;
         forEachFrame(*frames, 0, [&](std::size_t start, std::size_t end, std::uint64_t id) {
-            queued = send(conn,
-                          std::make_shared<const Bytes>(frames->begin() + static_cast<long>(start),
-                                                        frames->begin() + static_cast<long>(end)),
-                          id) ||
-                     queued;
+            queued = send(conn, share(ByteSpan(*frames).subspan(start, end - start)), id) || queued;
         });
         return queued;
     }

@@ -50,7 +50,8 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
     }
     User& sender = *c.user;
     d.from = sender.name;
-    if (msg::deliveryPayloadSize(d) > kMaxPayload) {
+    const std::size_t payload = msg::deliveryPayloadSize(d);
+    if (payload > kMaxPayload) {
         sendError(c, seq, ErrorCode::TooLarge, "the delivery would exceed the frame limit");
         return;
     }
@@ -83,14 +84,14 @@ void SessionManager::Impl::route(Conn& c, std::uint16_t seq, bool want_ack, msg:
         }
         return;
     }
-    Bytes bytes = msg::encode(d);
-    if (bytes.empty()) {
+    // One frame for every recipient, encoded straight into its shared buffer: the same
+    // SharedFrame goes to every outbox queue, window and offline buffer.
+    std::uint8_t* at = nullptr;
+    StoredFrame e{SharedFrame::allocate(kHeaderSize + payload, at), d.id};
+    if (!msg::encodeInto(d, std::span(at, kHeaderSize + payload))) {
         sendError(c, seq, ErrorCode::ServerError, "could not encode the delivery");
         return;
     }
-    // One frame for every recipient: the same shared_ptr goes to every outbox queue, window
-    // and offline buffer.
-    StoredFrame e{share(std::move(bytes)), d.id};
     if (target == nullptr) {
         if (storeOn()) {
             // Stored once: the windows of the online recipients refer to it by id.
@@ -225,14 +226,15 @@ SharedFrame SessionManager::Impl::joinFrames(bool everyone_only) const {
     for (const PendingBroadcast& p : pending_bcasts_) {
         size += everyone_only && !p.all ? 0 : p.e.bytes();
     }
-    Bytes out;
-    out.reserve(size);
+    std::uint8_t* at = nullptr;
+    SharedFrame joined = SharedFrame::allocate(size, at);
     for (const PendingBroadcast& p : pending_bcasts_) {
         if (!everyone_only || p.all) {
-            out.insert(out.end(), p.e.frame->begin(), p.e.frame->end());
+            std::memcpy(at, p.e.frame->data(), p.e.frame->size());
+            at += p.e.frame->size();
         }
     }
-    return share(std::move(out));
+    return joined;
 }
 
 bool SessionManager::Impl::deliverJoined(User& r, ClientKind kind, const SharedFrame& joined) {

@@ -69,8 +69,6 @@ inline constexpr std::int64_t kTickMs = 100;
 inline constexpr std::size_t kWheelSlots = 1024;  // 102.4 s per revolution
 inline constexpr int kSessionIdAttempts = 4;
 
-inline SharedFrame share(Bytes&& bytes) { return std::make_shared<const Bytes>(std::move(bytes)); }
-
 struct UuidHash {
     std::size_t operator()(const Uuid& id) const noexcept {
         std::uint64_t a = 0;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/shared_frame.h"
 #include "tundra/codec.h"
 #include "tundra/protocol.h"
 

@@ -13,10 +13,12 @@
 #include <span>
 #include <vector>
 
+#include "common/shared_bytes.h"
+
 namespace tundra::net {
 
 /// Immutable bytes shared by every queue (and owner) that holds them, never copied.
-using SharedBytes = std::shared_ptr<const std::vector<std::uint8_t>>;
+using SharedBytes = common::SharedBytes;
 
 /// The tag of a segment that holds several tagged messages back to back (a batch of
 /// deliveries queued as one segment): its tags are read from its bytes by a JoinedTagReader.
@@ -85,13 +87,13 @@ public:
 
     /// What one queued segment costs in memory beyond its unwritten bytes, charged against the
     /// output caps so that many tiny frames (a 15-byte PONG each) count for what they take:
-    /// the queue slot (sizeof(OutputSegment) = 32, up to twice that while the vector grows),
-    /// the make_shared block of the frame (control block + vector object, 40 bytes in a
-    /// 48-byte malloc chunk) and the frame's data chunk (8-byte malloc header, rounding to 16,
-    /// 32 at least). About 130 bytes for a 15-byte frame on x86-64 glibc; output_queue_test
-    /// measures it with mallinfo2 and holds this constant within that figure. A segment shared
-    /// by several queues (a broadcast) is charged to each: the cap errs on the safe side.
-    static constexpr std::size_t kSegmentOverhead = 128;
+    /// the queue slot (sizeof(OutputSegment) = 32, up to twice that while the vector grows)
+    /// and the frame's one allocation (common::SharedBytes: an 8-byte count and size before
+    /// the bytes, an 8-byte malloc header, rounding to 16, 32 at least). About 70 bytes for a
+    /// 15-byte frame on x86-64 glibc; output_queue_test measures it with mallinfo2 and holds
+    /// this constant within that figure. A segment shared by several queues (a broadcast) is
+    /// charged to each: the cap errs on the safe side.
+    static constexpr std::size_t kSegmentOverhead = 56;
 
     /// Appends the unwritten part [offset, size) of `bytes`; a fully written segment is ignored.
     /// An empty queue takes its storage from `pool` when one is given and has a spare.

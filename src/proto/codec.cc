@@ -85,14 +85,6 @@ void encodeHeader(std::uint8_t* out, MsgType type, std::uint8_t flags, std::uint
     out[6] = static_cast<std::uint8_t>(type);
 }
 
-SharedFrame withFlags(const Bytes& frame, std::uint8_t flag_bits) {
-    auto copy = std::make_shared<Bytes>(frame);
-    if (copy->size() > 1) {
-        (*copy)[1] = static_cast<std::uint8_t>((*copy)[1] | flag_bits);
-    }
-    return copy;
-}
-
 // ---- FrameWriter ------------------------------------------------------------------------------
 
 FrameWriter::FrameWriter(MsgType type, std::uint16_t sequence, std::uint8_t flags,
@@ -115,8 +107,6 @@ Bytes FrameWriter::finish() {
     encodeHeader(buf_.data(), type_, flags_, sequence_, payloadSize());
     return std::move(buf_);
 }
-
-SharedFrame FrameWriter::finishShared() { return std::make_shared<const Bytes>(finish()); }
 
 // ---- PayloadReader ----------------------------------------------------------------------------
 

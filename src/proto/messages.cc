@@ -4,6 +4,8 @@
 // are ignored, as the protocol reserves them for later versions.
 #include "tundra/messages.h"
 
+#include <cstring>
+
 namespace tundra::msg {
 
 namespace {
@@ -298,24 +300,68 @@ Bytes encode(const System& m, std::uint16_t seq) {
     return w.finish();
 }
 
-Bytes encode(const Delivery& m, std::uint16_t seq, std::uint8_t flags) {
-    if (!isDeliveryType(m.type)) {
-        return {};
+namespace {
+// Appends big-endian integers, u16-length strings and raw bytes at a cursor in a buffer whose
+// size was computed exactly beforehand (deliveryPayloadSize): no growth, no checks per field.
+struct Cursor {
+    std::uint8_t* at;
+    template <std::size_t N>
+    void bigEndian(std::uint64_t v) {
+        for (std::size_t i = 0; i < N; ++i) {
+            at[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
+        }
+        at += N;
     }
-    FrameWriter w(m.type, seq, flags, deliveryPayloadSize(m));
-    w.u64(m.id).u64(m.time_ms).str(m.from).str(m.to);
+    void tail(std::string_view s) {
+        if (!s.empty()) {
+            std::memcpy(at, s.data(), s.size());
+            at += s.size();
+        }
+    }
+    void str(std::string_view s) {
+        bigEndian<2>(s.size());
+        tail(s);
+    }
+};
+}  // namespace
+
+bool encodeInto(const Delivery& m, std::span<std::uint8_t> out, std::uint16_t seq,
+                std::uint8_t flags) {
+    const std::size_t payload = deliveryPayloadSize(m);
+    if (!isDeliveryType(m.type) || payload > kMaxPayload || out.size() != kHeaderSize + payload ||
+        m.from.size() > 0xFFFF || m.to.size() > 0xFFFF || m.command.size() > 0xFFFF ||
+        m.mime.size() > 0xFFFF) {
+        return false;
+    }
+    encodeHeader(out.data(), m.type, flags, seq, payload);
+    Cursor w{out.data() + kHeaderSize};
+    w.bigEndian<8>(m.id);
+    w.bigEndian<8>(m.time_ms);
+    w.str(m.from);
+    w.str(m.to);
     switch (m.type) {
         case MsgType::BroadcastMessage:
             w.tail(m.text);
             break;
         case MsgType::BroadcastAgent:
-            w.u64(m.reply_to).str(m.command).tail(m.args);
+            w.bigEndian<8>(m.reply_to);
+            w.str(m.command);
+            w.tail(m.args);
             break;
         default:  // Image
-            w.str(m.mime).tail(m.data);
+            w.str(m.mime);
+            w.tail(m.data);
             break;
     }
-    return w.finish();
+    return true;
+}
+
+Bytes encode(const Delivery& m, std::uint16_t seq, std::uint8_t flags) {
+    Bytes out(kHeaderSize + deliveryPayloadSize(m));
+    if (!encodeInto(m, out, seq, flags)) {
+        return {};
+    }
+    return out;
 }
 
 Bytes encode(const Error& m, std::uint16_t seq) {

@@ -443,7 +443,7 @@ void AdminHttp::respond(net::ConnId id, int status, std::string_view content_typ
     it->second.answered = true;
     ++requests_;
     const std::string text = response(status, content_type, body, head_only, extra_headers);
-    tcp_->send(id, std::make_shared<const std::vector<std::uint8_t>>(text.begin(), text.end()));
+    tcp_->send(id, net::SharedBytes::copyOf(text));
     tcp_->closeAfterFlush(id);
 }
 

@@ -129,7 +129,7 @@ bool decodePayload(const char* p, std::size_t n, std::vector<core::StoreBatch>& 
                 } else if (frame_len != kNoFrame) {
                     if (const char* f = r.take(frame_len)) {
                         const auto* u = reinterpret_cast<const std::uint8_t*>(f);
-                        op.frame = std::make_shared<const Bytes>(u, u + frame_len);
+                        op.frame = core::share(ByteSpan(u, frame_len));
                         previous = op.frame;
                     }
                 }
@@ -213,7 +213,7 @@ void encodeRecord(std::span<const core::StoreBatch> batches, std::string& out) {
     // First the size (frames shared by consecutive ops counted once), then one resize and
     // straight writes.
     std::size_t size = 4;
-    const Bytes* previous = nullptr;
+    const SharedFrame::Block* previous = nullptr;
     for (const core::StoreBatch& b : batches) {
         size += 1 + 8 + 8 + 4;
         for (const core::StoreOp& op : b.ops) {

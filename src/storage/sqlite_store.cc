@@ -384,7 +384,7 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
         SharedFrame& f = frames[id];
         if (!f) {
             const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, col));
-            f = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, col));
+            f = core::share(ByteSpan(p, static_cast<std::size_t>(sqlite3_column_bytes(st, col))));
         }
         return f;
     };
@@ -420,7 +420,7 @@ bool SqliteDb::load(core::StoreSnapshot& out, std::string& error) {
         SharedFrame frame;
         if (sqlite3_column_type(st, 3) != SQLITE_NULL) {  // inline: this entry's own
             const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(st, 3));
-            frame = std::make_shared<const Bytes>(p, p + sqlite3_column_bytes(st, 3));
+            frame = core::share(ByteSpan(p, static_cast<std::size_t>(sqlite3_column_bytes(st, 3))));
         } else if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
             frame = frameOf(id, 4);  // shared, as in memory
         } else {

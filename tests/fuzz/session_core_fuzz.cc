@@ -140,7 +140,7 @@ public:
         if (it->second.closing) {
             return false;  // like the server: nothing is queued to a closing connection
         }
-        const Bytes& bytes = *frame;
+        const Bytes bytes(frame->begin(), frame->end());
         const DecodeResult r = decodeFrame(ByteSpan(bytes.data(), bytes.size()), kMaxPayload);
         TUNDRA_FUZZ_CHECK(r.status == DecodeStatus::Frame);
         TUNDRA_FUZZ_CHECK(r.consumed == bytes.size());

@@ -74,9 +74,8 @@ protected:
         feed(conn, reg(name, token, session));
         auto frames = take(conn);
         EXPECT_FALSE(frames.empty());
-        return frames.empty()
-                   ? SentFrame{conn, std::make_shared<const Bytes>(rawFrame(0x15, 0, 0)), 0, {}}
-                   : frames.front();
+        return frames.empty() ? SentFrame{conn, core::share(rawFrame(0x15, 0, 0)), 0, {}}
+                              : frames.front();
     }
 
     std::shared_ptr<FakeAuthenticator> auth;

@@ -134,9 +134,9 @@ TEST_F(CoreBufferTest, ReplayIsACopyAndTheStoredFrameKeepsItsFlags) {
     auto frames = relogin(4, "bob", w.session);
     ASSERT_EQ(frames.size(), 2U);
     EXPECT_NE(frames[1].frame.get(), live.frame.get());
-    EXPECT_EQ(live.frame->at(1), 0) << "the shared frame was not modified";
-    Bytes a(*live.frame);
-    Bytes b(*frames[1].frame);
+    EXPECT_EQ((*live.frame)[1], 0) << "the shared frame was not modified";
+    Bytes a(live.frame->begin(), live.frame->end());
+    Bytes b(frames[1].frame->begin(), frames[1].frame->end());
     b[1] = 0;
     EXPECT_EQ(a, b);
 }

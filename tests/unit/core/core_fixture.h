@@ -102,7 +102,7 @@ protected:
         auto frames = out.take(conn);
         EXPECT_EQ(frames.size(), 1U) << "frames queued to conn " << conn;
         if (frames.empty()) {
-            return SentFrame{conn, std::make_shared<const Bytes>(rawFrame(0x15, 0, 0)), 0, {}};
+            return SentFrame{conn, core::share(rawFrame(0x15, 0, 0)), 0, {}};
         }
         return frames.front();
     }

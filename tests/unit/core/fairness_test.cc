@@ -21,7 +21,7 @@ namespace tundra::core {
 namespace {
 
 StoredFrame entry(std::uint64_t id, std::size_t size = 100) {
-    return StoredFrame{std::make_shared<const Bytes>(Bytes(size, 0)), id};
+    return StoredFrame{core::share(Bytes(size, 0)), id};
 }
 
 std::vector<std::uint64_t> ids(const FrameRing& r) {
@@ -288,7 +288,7 @@ TEST_F(FairnessTest, ALargeCutIsOnePass) {
     BufferLimits l{kN, std::size_t{1} << 40, std::size_t{1} << 40};
     User& bob = offlineUser("bob");
     reg.setOnline(bob, nullptr, ClientKind::User);
-    auto frame = std::make_shared<const Bytes>(Bytes(20, 0));
+    auto frame = core::share(Bytes(20, 0));
     for (std::uint64_t id = 1; id <= kN; ++id) {
         reg.storeWindow(bob, StoredFrame{frame, id}, l);
     }
@@ -331,7 +331,7 @@ TEST(FrameRingExtract, TakesTheGivenIdsInOnePassAcrossTheSeam) {
 }
 
 TEST(FrameRingExtract, ReleasesTheFramesItDoesNotReturn) {
-    auto frame = std::make_shared<const Bytes>(Bytes{1});
+    auto frame = core::share(Bytes{1});
     FrameRing r;
     for (std::uint64_t id = 1; id <= 4; ++id) {
         r.pushBack(StoredFrame{frame, id});

@@ -9,9 +9,42 @@
 #include "core/deadline_wheel.h"
 #include "core/frame_ring.h"
 #include "core/session_state.h"
+#include "unit/proto/test_bytes.h"
 
 namespace tundra::core {
 namespace {
+
+using test::hex;
+using test::toHex;
+
+// core::withFlags: a stored frame sent again as a replay gets the flag on a copy.
+TEST(WithFlagsTest, SetsFlagBitsOnACopyAndKeepsTheRest) {
+    const Bytes original = FrameWriter(MsgType::BroadcastMessage, 0, flags::kAck).u8(7).finish();
+    const SharedFrame replayed = withFlags(original, flags::kReplay);
+    ASSERT_TRUE(replayed);
+    EXPECT_EQ(toHex(*replayed), hex("01 03 00 00 00 02 11 07"));
+    EXPECT_EQ(toHex(original), hex("01 01 00 00 00 02 11 07")) << "the original is not patched";
+    auto r = decodeFrame(*replayed, kMaxPayload);
+    ASSERT_EQ(r.status, DecodeStatus::Frame);
+    EXPECT_EQ(r.header.flags, flags::kAck | flags::kReplay);
+    // Setting a bit twice is harmless; a frame too short to hold flags is copied as is.
+    EXPECT_EQ(toHex(*withFlags(*replayed, flags::kReplay)), toHex(*replayed));
+    EXPECT_EQ(toHex(*withFlags(Bytes{0x01}, flags::kReplay)), hex("01"));
+    EXPECT_TRUE(withFlags(Bytes{}, flags::kReplay)->empty());
+}
+
+// What FrameWriter::finish() returns for a payload too large (an empty vector) still shares as
+// a non-null empty frame: send() treats it as nothing to write, never as a null to crash on.
+TEST(ShareTest, AnEmptyFrameSharesAsNonNullAndEmpty) {
+    const SharedFrame ok = share(FrameWriter(MsgType::Logout, 1).finish());
+    ASSERT_NE(ok, nullptr);
+    EXPECT_EQ(toHex(*ok), hex("01 00 00 01 00 01 07"));
+    FrameWriter big(MsgType::Message);
+    big.tail(Bytes(kMaxPayload + 1, 0));
+    const SharedFrame failed = share(big.finish());
+    ASSERT_NE(failed, nullptr);
+    EXPECT_TRUE(failed->empty());
+}
 
 // ---- Outbox::sendJoined / joinedDeliveryIds ---------------------------------------------------
 
@@ -53,21 +86,21 @@ TEST(JoinedDeliveries, TheDefaultSendJoinedSendsEachFrameWithItsId) {
             if (refuse) {
                 return false;
             }
-            sent.emplace_back(*f, id);
+            sent.emplace_back(Bytes(f->begin(), f->end()), id);
             return true;
         }
         void closeAfterFlush(ConnId) override {}
     } log;
     std::vector<std::size_t> ends;
     const Bytes all = joinedOf({7, 8}, ends);
-    ASSERT_TRUE(log.sendJoined(1, std::make_shared<const Bytes>(all)));
+    ASSERT_TRUE(log.sendJoined(1, core::share(all)));
     ASSERT_EQ(log.sent.size(), 2U);
     EXPECT_EQ(log.sent[0].second, 7U);
     EXPECT_EQ(log.sent[1].second, 8U);
     EXPECT_EQ(log.sent[0].first, Bytes(all.begin(), all.begin() + static_cast<long>(ends[0])));
     EXPECT_EQ(log.sent[1].first, Bytes(all.begin() + static_cast<long>(ends[0]), all.end()));
     log.refuse = true;
-    EXPECT_FALSE(log.sendJoined(1, std::make_shared<const Bytes>(all)));
+    EXPECT_FALSE(log.sendJoined(1, core::share(all)));
 }
 
 // Logs name a session by its first 4 hex digits only, and the text is built only when a line
@@ -98,7 +131,7 @@ TEST(ConnLayout, FitsIn136BytesAndTheBadFrameCountSaturates) {
 }
 
 StoredFrame entry(std::uint64_t id, std::size_t size = 10) {
-    return StoredFrame{std::make_shared<const Bytes>(Bytes(size, 0)), id};
+    return StoredFrame{core::share(Bytes(size, 0)), id};
 }
 
 std::vector<std::uint64_t> ids(const FrameRing& r) {
@@ -164,7 +197,7 @@ TEST(FrameRingTest, InsertSortedFindEraseAndBounds) {
 }
 
 TEST(FrameRingTest, ReleasesFramesWhenEmptied) {
-    auto frame = std::make_shared<const Bytes>(Bytes{1, 2, 3});
+    auto frame = core::share(Bytes{1, 2, 3});
     {
         FrameRing r;
         r.pushBack(StoredFrame{frame, 1});
@@ -188,7 +221,7 @@ TEST(FrameRingTest, HoldsTheLargestBufferAndIsSixteenBytes) {
     static_assert(sizeof(void*) != 8 || sizeof(FrameRing) == 16);
     FrameRing r;
     constexpr std::uint64_t kMax = 100'000;
-    auto frame = std::make_shared<const Bytes>(Bytes(4, 0));
+    auto frame = core::share(Bytes(4, 0));
     for (std::uint64_t id = 1; id <= kMax; ++id) {
         r.pushBack(StoredFrame{frame, id});
     }

@@ -26,7 +26,7 @@ TEST_F(CoreRoutingTest, BroadcastReachesOnlineUsersAndAgentsButNotTheSender) {
     auto ack = asAck(frames[0]);
     EXPECT_EQ(ack.delivered, 2U);
     EXPECT_EQ(ack.buffered, 0U);
-    std::set<const Bytes*> objects;
+    std::set<const SharedFrame::Block*> objects;
     for (ConnId c : {2, 3}) {
         auto got = take(c);
         ASSERT_EQ(got.size(), 1U);
@@ -131,7 +131,7 @@ TEST_F(CoreRoutingTest, AgentCommandBroadcastReachesAgentsOnly) {
     EXPECT_EQ(ack.delivered, 2U);
     EXPECT_EQ(ack.buffered, 1U);
     EXPECT_TRUE(take(2).empty());
-    const Bytes* shared = nullptr;
+    const SharedFrame::Block* shared = nullptr;
     for (ConnId c : {3, 4}) {
         auto f = one(c);
         EXPECT_EQ(f.type(), MsgType::BroadcastAgent);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/output_queue.h"
 #include "net/socket_ops.h"
 
 namespace tundra::net::test {
@@ -37,9 +38,7 @@ inline bool runUntil(EventLoop& loop, const std::function<bool()>& pred,
     return pred();
 }
 
-inline std::shared_ptr<const std::vector<std::uint8_t>> bytesOf(std::string_view s) {
-    return std::make_shared<const std::vector<std::uint8_t>>(s.begin(), s.end());
-}
+inline SharedBytes bytesOf(std::string_view s) { return SharedBytes::copyOf(s); }
 
 // `n` bytes of a position-dependent pattern, so reordering or loss shows up in a compare.
 inline std::string pattern(std::size_t n, std::size_t start = 0) {

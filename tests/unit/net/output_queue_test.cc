@@ -247,7 +247,7 @@ TEST(OutputQueueTest, SegmentOverheadMatchesTheMeasuredHeapCostOfSmallFrames) {
     const std::size_t before = heap();
     for (std::size_t i = 0; i < kFrames; ++i) {
         std::vector<std::uint8_t> frame(kFrameBytes, 0x42);
-        q.push(std::make_shared<const std::vector<std::uint8_t>>(std::move(frame)), 0, 0);
+        q.push(SharedBytes::copyOf(frame), 0, 0);
     }
     const std::size_t used = heap() - before;
     const std::size_t per_segment = used / kFrames;

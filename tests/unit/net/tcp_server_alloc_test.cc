@@ -60,7 +60,7 @@ TEST(TcpServerAllocTest, SteadyStateSendsDoNotAllocate) {
     ASSERT_TRUE(runUntil(loop, [&] { return ids.size() == kClients; }));
 
     // Eight broadcasts per iteration, each frame shared by the ten recipients.
-    std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> frames;
+    std::vector<SharedBytes> frames;
     std::string per_round;
     for (int m = 0; m < 8; ++m) {
         const std::string text = "broadcast " + std::to_string(m) + ";";

@@ -216,21 +216,6 @@ TEST(EncodeHeaderTest, WritesBigEndianFieldsAndLengthPlusOne) {
     EXPECT_EQ(toHex(ByteSpan(out, kHeaderSize)), hex("01 00 00 01 ff ff 02"));
 }
 
-TEST(WithFlagsTest, SetsFlagBitsOnACopyAndKeepsTheRest) {
-    const Bytes original = FrameWriter(MsgType::BroadcastMessage, 0, flags::kAck).u8(7).finish();
-    const SharedFrame replayed = withFlags(original, flags::kReplay);
-    ASSERT_TRUE(replayed);
-    EXPECT_EQ(toHex(*replayed), hex("01 03 00 00 00 02 11 07"));
-    EXPECT_EQ(toHex(original), hex("01 01 00 00 00 02 11 07")) << "the original is not patched";
-    auto r = decodeFrame(*replayed, kMaxPayload);
-    ASSERT_EQ(r.status, DecodeStatus::Frame);
-    EXPECT_EQ(r.header.flags, flags::kAck | flags::kReplay);
-    // Setting a bit twice is harmless; a frame too short to hold flags is copied as is.
-    EXPECT_EQ(toHex(*withFlags(*replayed, flags::kReplay)), toHex(*replayed));
-    EXPECT_EQ(toHex(*withFlags(Bytes{0x01}, flags::kReplay)), hex("01"));
-    EXPECT_TRUE(withFlags(Bytes{}, flags::kReplay)->empty());
-}
-
 TEST(FrameWriterTest, EveryFieldTypeIsBigEndian) {
     Uuid id{};
     for (std::size_t i = 0; i < id.size(); ++i) {
@@ -275,17 +260,6 @@ TEST(FrameWriterTest, StringTooLongForItsPrefixMakesTheFrameFail) {
     ASSERT_EQ(frame.size(), kHeaderSize + kMaxPayload);
     EXPECT_EQ(frame[7], 0xff);
     EXPECT_EQ(frame[8], 0xfc);
-}
-
-TEST(FrameWriterTest, FinishSharedNeverReturnsNull) {
-    const SharedFrame ok = FrameWriter(MsgType::Logout, 1).finishShared();
-    ASSERT_NE(ok, nullptr);
-    EXPECT_EQ(toHex(*ok), hex("01 00 00 01 00 01 07"));
-    FrameWriter big(MsgType::Message);
-    big.tail(Bytes(kMaxPayload + 1, 0));
-    const SharedFrame failed = big.finishShared();
-    ASSERT_NE(failed, nullptr);
-    EXPECT_TRUE(failed->empty());
 }
 
 // ---- PayloadReader ---------------------------------------------------------------------------

@@ -592,5 +592,42 @@ TEST(DeliveryPayloadSizeTest, MatchesTheEncodedPayload) {
     EXPECT_TRUE(encode(big).empty());
 }
 
+// encodeInto writes the same bytes as encode() into a buffer of exactly the frame's size, and
+// refuses any other size, a type that is no delivery and a payload over the limit.
+TEST(EncodeIntoTest, WritesWhatEncodeWritesIntoAnExactBuffer) {
+    for (const auto& v : vectors()) {
+        FrameHeader h;
+        const ByteSpan p = payloadOf(v.frame, &h);
+        const auto type = static_cast<MsgType>(h.type);
+        if (type != MsgType::BroadcastMessage && type != MsgType::BroadcastAgent &&
+            !(type == MsgType::Image && h.sequence == 0)) {
+            continue;
+        }
+        Delivery d;
+        ASSERT_EQ(parse(type, p, d), nullptr);
+        Bytes out(kHeaderSize + deliveryPayloadSize(d), 0xEE);
+        ASSERT_TRUE(encodeInto(d, out, h.sequence, h.flags)) << v.name;
+        EXPECT_EQ(toHex(out), toHex(v.frame)) << v.name;
+        EXPECT_EQ(toHex(out), toHex(encode(d, h.sequence, h.flags))) << v.name;
+        Bytes longer(out.size() + 1);
+        EXPECT_FALSE(encodeInto(d, longer)) << v.name;
+        Bytes shorter(out.size() - 1);
+        EXPECT_FALSE(encodeInto(d, shorter)) << v.name;
+    }
+    Delivery d;
+    d.type = MsgType::Message;  // a request type, not a delivery
+    d.from = "alice";
+    d.text = "hi";
+    Bytes out(kHeaderSize + deliveryPayloadSize(d));
+    EXPECT_FALSE(encodeInto(d, out));
+    d.type = MsgType::BroadcastMessage;
+    Bytes fits(kHeaderSize + deliveryPayloadSize(d));
+    EXPECT_TRUE(encodeInto(d, fits));
+    const std::string text(kMaxPayload, 'a');
+    d.text = text;
+    Bytes big(kHeaderSize + deliveryPayloadSize(d));
+    EXPECT_FALSE(encodeInto(d, big)) << "over kMaxPayload";
+}
+
 }  // namespace
 }  // namespace tundra::msg

@@ -110,7 +110,7 @@ struct Core {
     std::vector<Bytes> wire(ConnId conn) {
         std::vector<Bytes> frames;
         for (const auto& f : out.take(conn)) {
-            frames.push_back(*f.frame);
+            frames.emplace_back(f.frame->begin(), f.frame->end());
         }
         return frames;
     }

@@ -32,9 +32,7 @@ using core::StoreOp;
 using K = core::StoreOp::Kind;
 using testing::ScratchDir;
 
-SharedFrame frame(std::uint8_t fill, std::size_t n = 40) {
-    return std::make_shared<const Bytes>(Bytes(n, fill));
-}
+SharedFrame frame(std::uint8_t fill, std::size_t n = 40) { return core::share(Bytes(n, fill)); }
 
 StoreOp op(K kind, std::string name, std::uint64_t id = 0, SharedFrame f = nullptr,
            bool written = false) {

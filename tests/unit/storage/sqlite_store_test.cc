@@ -19,9 +19,7 @@ using core::StoreBatch;
 using core::StoreOp;
 using testing::ScratchDir;
 
-SharedFrame frame(std::uint8_t fill, std::size_t n = 40) {
-    return std::make_shared<const Bytes>(Bytes(n, fill));
-}
+SharedFrame frame(std::uint8_t fill, std::size_t n = 40) { return core::share(Bytes(n, fill)); }
 
 StoreOp user(std::string name, ClientKind kind = ClientKind::User, Uuid session = {},
              std::int64_t detached = 0, std::uint32_t dropped = 0) {
