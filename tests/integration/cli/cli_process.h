@@ -172,7 +172,14 @@ public:
     LineSink& out() { return out_; }
     LineSink& err() { return pty_ ? out_ : err_; }
 
+    /// False if the child is gone or stopped reading (EPIPE: SIGPIPE is ignored in the test
+    /// process, so a CLI that exits before reading its input cannot kill the test).
     bool write(std::string_view text) {
+        static const bool ignored = [] {
+            ::signal(SIGPIPE, SIG_IGN);  // children get the default back before exec
+            return true;
+        }();
+        (void)ignored;
         std::size_t off = 0;
         while (off < text.size()) {
             ssize_t n = ::write(in_fd_, text.data() + off, text.size() - off);
@@ -245,6 +252,7 @@ private:
             ::setenv("HOME", home_.c_str(), 1);  // keep the history file out of the real home
         }
         ::setenv("TERM", "xterm", 1);
+        ::signal(SIGPIPE, SIG_DFL);  // an ignored signal would stay ignored across exec
         auto argv = argvOf(args);
         ::execv(argv[0], argv.data());
         std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
