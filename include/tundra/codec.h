@@ -46,6 +46,14 @@ DecodeResult decodeFrame(ByteSpan in, std::size_t max_payload);
 void encodeHeader(std::uint8_t* out, MsgType type, std::uint8_t flags, std::uint16_t sequence,
                   std::size_t payload_size);
 
+/// Writes the low N bytes of `v` at `at`, most significant first (the wire's integer order).
+template <std::size_t N>
+void storeBigEndian(std::uint8_t* at, std::uint64_t v) {
+    for (std::size_t i = 0; i < N; ++i) {
+        at[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
+    }
+}
+
 /// Builds a frame in one buffer: reserve the header, append fields, then finish().
 /// Appending is unchecked; finish() fails (returns empty) if the payload exceeds kMaxPayload.
 /// The field writers are inline: a delivery is a dozen of them, once per message.
@@ -78,10 +86,7 @@ public:
         return *this;
     }
     FrameWriter& tail(std::string_view bytes) {
-        if (!bytes.empty()) {
-            std::memcpy(room(bytes.size()), bytes.data(), bytes.size());
-        }
-        return *this;
+        return tail(ByteSpan(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
     }
 
     [[nodiscard]] std::size_t payloadSize() const { return end_ - kHeaderSize; }
@@ -101,10 +106,7 @@ private:
     void grow(std::size_t n);
     template <std::size_t N>
     FrameWriter& bigEndian(std::uint64_t v) {
-        std::uint8_t* at = room(N);
-        for (std::size_t i = 0; i < N; ++i) {
-            at[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
-        }
+        storeBigEndian<N>(room(N), v);
         return *this;
     }
 

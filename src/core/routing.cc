@@ -147,11 +147,9 @@ void SessionManager::Impl::flushBroadcasts() {
     }
     flushing_bcasts_ = true;
     const std::uint64_t evictions_before = metrics().budget_evictions_total;
-    bool any_all = false;
     std::size_t all_count = 0;
     User* sole_sender = pending_bcasts_.front().sender;
     for (const PendingBroadcast& p : pending_bcasts_) {
-        any_all = any_all || p.all;
         all_count += p.all ? 1U : 0U;
         sole_sender = p.sender == sole_sender ? sole_sender : nullptr;
     }
@@ -167,7 +165,7 @@ void SessionManager::Impl::flushBroadcasts() {
                                                            : nullptr;
     }
     for (auto kind : {ClientKind::User, ClientKind::Agent}) {
-        if (!any_all && kind != ClientKind::Agent) {
+        if (all_count == 0 && kind != ClientKind::Agent) {
             continue;  // agents-only broadcasts: users get none of them
         }
         const std::vector<User*>& online = users_.online(kind);

@@ -307,9 +307,7 @@ struct Cursor {
     std::uint8_t* at;
     template <std::size_t N>
     void bigEndian(std::uint64_t v) {
-        for (std::size_t i = 0; i < N; ++i) {
-            at[i] = static_cast<std::uint8_t>(v >> (8 * (N - 1 - i)));
-        }
+        storeBigEndian<N>(at, v);
         at += N;
     }
     void tail(std::string_view s) {
