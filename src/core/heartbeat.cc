@@ -196,7 +196,9 @@ void SessionManager::Impl::onConnTimer(ConnId id, std::int64_t t) {
                                  ? c.user->window.back().id
                                  : 0;
         c.awaiting_pong = true;
-        send(c, tick_ping_);
+        // Written at once: an idle connection has nothing else to send, and a tick that pings
+        // thousands of them then holds no output queue for each until the iteration's flush.
+        sendNow(c, tick_ping_);
     }
     fileConn(c);  // the next deadline: later than t (the due ones were handled above)
 }

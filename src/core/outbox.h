@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/shared_frame.h"
@@ -22,6 +23,10 @@ public:
     /// Returns false if the connection is gone or closing (nothing queued). Must not call back
     /// into the SessionManager.
     virtual bool send(ConnId conn, SharedFrame frame, std::uint64_t delivery_id = 0) = 0;
+    /// send() for a frame that is its connection's only output in a while (a heartbeat PING):
+    /// the outbox may write it at once rather than hold it for a batch, in order after
+    /// anything already queued. Same result and failure as send(), which this default is.
+    virtual bool sendNow(ConnId conn, SharedFrame frame) { return send(conn, std::move(frame)); }
     /// Queues `frames`, several complete delivery frames back to back, as one unit: the same
     /// as a send() of each with its delivery id (the first u64 of its payload), which is what
     /// this default does. An outbox that queues them as one segment reports the id of every

@@ -59,6 +59,16 @@ bool SessionManager::Impl::send(Conn& c, SharedFrame frame, std::uint64_t delive
     return true;
 }
 
+bool SessionManager::Impl::sendNow(Conn& c, SharedFrame frame) {
+    flushBroadcasts();
+    if (!outbox_.sendNow(c.id, std::move(frame))) {
+        return false;
+    }
+    ++c.frames_out;
+    ++metrics().frames_out_total;
+    return true;
+}
+
 void SessionManager::Impl::sendError(Conn& c, std::uint16_t seq, ErrorCode code,
                                      std::string_view text) {
     auto raw = static_cast<std::uint16_t>(code);

@@ -229,6 +229,8 @@ struct SessionManager::Impl {
     static SessionText sessionText(const User* u) { return SessionText::of(u); }
 
     bool send(Conn& c, SharedFrame frame, std::uint64_t delivery_id = 0);
+    /// send() through Outbox::sendNow: for a frame with nothing to batch it with (a PING).
+    bool sendNow(Conn& c, SharedFrame frame);
     void sendError(Conn& c, std::uint16_t seq, ErrorCode code, std::string_view text);
     void sendSystem(Conn& c, const msg::System& s, std::uint16_t seq);
     /// The core ends a connection: flush what is queued, then close. onDisconnect() follows.

@@ -195,30 +195,57 @@ bool TcpServer::send(ConnId id, SharedBytes bytes, std::uint64_t tag) {
         return true;
     }
     c.output_.push(std::move(bytes), 0, tag, &pool_);
+    queued(c);
+    return true;
+}
+
+bool TcpServer::sendNow(ConnId id, SharedBytes bytes, std::uint64_t tag) {
+    Connection* c = conns_.find(id);
+    if (c == nullptr || c->state_ != Connection::State::Open || c->tls_ || !c->output_.empty() ||
+        !bytes || bytes->empty()) {
+        // Refused, nothing to write, behind queued output (order), or through SSL_write: the
+        // send() path, whose flush at the end of the iteration writes it.
+        return send(id, std::move(bytes), tag);
+    }
+    ++write_calls_;
+    const iovec one{const_cast<std::uint8_t*>(bytes->data()), bytes->size()};
+    const sockets::IoResult r = sockets::sendVec(c->fd_, &one, 1);
+    const std::size_t written = r.n > 0 ? static_cast<std::size_t>(r.n) : 0;
+    bytes_out_ += written;
+    if (written == bytes->size()) {
+        return true;  // nothing queued: no queue storage taken
+    }
+    // The kernel took part or none of it (a full buffer, or an error the flush will meet
+    // again and close on, reporting the tag): the rest waits in the queue like any output.
+    c->output_.push(std::move(bytes), written, tag, &pool_);
+    queued(*c);
+    return true;
+}
+
+void TcpServer::queued(Connection& c) {
     recharge(c);
     if (c.output_.charge() > options_.output_cap && c.flush_pending_) {
         // This iteration's output has not been offered to the kernel yet; the cap is for what
         // the peer leaves unread, so offer it before judging.
         c.flush();
         if (c.state_ == Connection::State::Closed) {
-            return true;  // write error; the tags are reported
+            return;  // write error; the tags are reported
         }
     }
     if (c.output_.charge() > options_.output_cap) {
-        spdlog::debug("conn={} output {} bytes ({} segments) over the cap of {}", id,
+        spdlog::debug("conn={} output {} bytes ({} segments) over the cap of {}", c.id_,
                       c.output_.bytes(), c.output_.segments(), options_.output_cap);
         scheduleClose(c, CloseReason::SlowConsumer);
-        return true;
+        return;
     }
     enforceTotalCaps(c);
     if (c.state_ == Connection::State::Closed) {
-        return true;  // cut by the hard cap; the tags are reported
+        return;  // cut by the hard cap; the tags are reported
     }
     // With EPOLLOUT on, the kernel buffer is full: the writable event flushes, not a writev now.
     if (!c.flush_pending_ && (c.interest_ & EPOLLOUT) == 0 && !c.output_.empty()) {
         markForFlush(c);
     }
-    return true;
 }
 
 void TcpServer::recharge(Connection& c) {

@@ -118,6 +118,13 @@ public:
     /// or closing. If queued output exceeds output_cap the connection is closed as
     /// SlowConsumer (still returns true: the segment was queued, and its tag will be reported).
     bool send(ConnId id, SharedBytes bytes, std::uint64_t tag = 0);
+    /// Like send(), but a plaintext connection with nothing queued is written to at once
+    /// instead of at the end of the iteration; only what the kernel does not take is queued
+    /// (and then flushed, capped and reported like any output). For a frame that is its
+    /// connection's only output in a while (a heartbeat PING): there is nothing to batch it
+    /// with, and a burst of them (every idle connection pinged in one tick) then takes no
+    /// queue storage at all. Queued output, and TLS output, keep the send() path and order.
+    bool sendNow(ConnId id, SharedBytes bytes, std::uint64_t tag = 0);
     /// Stops reading, flushes queued output, then closes (Local, or FlushTimeout after
     /// flush_timeout_ms). From then on the connection counts as closing: send() returns false
     /// and no more input is delivered. Output of this iteration still waiting for its flush is
@@ -150,6 +157,8 @@ public:
     /// Frees the spare output-queue storage not used since the previous call (see
     /// SegmentPool::trimUnused); returns how many spare vectors it freed. From a periodic timer.
     std::size_t trimIdleStorage() { return pool_.trimUnused(); }
+    /// Spare output-queue vectors held for reuse right now (SegmentPool::spares).
+    [[nodiscard]] std::size_t spareQueueStorage() const { return pool_.spares(); }
     /// Heap attributable to one connection: its object, its map node and bucket slot, and its
     /// input/output storage (malloc rounding not included); 0 if unknown. See connection.h
     /// for the idle figure.
@@ -181,6 +190,8 @@ private:
     void peerClosed(Connection& c);
     void reap();
     void markForFlush(Connection& c);
+    /// After `c`'s queue grew: the charge, the caps, and the flush mark.
+    void queued(Connection& c);
     /// Brings queued_total_ up to date with `c`'s queue (after it grew or shrank).
     void recharge(Connection& c);
     void enforceTotalCaps(Connection& c);  // c: the connection whose queue just grew

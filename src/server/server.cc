@@ -475,6 +475,10 @@ bool Server::send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_i
     return tcp_.send(conn, std::move(frame), delivery_id);
 }
 
+bool Server::sendNow(core::ConnId conn, SharedFrame frame) {
+    return tcp_.sendNow(conn, std::move(frame));
+}
+
 bool Server::sendJoined(core::ConnId conn, SharedFrame frames) {
     return tcp_.send(conn, std::move(frames), net::kJoinedTag);
 }

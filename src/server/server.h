@@ -114,6 +114,8 @@ public:
 
     // core::Outbox
     bool send(core::ConnId conn, SharedFrame frame, std::uint64_t delivery_id) override;
+    /// net::TcpServer::sendNow: written at once when nothing is queued for `conn`.
+    bool sendNow(core::ConnId conn, SharedFrame frame) override;
     /// One output segment (net::kJoinedTag); its delivery ids are read back from the frames if
     /// the connection closes before they are written.
     bool sendJoined(core::ConnId conn, SharedFrame frames) override;
@@ -153,14 +155,16 @@ private:
     std::unique_ptr<AdminHttp> admin_;
     std::shared_ptr<net::TlsContext> tls_ctx_;
     bool config_error_ = false;
-    // Checked every 10 s; trims at most once a minute, once 1 MiB more is free than after the
-    // last trim and free space is a quarter of the heap (see HeapTrimmer); at the next check
-    // once 8 MiB more is free. 1 MiB: what a burst of 10,000 connections leaves behind (the
-    // timer wheels' emptied slots, old hash bucket arrays) is 3 to 4 MiB, a third of the heap,
-    // and stayed resident under a 16 MiB threshold. 8 MiB: the delivery windows 10,000 idle
-    // clients free once their PONGs confirm a burst (17 MiB) were kept up to a minute when a
-    // trim had just happened.
-    HeapTrimmer heap_trimmer_{1U << 20, 60'000, 8U << 20};
+    // Checked every 10 s; trims at most once a minute, once 256 KiB more is free than after
+    // the last trim and free space is a quarter of the heap (see HeapTrimmer); at the next
+    // check once 8 MiB more is free. 256 KiB: what a burst of 10,000 connections leaves behind
+    // (the timer wheels' emptied slots, old hash bucket arrays) is 3 to 4 MiB, a third of the
+    // heap, and stayed resident under a 16 MiB threshold; the output-queue storage a burst of
+    // deliveries to them leaves in the SegmentPool, freed once unused (trimIdleStorage), is
+    // about 460 KiB and stayed resident under a 1 MiB one (docs/BENCHMARKS.md, section 3).
+    // 8 MiB: the delivery windows 10,000 idle clients free once their PONGs confirm a burst
+    // (17 MiB) were kept up to a minute when a trim had just happened.
+    HeapTrimmer heap_trimmer_{256U << 10, 60'000, 8U << 20};
     bool draining_ = false;
     bool drain_waits_for_store_ = false;  // draining: held ACKs wait for their commit first
     std::unique_ptr<storage::Store> store_;

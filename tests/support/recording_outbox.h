@@ -24,6 +24,7 @@ struct SentFrame {
     SharedFrame frame;
     std::uint64_t delivery_id = 0;
     FrameHeader header;
+    bool now = false;  ///< queued through sendNow()
 
     [[nodiscard]] MsgType type() const { return static_cast<MsgType>(header.type); }
     [[nodiscard]] ByteSpan payload() const {
@@ -47,6 +48,13 @@ public:
         f.header = r.header;
         f.frame = std::move(frame);
         sent.push_back(std::move(f));
+        return true;
+    }
+    bool sendNow(core::ConnId conn, SharedFrame frame) override {
+        if (!send(conn, std::move(frame), 0)) {
+            return false;
+        }
+        sent.back().now = true;
         return true;
     }
 

@@ -207,6 +207,20 @@ TEST_F(CoreHeartbeatTest, OneTicksPingsShareOneFrameAndToken) {
     EXPECT_EQ(sm().gauges().latency_samples, 4U);
 }
 
+// A PING is an idle connection's only output: it goes through Outbox::sendNow (written at
+// once, no queue held until the flush); everything else through send().
+TEST_F(CoreHeartbeatTest, PingsAreSentNowAndOtherFramesAreQueued) {
+    login(1, "alice");
+    for (const SentFrame& f : out.framesFor(1)) {
+        EXPECT_FALSE(f.now) << "registering's answers are queued: " << static_cast<int>(f.type());
+    }
+    take(1);
+    advance(kInterval);
+    const SentFrame ping = one(1);
+    EXPECT_EQ(ping.type(), MsgType::Ping);
+    EXPECT_TRUE(ping.now);
+}
+
 TEST_F(CoreHeartbeatTest, UnregisteredConnectionsArePingedAndDropped) {
     connect(1);
     advance(kInterval);

@@ -707,6 +707,89 @@ TEST_F(TcpServerTest, PartlyWrittenGatheredOutputContinuesWhereTheKernelStopped)
     EXPECT_TRUE(closes_.empty());
 }
 
+// sendNow(): a connection with nothing queued is written to at once, so a burst of them (a
+// heartbeat tick pinging every idle connection) takes no queue storage; send() holds each
+// frame in a queue until the iteration's flush, and the drained queues' storage stays pooled.
+TEST_F(TcpServerTest, SendNowWritesAtOnceAndTakesNoQueueStorage) {
+    start();
+    std::vector<std::unique_ptr<LoopClient>> clients;
+    std::vector<ConnId> ids;
+    for (int i = 0; i < 20; ++i) {
+        clients.push_back(connect());
+        clients.back()->startReading();
+        ids.push_back(id_);
+    }
+    const auto ping = bytesOf("ping!");
+    const std::size_t spares_before = server_->spareQueueStorage();
+    const std::uint64_t writes_before = server_->writeCalls();
+    for (ConnId id : ids) {
+        ASSERT_TRUE(server_->sendNow(id, ping));
+        EXPECT_EQ(server_->queuedBytes(id), 0U) << "written inside sendNow()";
+    }
+    EXPECT_EQ(server_->writeCalls() - writes_before, ids.size());
+    EXPECT_EQ(ping.use_count(), 1) << "no queue holds the frame";
+    const auto allGot = [&](std::size_t n) {
+        return std::all_of(clients.begin(), clients.end(),
+                           [n](const auto& c) { return c->received().size() == n; });
+    };
+    ASSERT_TRUE(runUntil(loop_, [&] { return allGot(5); }));
+    EXPECT_EQ(server_->spareQueueStorage(), spares_before) << "no queue storage was taken";
+
+    // The same with send(): queued until the flush, whose drained queues go to the pool.
+    for (ConnId id : ids) {
+        ASSERT_TRUE(server_->send(id, ping));
+        EXPECT_EQ(server_->queuedBytes(id), 5U);
+    }
+    ASSERT_TRUE(runUntil(loop_, [&] { return allGot(10); }));
+    EXPECT_EQ(server_->spareQueueStorage(), spares_before + ids.size());
+    for (const auto& c : clients) {
+        EXPECT_EQ(c->received(), "ping!ping!");
+    }
+    EXPECT_FALSE(server_->sendNow(id_ + 1000, ping)) << "unknown connection";
+    EXPECT_TRUE(closes_.empty());
+}
+
+// sendNow() behind output already queued keeps the order: it joins the queue and the flush.
+TEST_F(TcpServerTest, SendNowQueuesBehindOutputAlreadyQueued) {
+    start();
+    auto c = connect();
+    c->startReading();
+    const std::uint64_t writes_before = server_->writeCalls();
+    ASSERT_TRUE(server_->send(id_, bytesOf("first;")));
+    ASSERT_TRUE(server_->sendNow(id_, bytesOf("second;")));
+    EXPECT_EQ(server_->queuedBytes(id_), 13U) << "queued behind the first, not written ahead";
+    EXPECT_EQ(server_->writeCalls(), writes_before);
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == 13; }));
+    EXPECT_EQ(c->received(), "first;second;");
+    EXPECT_EQ(server_->writeCalls() - writes_before, 1U) << "one flush for both";
+}
+
+// What the kernel does not take from a sendNow() is queued from where it stopped, and what is
+// sent next goes behind it; a close before it is written reports its tag.
+TEST_F(TcpServerTest, SendNowQueuesWhatTheKernelDoesNotTake) {
+    start(backedUp());
+    auto c = connect(4096);  // the client does not read yet
+    const std::string big = pattern(1 << 20);
+    ASSERT_TRUE(server_->sendNow(id_, bytesOf(big), 7));
+    const std::size_t left = server_->queuedBytes(id_);
+    ASSERT_GT(left, 0U) << "precondition: the kernel could not take a MiB";
+    ASSERT_LT(left, big.size()) << "the kernel took the start at once";
+    ASSERT_TRUE(server_->sendNow(id_, bytesOf("tail"), 8));
+    EXPECT_EQ(server_->queuedBytes(id_), left + 4) << "behind the rest, not written ahead";
+    c->startReading();
+    ASSERT_TRUE(runUntil(loop_, [&] { return c->received().size() == big.size() + 4; }));
+    EXPECT_TRUE(c->received() == big + "tail") << "bytes lost, duplicated or reordered";
+    EXPECT_EQ(server_->queuedBytes(id_), 0U);
+
+    // Not read again: the queued rest of a sendNow() is reported when the connection closes.
+    c->stopReading();
+    ASSERT_TRUE(server_->sendNow(id_, bytesOf(big), 9));
+    ASSERT_GT(server_->queuedBytes(id_), 0U);
+    server_->close(id_);
+    ASSERT_TRUE(runUntil(loop_, [&] { return !closes_.empty(); }));
+    EXPECT_EQ(closes_[0].tags, std::vector<std::uint64_t>{9});
+}
+
 TEST_F(TcpServerTest, FanOutWithinOneIterationIsOneWritevPerRecipient) {
     start();
     std::vector<std::unique_ptr<LoopClient>> clients;

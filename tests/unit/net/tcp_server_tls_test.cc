@@ -133,6 +133,19 @@ TEST_F(TcpServerTlsTest, OneIterationsDeliveriesLeaveInOneWrite) {
     EXPECT_EQ(server_->writeCalls() - before, 1U) << "20 sends, one SSL_write";
 }
 
+// sendNow() on a TLS connection takes the send() path (the iteration's flush, through
+// SSL_write), so it joins the same record as what was queued with it.
+TEST_F(TcpServerTlsTest, SendNowIsQueuedForTheFlushLikeSend) {
+    connectTls();
+    const ConnId id = connected_[0];
+    const std::uint64_t before = server_->writeCalls();
+    ASSERT_TRUE(server_->sendNow(id, test::bytesOf("ping;")));
+    EXPECT_EQ(server_->queuedBytes(id), 5U) << "not written inside sendNow()";
+    ASSERT_TRUE(server_->send(id, test::bytesOf("more;")));
+    EXPECT_EQ(readTls(10), "ping;more;");
+    EXPECT_EQ(server_->writeCalls() - before, 1U) << "one SSL_write for both";
+}
+
 TEST_F(TcpServerTlsTest, LargeTransfersBothWaysArriveIntact) {
     connectTls();
     const std::string big = pattern(300'000);
