@@ -115,12 +115,12 @@ bool tuneAllocator() {
     return trim && mmap;
 }
 
-bool HeapTrimmer::maybeTrim(std::int64_t now_ms) {
+bool HeapTrimmer::maybeTrim(std::int64_t now_ms, bool quiet) {
     const auto info = ::mallinfo2();
     const std::size_t free_now = info.fordblks;
     // Free space that was reused since the last trim counts as freed again when it comes back.
     free_after_last_trim_ = std::min(free_after_last_trim_, free_now);
-    if (trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_ &&
+    if (!quiet && trimmed_ && now_ms - last_trim_ms_ < min_interval_ms_ &&
         free_now - free_after_last_trim_ < urgent_growth_) {
         return false;  // too soon: a walk of a large heap is not free
     }
@@ -408,8 +408,10 @@ bool Server::start(std::string& error) {
     loop_.addTimer(
         kHeapTrimIntervalMs,
         [this] {
-            tcp_.trimIdleStorage();  // spare queue storage unused for an interval, then the heap
-            heap_trimmer_.maybeTrim(loop_.nowMs());
+            // Spare queue storage unused for a whole interval, then the heap: freeing some
+            // means traffic stopped, and the trim then need not wait for its interval.
+            const bool quiet = tcp_.trimIdleStorage() > 0;
+            heap_trimmer_.maybeTrim(loop_.nowMs(), quiet);
         },
         true);
     spdlog::info(

@@ -56,8 +56,11 @@ public:
         : min_growth_(min_growth),
           urgent_growth_(urgent_growth),
           min_interval_ms_(min_interval_ms) {}
-    /// True if it trimmed. `now_ms`: a monotonic time for the interval.
-    bool maybeTrim(std::int64_t now_ms = 0);
+    /// True if it trimmed. `now_ms`: a monotonic time for the interval. `quiet`: the caller
+    /// has just freed storage that sat unused for a whole check interval (traffic stopped), so
+    /// the interval is waived: what the last burst left is given back now, not up to a minute
+    /// later. The other conditions still apply.
+    bool maybeTrim(std::int64_t now_ms = 0, bool quiet = false);
 
 private:
     std::size_t min_growth_;

@@ -95,6 +95,29 @@ TEST(HeapTrimmer, WithinTheIntervalOnlyALargeFreeTrims) {
 // tuneAllocator(): memory freed at the top of the heap stays for the next burst instead of
 // being given back (and faulted in again, page by page) every time; blocks up to 4 MiB come
 // from the heap; the trimmer still gives it all back once traffic stops.
+// A quiet server (the caller freed storage idle for a whole interval) is trimmed within the
+// interval too, once enough is free.
+TEST(HeapTrimmer, QuietWaivesTheInterval) {
+#ifdef __SANITIZE_ADDRESS__
+    GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to trim";
+#endif
+    HeapTrimmer trimmer(1U << 20, 60'000, 8U << 20);
+    auto first = burst(4'000, 1536);
+    auto first_pins = burst(4'000, 32);
+    first.clear();
+    ASSERT_TRUE(trimmer.maybeTrim(1000));
+    EXPECT_FALSE(trimmer.maybeTrim(11'000, true)) << "quiet, but nothing more is free";
+
+    auto small = burst(2'000, 1536);  // 3 MiB: above min_growth, below urgent_growth
+    auto small_pins = burst(2'000, 32);
+    EXPECT_FALSE(trimmer.maybeTrim(16'000, true)) << "in use";
+    const std::uint64_t resident_busy = residentBytes();
+    small.clear();
+    EXPECT_FALSE(trimmer.maybeTrim(21'000)) << "within the interval";
+    EXPECT_TRUE(trimmer.maybeTrim(21'000, true));
+    EXPECT_LT(residentBytes() + (2U << 20), resident_busy);
+}
+
 TEST(HeapTrimmer, TunedAllocatorKeepsFreedMemoryUntilTheTrimmerRuns) {
 #ifdef __SANITIZE_ADDRESS__
     GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to tune";
