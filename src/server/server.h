@@ -160,11 +160,13 @@ private:
     bool config_error_ = false;
     // Checked every 10 s; trims at most once a minute, once 256 KiB more is free than after
     // the last trim and free space is a quarter of the heap (see HeapTrimmer); at the next
-    // check once 8 MiB more is free. 256 KiB: what a burst of 10,000 connections leaves behind
+    // check once 8 MiB more is free, or once trimIdleStorage() freed spare queue storage (the
+    // server went quiet). 256 KiB: what a burst of 10,000 connections leaves behind
     // (the timer wheels' emptied slots, old hash bucket arrays) is 3 to 4 MiB, a third of the
     // heap, and stayed resident under a 16 MiB threshold; the output-queue storage a burst of
     // deliveries to them leaves in the SegmentPool, freed once unused (trimIdleStorage), is
-    // about 460 KiB and stayed resident under a 1 MiB one (docs/BENCHMARKS.md, section 3).
+    // about 460 KiB and stayed resident under a 1 MiB one (docs/BENCHMARKS.md, "Heartbeats
+    // without queue storage").
     // 8 MiB: the delivery windows 10,000 idle clients free once their PONGs confirm a burst
     // (17 MiB) were kept up to a minute when a trim had just happened.
     HeapTrimmer heap_trimmer_{256U << 10, 60'000, 8U << 20};
