@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "histogram.h"
@@ -49,9 +50,10 @@ struct Options {
     int count = 1000;
     int warm = 0;       // idle: broadcasts each idle client reads before the second measurement
     int settle_s = -1;  // idle --warm: silence before the last measurement; -1 = 2 x heartbeat + 1
-    int health = 0;     // idle: HEALTH_CHECK round trips timed while the idle clients are held
-    int pairs = 100;    // pairs, agents: sender/receiver (requester/agent) pairs
-    double rate = 0;    // pairs: messages per second in total, open loop; 0 = as fast as the window
+    int register_pause_ms = 0;  // idle: wait between the REGISTERs and reading the WELCOMEs
+    int health = 0;   // idle: HEALTH_CHECK round trips timed while the idle clients are held
+    int pairs = 100;  // pairs, agents: sender/receiver (requester/agent) pairs
+    double rate = 0;  // pairs: messages per second in total, open loop; 0 = as fast as the window
     double timeout_s = 60;
     bool json = false;
     bool tls = false;       // --tls: to tundrad's TLS port
@@ -267,10 +269,13 @@ std::uint64_t healthRss(Conn& c) {
 }
 
 // Connects and registers `n` clients, pipelining the REGISTERs. `heartbeat_s`, when given,
-// receives the WELCOME's heartbeat_s (the server's ping interval, whole seconds).
+// receives the WELCOME's heartbeat_s (the server's ping interval, whole seconds). `pause_ms`:
+// a wait before the WELCOMEs are read, like a client slow to get there (thousands of
+// registrations take seconds): the server's first PINGs may then arrive right behind them.
 std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const char* prefix,
                                                 std::uint16_t* heartbeat_s = nullptr,
-                                                ClientKind kind = ClientKind::User) {
+                                                ClientKind kind = ClientKind::User,
+                                                int pause_ms = 0) {
     socklen_t len = 0;
     auto addr = resolve(o, len);
     std::vector<std::unique_ptr<Conn>> conns;
@@ -281,6 +286,9 @@ std::vector<std::unique_ptr<Conn>> registerMany(const Options& o, int n, const c
         r.username = name;
         r.kind = kind;
         sendBlocking(*conns.back(), msg::encode(r, 1));
+    }
+    if (pause_ms > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
     }
     for (auto& c : conns) {
         auto payload = readFrameBlocking(*c, MsgType::System);
@@ -505,6 +513,11 @@ struct WarmPump {
     bool runUntil(Done done, Clock::time_point deadline) {
         std::vector<epoll_event> events(1024);
         std::uint8_t buf[65536];
+        // Frames read before the pump took over (a PING that came in behind a WELCOME while
+        // thousands of others registered) are answered first: epoll only reports new bytes.
+        for (Conn* c : conns) {
+            decodeBuffered(*c);
+        }
         while (!done()) {
             if (Clock::now() >= deadline) {
                 return false;
@@ -539,18 +552,23 @@ struct WarmPump {
                     die("server closed a connection (heartbeat timeout? see the server log)");
                 }
                 c.decoder.append(ByteSpan(buf, static_cast<std::size_t>(got)));
-                for (auto r = c.decoder.next();; r = c.decoder.next()) {
-                    if (r.status == DecodeStatus::Error) {
-                        die("bad frame from server");
-                    }
-                    if (r.status != DecodeStatus::Frame) {
-                        break;
-                    }
-                    onFrame(c, r);
-                }
+                decodeBuffered(c);
             }
         }
         return true;
+    }
+
+    // Handles the whole frames already in `c`'s decoder.
+    void decodeBuffered(Conn& c) {
+        for (auto r = c.decoder.next();; r = c.decoder.next()) {
+            if (r.status == DecodeStatus::Error) {
+                die("bad frame from server");
+            }
+            if (r.status != DecodeStatus::Frame) {
+                return;
+            }
+            onFrame(c, r);
+        }
     }
 
     std::uint64_t rss(Clock::time_point deadline, const char* when) {
@@ -578,7 +596,7 @@ int runIdle(const Options& o) {
         senders = registerMany(o, 1, "warm");  // before the baseline, like the probe
     }
     const std::uint64_t before = healthRss(*probe[0]);
-    auto idle = registerMany(o, o.clients, "idle");
+    auto idle = registerMany(o, o.clients, "idle", nullptr, ClientKind::User, o.register_pause_ms);
     auto perConn = [&](std::uint64_t rss) {
         return (static_cast<double>(rss) - static_cast<double>(before)) /
                static_cast<double>(o.clients);
@@ -1269,6 +1287,8 @@ const char* kUsage =
     "           whose PONGs free the delivery windows: RSS idle after PONG\n"
     "           --health K (without --warm): then K HEALTH_CHECK round trips, one at a\n"
     "           time, while the idle connections are held: p50, p99, max\n"
+    "           --register-pause-ms MS: wait MS between sending the idle clients'\n"
+    "           REGISTERs and reading their WELCOMEs (slow clients)\n"
     "  latency  --count N (1000): PING round-trip times\n"
     "  pairs    --pairs N (100) --messages M (200 per pair) --size BYTES (64) --window W (16)\n"
     "           [--rate R]: N senders each sending M direct messages to its own receiver,\n"
@@ -1325,6 +1345,8 @@ int main(int argc, char** argv) {
             o.warm = parseIntArg("--warm", value(), 1, 10000);
         } else if (a == "--health") {
             o.health = parseIntArg("--health", value(), 1, 1000000);
+        } else if (a == "--register-pause-ms") {
+            o.register_pause_ms = parseIntArg("--register-pause-ms", value(), 0, 600000);
         } else if (a == "--settle") {
             o.settle_s = parseIntArg("--settle", value(), 0, 3600);
         } else if (a == "--timeout") {

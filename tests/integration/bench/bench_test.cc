@@ -132,6 +132,21 @@ TEST_F(BenchTest, IdleTimesHealthChecksWhileTheConnectionsAreHeld) {
     EXPECT_NE(both.code, 0);
 }
 
+// idle --warm end to end, with clients slow to read their WELCOMEs: the server's first PING
+// arrives right behind each WELCOME (read together, before the pump took over), and must still
+// be answered, or the server drops them at the heartbeat deadline (as it did at 19,970 clients,
+// whose registration takes longer than a short ping interval).
+TEST_F(BenchTest, IdleWarmAnswersPingsThatArrivedWithTheWelcome) {
+    TundradProcess pinging{{"--max-connections-per-ip", "0", "--register-rate", "0",
+                            "--rate-messages-per-s", "0", "--ping-interval", "1"}};
+    nlohmann::json j;
+    ASSERT_NO_FATAL_FAILURE(
+        runOk(pinging, "idle --clients 3 --warm 2 --register-pause-ms 1500", j));
+    EXPECT_EQ(j.at("clients").get<int>(), 3);
+    EXPECT_GT(j.at("rss_after_traffic").get<double>(), 0.0);
+    EXPECT_GT(j.at("rss_after_pong").get<double>(), 0.0);
+}
+
 TEST_F(BenchTest, UnknownScenarioArgumentIsAClearError) {
     const ShellResult r = bench(server.port(), "pairs --pairs nope 2>&1");
     EXPECT_EQ(r.code, 2);
