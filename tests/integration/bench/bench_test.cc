@@ -138,10 +138,10 @@ TEST_F(BenchTest, IdleTimesHealthChecksWhileTheConnectionsAreHeld) {
 // whose registration takes longer than a short ping interval).
 TEST_F(BenchTest, IdleWarmAnswersPingsThatArrivedWithTheWelcome) {
     TundradProcess pinging{{"--max-connections-per-ip", "0", "--register-rate", "0",
-                            "--rate-messages-per-s", "0", "--ping-interval", "1"}};
+                            "--rate-messages-per-s", "0", "--ping-interval", "2"}};
     nlohmann::json j;
     ASSERT_NO_FATAL_FAILURE(
-        runOk(pinging, "idle --clients 3 --warm 2 --register-pause-ms 1500", j));
+        runOk(pinging, "idle --clients 3 --warm 2 --register-pause-ms 2500", j));
     EXPECT_EQ(j.at("clients").get<int>(), 3);
     EXPECT_GT(j.at("rss_after_traffic").get<double>(), 0.0);
     EXPECT_GT(j.at("rss_after_pong").get<double>(), 0.0);
