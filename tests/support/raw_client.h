@@ -145,16 +145,17 @@ public:
     // ---- conveniences ----
     std::uint16_t nextSeq() { return ++seq_ == 0 ? ++seq_ : seq_; }
 
-    /// REGISTER and wait for the WELCOME (or ERROR); returns the answer frame.
-    std::optional<RawFrame> registerAs(std::string_view name, ClientKind kind = ClientKind::User,
-                                       Uuid session = {}, std::uint64_t last_id = 0) {
+    /// REGISTER and wait for the WELCOME (or ERROR), at most `timeout`; returns the answer frame.
+    std::optional<RawFrame> registerAs(
+        std::string_view name, ClientKind kind = ClientKind::User, Uuid session = {},
+        std::uint64_t last_id = 0, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         msg::Register r;
         r.username = name;
         r.kind = kind;
         r.session = session;
         r.last_id = last_id;
         send(msg::encode(r, nextSeq()));
-        return read();
+        return read(timeout);
     }
 
 private:

@@ -42,10 +42,12 @@ inline const std::vector<std::string> kFloodFlags{"--fsync",
                                                   "--rate-messages-per-s",
                                                   "0"};
 
-/// Registers `name` (a new session unless `session` is set); the WELCOME, or nullopt.
+/// Registers `name` (a new session unless `session` is set); the WELCOME, or nullopt. Waits up
+/// to 30 s: a server syncing every commit on a machine busy with other disk work (a parallel
+/// build) was once seen to take over 5 s to answer; only a failure waits that long.
 inline std::optional<msg::Welcome> registerOn(RawClient& c, const std::string& name,
                                               Uuid session = {}, std::uint64_t last_id = 0) {
-    auto f = c.registerAs(name, ClientKind::User, session, last_id);
+    auto f = c.registerAs(name, ClientKind::User, session, last_id, std::chrono::seconds(30));
     if (!f || f->type() != MsgType::System) {
         return std::nullopt;
     }
