@@ -83,6 +83,17 @@ protected:
         return c;
     }
 
+    // Connects `n` clients that read everything they get (appended to `clients`); their ids.
+    std::vector<ConnId> connectReaders(int n, std::vector<std::unique_ptr<LoopClient>>& clients) {
+        std::vector<ConnId> ids;
+        for (int i = 0; i < n; ++i) {
+            clients.push_back(connect());
+            clients.back()->startReading();
+            ids.push_back(id_);
+        }
+        return ids;
+    }
+
     // What sendPieces() saw: the client (still connected), the bytes it got, what was queued
     // when the data callback returned, and the write syscalls the server made meanwhile.
     struct PiecesSent {
@@ -713,12 +724,7 @@ TEST_F(TcpServerTest, PartlyWrittenGatheredOutputContinuesWhereTheKernelStopped)
 TEST_F(TcpServerTest, SendNowWritesAtOnceAndTakesNoQueueStorage) {
     start();
     std::vector<std::unique_ptr<LoopClient>> clients;
-    std::vector<ConnId> ids;
-    for (int i = 0; i < 20; ++i) {
-        clients.push_back(connect());
-        clients.back()->startReading();
-        ids.push_back(id_);
-    }
+    const std::vector<ConnId> ids = connectReaders(20, clients);
     const auto ping = bytesOf("ping!");
     const std::size_t spares_before = server_->spareQueueStorage();
     const std::uint64_t writes_before = server_->writeCalls();
@@ -793,12 +799,7 @@ TEST_F(TcpServerTest, SendNowQueuesWhatTheKernelDoesNotTake) {
 TEST_F(TcpServerTest, FanOutWithinOneIterationIsOneWritevPerRecipient) {
     start();
     std::vector<std::unique_ptr<LoopClient>> clients;
-    std::vector<ConnId> ids;
-    for (int i = 0; i < 3; ++i) {
-        clients.push_back(connect());
-        clients.back()->startReading();
-        ids.push_back(id_);
-    }
+    const std::vector<ConnId> ids = connectReaders(3, clients);
     // Ten broadcasts, each one shared frame queued to every recipient, as the core does.
     std::string expect;
     const std::uint64_t writes_before = server_->writeCalls();

@@ -25,6 +25,17 @@ std::vector<std::unique_ptr<char[]>> burst(std::size_t count, std::size_t size) 
     return blocks;
 }
 
+// A trimmer with a one-minute interval and an 8 MiB urgent growth that has just trimmed, at
+// t = 1 s, the 6 MiB of a burst; returns the small blocks that keep the freed space below
+// the heap's top (kept alive by the caller).
+std::vector<std::unique_ptr<char[]>> trimOnceAt1s(HeapTrimmer& trimmer) {
+    auto first = burst(4'000, 1536);
+    auto pins = burst(4'000, 32);
+    first.clear();
+    EXPECT_TRUE(trimmer.maybeTrim(1000));
+    return pins;
+}
+
 TEST(HeapTrimmer, ReturnsFreedPagesOnceAndOnlyWhenEnoughWasFreed) {
 #ifdef __SANITIZE_ADDRESS__
     GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to trim";
@@ -64,11 +75,7 @@ TEST(HeapTrimmer, WithinTheIntervalOnlyALargeFreeTrims) {
     GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to trim";
 #endif
     HeapTrimmer trimmer(1U << 20, 60'000, 8U << 20);
-    // A first trim at t = 1 s.
-    auto first = burst(4'000, 1536);
-    auto first_pins = burst(4'000, 32);
-    first.clear();
-    ASSERT_TRUE(trimmer.maybeTrim(1000));
+    const auto first_pins = trimOnceAt1s(trimmer);
 
     // 3 MiB freed: more than min_growth, less than urgent_growth: it waits for the interval.
     auto small = burst(2'000, 1536);
@@ -92,9 +99,6 @@ TEST(HeapTrimmer, WithinTheIntervalOnlyALargeFreeTrims) {
     EXPECT_TRUE(trimmer.maybeTrim(81'000)) << "a minute after the last trim";
 }
 
-// tuneAllocator(): memory freed at the top of the heap stays for the next burst instead of
-// being given back (and faulted in again, page by page) every time; blocks up to 4 MiB come
-// from the heap; the trimmer still gives it all back once traffic stops.
 // A quiet server (the caller freed storage idle for a whole interval) is trimmed within the
 // interval too, once enough is free.
 TEST(HeapTrimmer, QuietWaivesTheInterval) {
@@ -102,10 +106,7 @@ TEST(HeapTrimmer, QuietWaivesTheInterval) {
     GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to trim";
 #endif
     HeapTrimmer trimmer(1U << 20, 60'000, 8U << 20);
-    auto first = burst(4'000, 1536);
-    auto first_pins = burst(4'000, 32);
-    first.clear();
-    ASSERT_TRUE(trimmer.maybeTrim(1000));
+    const auto first_pins = trimOnceAt1s(trimmer);
     EXPECT_FALSE(trimmer.maybeTrim(11'000, true)) << "quiet, but nothing more is free";
 
     auto small = burst(2'000, 1536);  // 3 MiB: above min_growth, below urgent_growth
@@ -118,6 +119,9 @@ TEST(HeapTrimmer, QuietWaivesTheInterval) {
     EXPECT_LT(residentBytes() + (2U << 20), resident_busy);
 }
 
+// tuneAllocator(): memory freed at the top of the heap stays for the next burst instead of
+// being given back (and faulted in again, page by page) every time; blocks up to 4 MiB come
+// from the heap; the trimmer still gives it all back once traffic stops.
 TEST(HeapTrimmer, TunedAllocatorKeepsFreedMemoryUntilTheTrimmerRuns) {
 #ifdef __SANITIZE_ADDRESS__
     GTEST_SKIP() << "AddressSanitizer replaces malloc: there is no glibc heap to tune";
